@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+// The `redrafter` command line.
+
+import { Command } from 'commander';
+import { registerGenerate } from './generate.js';
+import { registerTokenize } from './tokenize.js';
+
+const program = new Command();
+program
+  .name('redrafter')
+  .description('ReDrafter speculative decoding for Llama-family models, in TypeScript and WebAssembly')
+  .showHelpAfterError()
+  .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+
+registerGenerate(program);
+registerTokenize(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  process.stderr.write(`redrafter: ${(error as Error).message}\n`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,32 @@
+// --model / --tokenizer / --threads / --context handling shared by the commands.
+
+import type { Command } from 'commander';
+import { loadModel, type LoadedModel } from '../engine/load.js';
+import { resolveDefaultModel } from '../engine/default-model.js';
+import { integer } from './options.js';
+
+export interface ModelFlags {
+  model?: string;
+  tokenizer?: string;
+  threads?: number;
+  context?: number;
+}
+
+export function addModelOptions(command: Command): Command {
+  return command
+    .option('-m, --model <path>', 'llama2.c checkpoint or Hugging Face folder (default: stories260K)')
+    .option('--tokenizer <path>', 'llama2.c tokenizer.bin (default: found beside the model)')
+    .option('--threads <n>', 'computing threads', integer(1, 64), 1)
+    .option('--context <n>', 'context length (default: the model\'s, at most 4096)', integer(1));
+}
+
+export async function openModel(flags: ModelFlags): Promise<LoadedModel> {
+  let model = flags.model;
+  let tokenizer = flags.tokenizer;
+  if (!model) {
+    const found = await resolveDefaultModel((message) => process.stderr.write(`${message}\n`));
+    model = found.model;
+    tokenizer ??= found.tokenizer;
+  }
+  return loadModel({ model, tokenizer, threads: flags.threads, contextLength: flags.context });
+}

@@ -1,0 +1,41 @@
+// Option parsers shared by the commands: each names the option and what it expected when the value is bad.
+
+import { InvalidArgumentError } from 'commander';
+
+export function integer(min: number, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
+  return (value) => {
+    const parsed = Number(value);
+    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
+      throw new InvalidArgumentError(`expected an integer in ${min}..${max === Number.MAX_SAFE_INTEGER ? '∞' : max}, got "${value}"`);
+    }
+    return parsed;
+  };
+}
+
+export function decimal(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const parsed = Number(value);
+    if (value.trim() === '' || !Number.isFinite(parsed) || parsed < min || parsed > max) {
+      throw new InvalidArgumentError(`expected a number in ${min}..${max}, got "${value}"`);
+    }
+    return parsed;
+  };
+}
+
+export function idList(value: string): number[] {
+  const parts = value.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+  if (parts.length === 0) throw new InvalidArgumentError(`expected comma-separated token ids, got "${value}"`);
+  return parts.map((part) => {
+    if (!/^\d+$/.test(part)) throw new InvalidArgumentError(`expected a token id, got "${part}" in "${value}"`);
+    return Number(part);
+  });
+}
+
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+export function format(value: string): 'text' | 'json' {
+  if (value !== 'text' && value !== 'json') throw new InvalidArgumentError(`expected "text" or "json", got "${value}"`);
+  return value;
+}

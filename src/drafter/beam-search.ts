@@ -1,0 +1,182 @@
+// Beam search over the drafter (spec §2): W beams of length L (L counts g0), scores accumulated in float32, beams
+// sorted best first with the lowest flat index winning ties. Deterministic and allocation-free after creation.
+
+import type { Drafter } from './drafter.js';
+
+export const MAX_BEAM_WIDTH = 64;
+export const MAX_BEAM_LENGTH = 16;
+
+export interface BeamSearchResult {
+  width: number;
+  length: number;
+  /** [W, L] row-major; beams[w·L] = g0. Valid for the first width·length entries. */
+  readonly beams: Int32Array;
+  /** Σ log q of each beam's drafted tokens [W]. */
+  readonly scores: Float32Array;
+  /**
+   * The drafter distributions log q ([W, L−1, V] for this call's W and L): entry (w, k−1), at ((w·(L−1) + k−1)·V,
+   * produced beams[w][k]. Only filled when the search
+   * was created with `keepDistributions` (Apple's acceptance rule needs them; the exact rule does not).
+   */
+  readonly logQ: Float32Array | null;
+}
+
+export interface BeamSearch {
+  /** Drafts from context vector h (h[offset .. offset+H)) and first token g0. */
+  search(h: Float32Array, offset: number, g0: number, width: number, length: number): BeamSearchResult;
+}
+
+export function validateBeamShape(width: number, length: number): void {
+  if (!Number.isInteger(width) || width < 1 || width > MAX_BEAM_WIDTH) {
+    throw new RangeError(`beams: expected an integer in 1..${MAX_BEAM_WIDTH}, got ${width}`);
+  }
+  if (!Number.isInteger(length) || length < 2 || length > MAX_BEAM_LENGTH) {
+    throw new RangeError(`beam length: expected an integer in 2..${MAX_BEAM_LENGTH} (it counts g0), got ${length}`);
+  }
+}
+
+/**
+ * Turns drafter logits into log q in place (spec §1.2 post-processing): subtract the max, replace every entry strictly
+ * below the k-th largest by LOG_0 (ties at the threshold survive), log-softmax. `selection` is scratch of length V.
+ */
+export function drafterLogProbs(row: Float32Array, offset: number, vocab: number, topK: number, log0: number,
+  selection: Float32Array): void {
+  let max = -Infinity;
+  for (let v = 0; v < vocab; v++) if (row[offset + v] > max) max = row[offset + v];
+  for (let v = 0; v < vocab; v++) row[offset + v] = Math.fround(row[offset + v] - max);
+  if (topK < vocab) {
+    for (let v = 0; v < vocab; v++) selection[v] = row[offset + v];
+    const threshold = kthLargest(selection, vocab, topK);
+    for (let v = 0; v < vocab; v++) if (row[offset + v] < threshold) row[offset + v] = log0;
+  }
+  // exp(LOG_0) is 0 in float64, so filtered entries add nothing; the max is 0 after centering.
+  let sum = 0;
+  for (let v = 0; v < vocab; v++) {
+    const value = row[offset + v];
+    if (value !== log0) sum += Math.exp(value);
+  }
+  const logSum = Math.log(sum);
+  for (let v = 0; v < vocab; v++) row[offset + v] = Math.fround(row[offset + v] - logSum);
+}
+
+/** The k-th largest of values[0..n) (k ≥ 1), by quickselect; reorders `values`. */
+function kthLargest(values: Float32Array, n: number, k: number): number {
+  let lo = 0;
+  let hi = n - 1;
+  const target = k - 1; // index in descending order
+  while (lo < hi) {
+    const pivot = values[(lo + hi) >>> 1];
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (values[i] > pivot) i++;
+      while (values[j] < pivot) j--;
+      if (i <= j) {
+        const t = values[i];
+        values[i] = values[j];
+        values[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (target <= j) hi = j;
+    else if (target >= i) lo = i;
+    else return values[target];
+  }
+  return values[target];
+}
+
+export interface BeamSearchOptions {
+  maxWidth: number;
+  maxLength: number;
+  /** Keep log q of every drafted position (for Apple's acceptance rule). */
+  keepDistributions?: boolean;
+}
+
+export function createBeamSearch(drafter: Drafter, options: BeamSearchOptions): BeamSearch {
+  const { maxWidth, maxLength } = options;
+  validateBeamShape(maxWidth, maxLength);
+  if (drafter.maxRows < maxWidth) throw new RangeError(`beam search: the drafter computes ${drafter.maxRows} rows, W = ${maxWidth}`);
+  const V = drafter.config.vocabSize;
+  const { topK, log0 } = drafter.config;
+  const beams = new Int32Array(maxWidth * maxLength);
+  const nextBeams = new Int32Array(maxWidth * maxLength);
+  const scores = new Float32Array(maxWidth);
+  const nextScores = new Float32Array(maxWidth);
+  const parents = new Int32Array(maxWidth);
+  const picked = new Int32Array(maxWidth);
+  const lastTokens = new Int32Array(maxWidth);
+  const selection = new Float32Array(V);
+  const logQ = options.keepDistributions ? new Float32Array(maxWidth * (maxLength - 1) * V) : null;
+  const nextLogQ = options.keepDistributions ? new Float32Array(maxWidth * (maxLength - 1) * V) : null;
+  const result: BeamSearchResult = { width: 0, length: 0, beams, scores, logQ };
+
+  function search(h: Float32Array, offset: number, g0: number, width: number, length: number): BeamSearchResult {
+    validateBeamShape(width, length);
+    if (width > maxWidth || length > maxLength) {
+      throw new RangeError(`beam search: ${width} × ${length} exceeds the prepared ${maxWidth} × ${maxLength}`);
+    }
+    const L = length;
+    drafter.setContext(h, offset);
+    drafter.resetState();
+    for (let w = 0; w < width; w++) beams[w * L] = g0;
+    lastTokens[0] = g0;
+    let rows = 1; // step 1 computes beam 0 only: the other W−1 beams are dead copies of it (spec §2.2)
+
+    for (let t = 1; t < L; t++) {
+      const logits = drafter.step(lastTokens, rows);
+      for (let r = 0; r < rows; r++) drafterLogProbs(logits, r * V, V, topK, log0, selection);
+
+      // Top-W of the joint scores over (beam, token), best first, lowest flat index on ties. At step 1 the dead
+      // copies take part with score LOG_0 and beam 0's distribution, as in the reference.
+      let found = 0;
+      const candidateRows = t === 1 ? width : rows;
+      for (let r = 0; r < candidateRows; r++) {
+        const base = t === 1 ? (r === 0 ? 0 : log0) : scores[r];
+        const row = (t === 1 ? 0 : r) * V;
+        for (let v = 0; v < V; v++) {
+          const joint = Math.fround(base + logits[row + v]);
+          if (found === width && joint <= nextScores[width - 1]) continue;
+          // Insert after every entry with a score >= joint (earlier flat indices win ties).
+          let at = found < width ? found : width - 1;
+          while (at > 0 && nextScores[at - 1] < joint) {
+            nextScores[at] = nextScores[at - 1];
+            parents[at] = parents[at - 1];
+            picked[at] = picked[at - 1];
+            at--;
+          }
+          nextScores[at] = joint;
+          parents[at] = r;
+          picked[at] = v;
+          if (found < width) found++;
+        }
+      }
+
+      // New beams: parent's prefix + picked token; state and distributions follow the parent.
+      for (let w = 0; w < width; w++) {
+        const parent = parents[w];
+        for (let k = 0; k < t; k++) nextBeams[w * L + k] = beams[parent * L + k];
+        nextBeams[w * L + t] = picked[w];
+        scores[w] = nextScores[w];
+        lastTokens[w] = picked[w];
+        if (logQ && nextLogQ) {
+          const stride = (L - 1) * V;
+          nextLogQ.set(logQ.subarray(parent * stride, parent * stride + (t - 1) * V), w * stride);
+          const source = (t === 1 ? 0 : parent) * V;
+          nextLogQ.set(logits.subarray(source, source + V), w * stride + (t - 1) * V);
+        }
+      }
+      beams.set(nextBeams.subarray(0, width * L));
+      if (logQ && nextLogQ) logQ.set(nextLogQ.subarray(0, width * (L - 1) * V));
+      // Dead copies at step 1 share beam 0's state, so parents index row 0 then.
+      if (t === 1) parents.fill(0, 0, width);
+      drafter.reorderState(parents, width);
+      rows = width;
+    }
+    result.width = width;
+    result.length = L;
+    return result;
+  }
+
+  return { search };
+}

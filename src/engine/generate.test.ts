@@ -1,0 +1,95 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { loadModel, type LoadedModel } from './load.js';
+import { generate, generateText } from './generate.js';
+import { missing, stories260K } from '../../test/fixtures.js';
+
+interface ReferenceGreedy {
+  prompt: string;
+  prompt_ids: number[];
+  greedy_ids: number[];
+}
+
+const skip = missing('stories260K', 'stories260K.bin');
+
+async function withStories(threads: number, body: (loaded: LoadedModel) => Promise<void>): Promise<void> {
+  const loaded = await loadModel({ model: stories260K.model, tokenizer: stories260K.tokenizer, threads });
+  try {
+    await body(loaded);
+  } finally {
+    await loaded.close();
+  }
+}
+
+test('stories260K greedy ids equal llama2.c run.c (reference-greedy.jsonl), 1 and 2 threads', { skip }, async () => {
+  const reference = JSON.parse(readFileSync(stories260K.referenceGreedy, 'utf8').trim().split('\n')[0]) as ReferenceGreedy;
+  for (const threads of [1, 2]) {
+    await withStories(threads, async (loaded) => {
+      // run.c generates until position 200 (its `steps`): 200 - prompt length + 1 tokens.
+      const fromIds = await generateText(loaded, { promptIds: reference.prompt_ids,
+        maxTokens: reference.greedy_ids.length });
+      assert.deepEqual(fromIds.ids, reference.greedy_ids);
+      const fromText = await generateText(loaded, { prompt: reference.prompt, maxTokens: reference.greedy_ids.length });
+      assert.deepEqual(fromText.promptIds, reference.prompt_ids);
+      assert.deepEqual(fromText.ids, reference.greedy_ids);
+      assert.equal(fromText.text, loaded.tokenizer!.decode(reference.greedy_ids));
+      assert.equal(fromText.stats.tokens, reference.greedy_ids.length);
+      assert.equal(fromText.stats.steps, reference.greedy_ids.length - 1);
+    });
+  }
+});
+
+test('seeded sampling is reproducible and differs between seeds', { skip }, async () => {
+  await withStories(1, async (loaded) => {
+    const settings = { prompt: 'Once upon a time', maxTokens: 60, temperature: 1, topP: 0.9 };
+    const a = await generateText(loaded, { ...settings, seed: 42 });
+    const b = await generateText(loaded, { ...settings, seed: 42 });
+    const c = await generateText(loaded, { ...settings, seed: 43 });
+    assert.deepEqual(a.ids, b.ids);
+    assert.notDeepEqual(a.ids, c.ids);
+  });
+});
+
+test('stop conditions: max tokens, stop strings (held back while partial), abort, context', { skip }, async () => {
+  await withStories(1, async (loaded) => {
+    const full = await generateText(loaded, { prompt: 'Once upon a time', maxTokens: 80 });
+    assert.equal(full.ids.length, 80);
+    assert.equal(full.finishReason, 'length');
+    // Stop before a word that appears in the greedy text; the text must end right before it.
+    const word = full.text.split(' ').filter((w) => w.length > 3)[4];
+    const cut = full.text.indexOf(word);
+    const stopped = await generateText(loaded, { prompt: 'Once upon a time', maxTokens: 80, stop: [word] });
+    assert.equal(stopped.finishReason, 'stop');
+    assert.equal(stopped.text, full.text.slice(0, cut));
+    // Streamed chunks never contain the start of the stop string before it is decided.
+    const chunks: string[] = [];
+    for await (const chunk of generate(loaded, { prompt: 'Once upon a time', maxTokens: 80, stop: [word] })) {
+      chunks.push(chunk.text);
+    }
+    assert.equal(chunks.join(''), full.text.slice(0, cut));
+    const controller = new AbortController();
+    const aborted = generate(loaded, { prompt: 'Once upon a time', maxTokens: 80, signal: controller.signal });
+    let count = 0;
+    for await (const chunk of aborted) {
+      count += chunk.ids.length;
+      if (count >= 5) controller.abort();
+    }
+    assert.equal(aborted.finishReason, 'abort');
+    assert.equal(count, 5);
+    const untilFull = await generateText(loaded, { promptIds: [1, 403], maxTokens: 10_000 });
+    assert.equal(untilFull.finishReason === 'context' || untilFull.finishReason === 'eos', true);
+    if (untilFull.finishReason === 'context') assert.equal(untilFull.ids.length, 512 - 2 + 1);
+  });
+});
+
+test('bad requests: prompt longer than the context, ids outside the vocabulary, bad sampling values', { skip },
+  async () => {
+    await withStories(1, async (loaded) => {
+      const long = Array.from({ length: 600 }, () => 300);
+      await assert.rejects(generateText(loaded, { promptIds: long }), /600 tokens do not fit the context of 512/);
+      await assert.rejects(generateText(loaded, { promptIds: [1, 512] }), /promptIds\[1\]: expected a token id in 0\.\.511, got 512/);
+      await assert.rejects(generateText(loaded, { prompt: 'x', temperature: -1 }), /temperature/);
+      await assert.rejects(generateText(loaded, { prompt: 'x', maxTokens: -3 }), /maxTokens/);
+    });
+  });

@@ -1,0 +1,238 @@
+// generate(): an async iterator of text chunks and token ids, with stop conditions (EOS, stop strings, max tokens,
+// AbortSignal) that behave the same whatever the decoding strategy and however many tokens a step commits.
+
+import { performance } from 'node:perf_hooks';
+import { validateSamplingOptions, type SamplingOptions } from '../sampling/index.js';
+import type { LoadedDrafter, LoadedModel } from './load.js';
+import { createAutoregressiveDecoder, type Decoder, type DecoderStats } from './decoder.js';
+import { createRedrafterDecoder, type AcceptanceRule } from './redrafter.js';
+import { validateBeamShape } from '../drafter/beam-search.js';
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Text prompt, encoded with BOS. */
+  prompt?: string;
+  /** Token ids fed as they are (no BOS added); takes precedence over `prompt`. */
+  promptIds?: readonly number[];
+  /** Most tokens to generate (default: until EOS or the context is full). */
+  maxTokens?: number;
+  /** Seed of the sampling random stream (default 0). */
+  seed?: number;
+  /** Generation ends before the first occurrence of any of these strings. */
+  stop?: readonly string[];
+  /** Tokens that end generation (default: the model's EOS ids; llama2.c models also stop at BOS, as run.c does). */
+  stopTokens?: readonly number[];
+  signal?: AbortSignal;
+  /** Decode with ReDrafter using this drafter (from loadDrafter); omit for autoregressive decoding. */
+  drafter?: LoadedDrafter;
+  /** Beam width W (default 4). */
+  beams?: number;
+  /** Beam length L counting g0 (default 5). */
+  beamLength?: number;
+  /** ReDrafter verification rule (default "exact", which reproduces autoregressive output token for token). */
+  acceptance?: AcceptanceRule;
+}
+
+export interface GenerationChunk {
+  /** New text (may be empty while a multi-byte character or a possible stop string is pending). */
+  text: string;
+  /** Token ids committed in this step. */
+  ids: number[];
+}
+
+export type FinishReason = 'eos' | 'stop' | 'length' | 'context' | 'abort';
+
+export interface GenerationStats {
+  promptTokens: number;
+  /** Generated tokens. */
+  tokens: number;
+  /** Decoding steps (forwards after the prompt). */
+  steps: number;
+  /** Tokens committed by each step, in order (the first token, from the prompt forward, is not a step). */
+  committedPerStep: number[];
+  prefillSeconds: number;
+  decodeSeconds: number;
+  /** Generated tokens per second of decoding (excluding the prompt forward). */
+  tokensPerSecond: number;
+  /** ReDrafter only: time split and acceptance by draft depth. */
+  redrafter?: DecoderStats;
+}
+
+export interface Generation extends AsyncIterable<GenerationChunk> {
+  readonly promptIds: readonly number[];
+  readonly stats: GenerationStats;
+  /** Set once the iterator is done. */
+  readonly finishReason: FinishReason | null;
+}
+
+export interface GenerationResult {
+  promptIds: number[];
+  ids: number[];
+  text: string;
+  finishReason: FinishReason;
+  stats: GenerationStats;
+}
+
+function resolvePrompt(loaded: LoadedModel, options: GenerateOptions): number[] {
+  if (options.promptIds) {
+    const vocab = loaded.model.config.vocabSize;
+    options.promptIds.forEach((id, i) => {
+      if (!Number.isInteger(id) || id < 0 || id >= vocab) {
+        throw new RangeError(`promptIds[${i}]: expected a token id in 0..${vocab - 1}, got ${id}`);
+      }
+    });
+    return [...options.promptIds];
+  }
+  if (options.prompt === undefined) throw new RangeError('generate: give a prompt or promptIds');
+  if (!loaded.tokenizer) {
+    throw new RangeError(`generate: ${loaded.path} has no tokenizer; pass a tokenizer or promptIds`);
+  }
+  return loaded.tokenizer.encode(options.prompt, { bos: true });
+}
+
+export function generate(loaded: LoadedModel, options: GenerateOptions): Generation {
+  validateSamplingOptions(options);
+  if (options.maxTokens !== undefined && !(Number.isInteger(options.maxTokens) && options.maxTokens >= 0)) {
+    throw new RangeError(`maxTokens: expected a non-negative integer, got ${options.maxTokens}`);
+  }
+  if (options.drafter) validateBeamShape(options.beams ?? DEFAULT_BEAMS, options.beamLength ?? DEFAULT_BEAM_LENGTH);
+  const promptIds = resolvePrompt(loaded, options);
+  const { model, tokenizer } = loaded;
+  if (promptIds.length >= model.contextLength) {
+    throw new RangeError(`prompt: ${promptIds.length} tokens do not fit the context of ${model.contextLength} ` +
+      `(at most ${model.contextLength - 1}, leaving room for one generated token)`);
+  }
+  const stopTokens = new Set(options.stopTokens ?? stopTokensOf(loaded));
+  const stopStrings = (options.stop ?? []).filter((s) => s.length > 0);
+  const maxTokens = Math.min(options.maxTokens ?? Infinity, model.contextLength - promptIds.length + 1);
+  const stats: GenerationStats = {
+    promptTokens: promptIds.length, tokens: 0, steps: 0, committedPerStep: [], prefillSeconds: 0, decodeSeconds: 0,
+    tokensPerSecond: 0,
+  };
+  let finishReason: FinishReason | null = null;
+
+  async function* run(): AsyncGenerator<GenerationChunk> {
+    if (maxTokens === 0) {
+      finishReason = 'length';
+      return;
+    }
+    const decoder = createDecoder(loaded, options);
+    if (decoder.stats) stats.redrafter = decoder.stats;
+    const textDecoder = tokenizer?.createDecoder();
+    const stepTokens = new Int32Array(decoder.maxTokensPerStep);
+    // Text not yet released because it may be the start of a stop string.
+    let held = '';
+    const release = (ids: number[], done: boolean): GenerationChunk => {
+      let text = held;
+      if (textDecoder) {
+        for (const id of ids) if (!stopTokens.has(id)) text += textDecoder.push(id);
+        if (done) text += textDecoder.flush();
+      }
+      held = '';
+      for (const stop of stopStrings) {
+        const at = text.indexOf(stop);
+        if (at >= 0) {
+          finishReason = 'stop';
+          return { text: text.slice(0, at), ids };
+        }
+      }
+      if (!done && stopStrings.length > 0) {
+        const keep = longestStopPrefixSuffix(text, stopStrings);
+        held = text.slice(text.length - keep);
+        text = text.slice(0, text.length - keep);
+      }
+      return { text, ids };
+    };
+
+    try {
+      const started = performance.now();
+      const first = decoder.prefill(promptIds);
+      const prefilled = performance.now();
+      stats.prefillSeconds = (prefilled - started) / 1000;
+      let pending = [first];
+      for (;;) {
+        // Apply stop tokens and the token limit to what this step committed.
+        const ids: number[] = [];
+        for (const id of pending) {
+          ids.push(id);
+          stats.tokens++;
+          if (stopTokens.has(id)) {
+            finishReason = 'eos';
+            break;
+          }
+          if (stats.tokens >= maxTokens) {
+            finishReason = maxTokens === model.contextLength - promptIds.length + 1 ? 'context' : 'length';
+            break;
+          }
+        }
+        const chunk = release(ids, finishReason !== null);
+        stats.decodeSeconds = (performance.now() - prefilled) / 1000;
+        stats.tokensPerSecond = stats.decodeSeconds > 0 ? (stats.tokens - 1) / stats.decodeSeconds : 0;
+        yield chunk;
+        if (finishReason !== null) return;
+        if (options.signal?.aborted) {
+          finishReason = 'abort';
+          if (held) yield { text: held, ids: [] };
+          return;
+        }
+        const count = decoder.step(stepTokens);
+        stats.steps++;
+        stats.committedPerStep.push(count);
+        pending = Array.from(stepTokens.subarray(0, count));
+      }
+    } finally {
+      decoder.dispose();
+    }
+  }
+
+  return {
+    promptIds,
+    stats,
+    get finishReason() {
+      return finishReason;
+    },
+    [Symbol.asyncIterator]: run,
+  };
+}
+
+/** Runs a whole generation and collects its text and ids. */
+export async function generateText(loaded: LoadedModel, options: GenerateOptions): Promise<GenerationResult> {
+  const generation = generate(loaded, options);
+  const ids: number[] = [];
+  let text = '';
+  for await (const chunk of generation) {
+    ids.push(...chunk.ids);
+    text += chunk.text;
+  }
+  return { promptIds: [...generation.promptIds], ids, text, finishReason: generation.finishReason ?? 'length',
+    stats: generation.stats };
+}
+
+const DEFAULT_BEAMS = 4;
+const DEFAULT_BEAM_LENGTH = 5;
+
+function createDecoder(loaded: LoadedModel, options: GenerateOptions): Decoder {
+  if (!options.drafter) return createAutoregressiveDecoder(loaded.model, options);
+  return createRedrafterDecoder(loaded.model, options.drafter.drafter, {
+    ...options, beams: options.beams ?? DEFAULT_BEAMS, beamLength: options.beamLength ?? DEFAULT_BEAM_LENGTH,
+  });
+}
+
+function stopTokensOf(loaded: LoadedModel): number[] {
+  const { config } = loaded.model;
+  // run.c ends a story when the model emits BOS: stories models delimit documents with it, never with EOS.
+  return loaded.format === 'llama2c' ? [...config.eosIds, config.bosId] : config.eosIds;
+}
+
+/** Length of the longest suffix of `text` that is a proper prefix of some stop string. */
+function longestStopPrefixSuffix(text: string, stops: readonly string[]): number {
+  let best = 0;
+  for (const stop of stops) {
+    for (let len = Math.min(stop.length - 1, text.length); len > best; len--) {
+      if (text.endsWith(stop.slice(0, len))) {
+        best = len;
+        break;
+      }
+    }
+  }
+  return best;
+}

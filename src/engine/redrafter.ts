@@ -1,0 +1,150 @@
+// The ReDrafter decoding strategy (spec §5.4): draft W beams of length L from the last hidden state, pack them into a
+// prefix tree, verify the whole tree in one forward, commit the accepted path plus the LLM's own next token, keep only
+// the committed KV entries, and draft again from the hidden state of the last committed token.
+
+import { performance } from 'node:perf_hooks';
+import type { Model } from '../model/model.js';
+import type { Drafter } from '../drafter/drafter.js';
+import { createBeamSearch, validateBeamShape } from '../drafter/beam-search.js';
+import { buildTree, createPackedTree } from '../drafter/tree.js';
+import { acceptApple, acceptExact, createAcceptance, createAppleScratch } from '../drafter/verify.js';
+import {
+  createPrefillScratch, createSequenceState, prefillPrompt, type Decoder, type DecoderStats, type SequenceOptions,
+} from './decoder.js';
+
+export type AcceptanceRule = 'exact' | 'apple';
+
+export interface RedrafterOptions extends SequenceOptions {
+  /** Beam width W. */
+  beams: number;
+  /** Beam length L, counting g0 (Apple's `beam_length`; TensorRT-LLM's draft length is L − 1). */
+  beamLength: number;
+  /** Verification rule (default exact). */
+  acceptance?: AcceptanceRule;
+}
+
+export function createRedrafterDecoder(model: Model, drafter: Drafter, options: RedrafterOptions): Decoder {
+  const W = options.beams;
+  const L = options.beamLength;
+  validateBeamShape(W, L);
+  if (drafter.config.hiddenSize !== model.config.dim || drafter.config.vocabSize !== model.config.vocabSize) {
+    throw new RangeError(`drafter: hidden size ${drafter.config.hiddenSize} / vocabulary ${drafter.config.vocabSize} ` +
+      `do not match the model's ${model.config.dim} / ${model.config.vocabSize}`);
+  }
+  if (drafter.maxRows < W) throw new RangeError(`drafter: prepared for ${drafter.maxRows} beams, asked for ${W}`);
+  const rule = options.acceptance ?? 'exact';
+  if (rule !== 'exact' && rule !== 'apple') {
+    throw new RangeError(`acceptance: expected "exact" or "apple", got "${String(rule)}"`);
+  }
+  const maxNodes = 1 + W * (L - 1);
+  const state = createSequenceState(model, { ...options, extraSlots: maxNodes });
+  const { cache, history, sampler, random } = state;
+  const contextLength = model.contextLength;
+  const dim = model.config.dim;
+  const prefillScratch = createPrefillScratch();
+  const search = createBeamSearch(drafter, { maxWidth: W, maxLength: L, keepDistributions: rule === 'apple' });
+  const tree = createPackedTree(W, L);
+  const acceptance = createAcceptance(L);
+  const appleScratch = rule === 'apple' ? createAppleScratch(model.config.vocabSize) : null;
+  const temperature = sampler.options.temperature;
+
+  // The verification batch, preallocated for the largest tree.
+  const tokens = new Int32Array(maxNodes);
+  const positions = new Int32Array(maxNodes);
+  const prefixLengths = new Int32Array(maxNodes);
+  const extraStarts = new Int32Array(maxNodes + 1);
+  const extraSlots = new Int32Array(maxNodes * L);
+  const keep = new Int32Array(L);
+  // h: the final-norm hidden state of the last committed token (spec §5.3).
+  const context = new Float32Array(dim);
+  const logitsOf = (node: number): Float32Array => model.logitsRow(node);
+
+  const stats: DecoderStats = { draftSeconds: 0, verifySeconds: 0, bookkeepingSeconds: 0,
+    acceptedAtDepth: new Array<number>(L - 1).fill(0) };
+
+  const setContext = (row: number): void => {
+    const hidden = model.output.hidden;
+    for (let i = 0; i < dim; i++) context[i] = hidden[row * dim + i];
+  };
+
+  /** Near the end of the context the tree is cut so that every node's position stays inside it. */
+  function singleTokenStep(out: Int32Array): number {
+    const position = cache.length;
+    tokens[0] = history[state.length - 1];
+    positions[0] = position;
+    prefixLengths[0] = position + 1;
+    model.forward(cache, { count: 1, tokens, positions, writeSlot: position, prefixLengths, logits: 'last' });
+    cache.length = position + 1;
+    setContext(0);
+    const token = sampler.pick(model.logitsRow(0), history, state.length, random.nextUniform());
+    history[state.length++] = token;
+    out[0] = token;
+    return 1;
+  }
+
+  return {
+    maxTokensPerStep: L,
+    stats,
+    get position() {
+      return cache.length;
+    },
+    prefill(promptIds) {
+      const row = prefillPrompt(state, promptIds, prefillScratch);
+      setContext(row);
+      const token = sampler.pick(model.logitsRow(0), history, state.length, random.nextUniform());
+      history[state.length++] = token;
+      return token;
+    },
+    step(out) {
+      const S = cache.length;
+      const length = Math.min(L, contextLength - S);
+      if (length < 2) return singleTokenStep(out);
+      const started = performance.now();
+
+      // Draft and pack.
+      const drafts = search.search(context, 0, history[state.length - 1], W, length);
+      buildTree(drafts.beams, W, length, tree);
+      const P = tree.size;
+      for (let p = 0; p < P; p++) {
+        tokens[p] = tree.tokens[p];
+        positions[p] = S + tree.depths[p];
+        prefixLengths[p] = S;
+        extraStarts[p] = tree.ancestorStarts[p];
+      }
+      extraStarts[P] = tree.ancestorStarts[P];
+      for (let j = 0; j < tree.ancestorStarts[P]; j++) extraSlots[j] = S + tree.ancestors[j];
+      const drafted = performance.now();
+
+      // Verify: one forward over the packed tree, each node attending the cache and its ancestors.
+      model.forward(cache, { count: P, tokens, positions, writeSlot: S, prefixLengths, extraStarts, extraSlots,
+        logits: 'all' });
+      const verified = performance.now();
+
+      // Accept, keep the committed KV entries, draft next from the last committed node.
+      if (rule === 'exact') {
+        acceptExact(tree, logitsOf, sampler, history, state.length, random, acceptance);
+      } else {
+        acceptApple(tree, drafts, logitsOf, temperature, drafter.config.topK, drafter.config.log0, random,
+          appleScratch!, acceptance);
+        for (let k = 0; k < acceptance.count; k++) history[state.length + k] = acceptance.tokens[k];
+      }
+      const count = acceptance.count;
+      state.length += count;
+      for (let k = 0; k < count; k++) {
+        keep[k] = S + acceptance.path[k];
+        out[k] = acceptance.tokens[k];
+      }
+      cache.keepSlots(S, keep, count);
+      setContext(acceptance.path[count - 1]);
+      for (let k = 0; k < count - 1; k++) stats.acceptedAtDepth[k]++;
+      const finished = performance.now();
+      stats.draftSeconds += (drafted - started) / 1000;
+      stats.verifySeconds += (verified - drafted) / 1000;
+      stats.bookkeepingSeconds += (finished - verified) / 1000;
+      return count;
+    },
+    dispose() {
+      cache.free();
+    },
+  };
+}

@@ -1,0 +1,23 @@
+// The public API of redrafter.
+//
+//   const loaded = await loadModel({ model: 'stories260K.bin', threads: 2 });
+//   for await (const chunk of generate(loaded, { prompt: 'Once upon a time', maxTokens: 64 })) {
+//     process.stdout.write(chunk.text);
+//   }
+//   await loaded.close();
+
+export { loadModel, type LoadOptions, type LoadedModel } from './engine/load.js';
+export {
+  generate, generateText, type GenerateOptions, type Generation, type GenerationChunk, type GenerationResult,
+  type GenerationStats, type FinishReason,
+} from './engine/generate.js';
+export { resolveDefaultModel, type DefaultModelFiles } from './engine/default-model.js';
+export type { Decoder } from './engine/decoder.js';
+export { readCheckpoint, type Checkpoint, type TensorSource } from './model/checkpoint.js';
+export { createModel, type Model, type ForwardBatch, type ForwardOutput, type ModelOptions } from './model/model.js';
+export type { LlamaConfig } from './model/config.js';
+export type { KvCache } from './model/kv-cache.js';
+export { createKernels } from './kernels/index.js';
+export type { Kernels, KernelOptions } from './kernels/types.js';
+export type { Tokenizer, StreamingDecoder } from './tokenizer/types.js';
+export { FormatError } from './formats/errors.js';

@@ -1,0 +1,50 @@
+// The kernels exported to the host (src/kernels/dispatch.ts declares the same signatures). Every kernel takes
+// (..., threadIndex, threadCount) and computes only that thread's share, so one function serves every thread.
+// Pointers are byte offsets into the shared memory; f32 data is expected 16-byte aligned (loads tolerate less).
+import { matmulShare } from './matmul';
+import { attentionShare } from './attention';
+import { rmsnormShare, softmaxShare, ropeShare, siluMulShare, siluShare, addShare } from './elementwise';
+
+/** End of the module's static data: the host keeps its control block and heap above it. */
+export function staticEnd(): usize {
+  return __heap_base;
+}
+
+export function matmul(out: usize, x: usize, w: usize, rows: i32, inDim: i32, outDim: i32, tid: i32, nt: i32): void {
+  matmulShare(out, x, w, 0, rows, inDim, outDim, tid, nt);
+}
+
+export function matmulBias(out: usize, x: usize, w: usize, bias: usize, rows: i32, inDim: i32, outDim: i32,
+  tid: i32, nt: i32): void {
+  matmulShare(out, x, w, bias, rows, inDim, outDim, tid, nt);
+}
+
+export function rmsnorm(out: usize, x: usize, weight: usize, rows: i32, dim: i32, eps: f32, tid: i32, nt: i32): void {
+  rmsnormShare(out, x, weight, rows, dim, eps, tid, nt);
+}
+
+export function rope(x: usize, rows: i32, nHeads: i32, headDim: i32, positions: usize, table: usize, layout: i32,
+  tid: i32, nt: i32): void {
+  ropeShare(x, rows, nHeads, headDim, positions, table, layout, tid, nt);
+}
+
+export function softmax(x: usize, rows: i32, n: i32, tid: i32, nt: i32): void {
+  softmaxShare(x, rows, n, tid, nt);
+}
+
+export function siluMul(out: usize, gate: usize, up: usize, n: i32, tid: i32, nt: i32): void {
+  siluMulShare(out, gate, up, n, tid, nt);
+}
+
+export function silu(out: usize, x: usize, n: i32, tid: i32, nt: i32): void {
+  siluShare(out, x, n, tid, nt);
+}
+
+export function add(out: usize, a: usize, b: usize, n: i32, tid: i32, nt: i32): void {
+  addShare(out, a, b, n, tid, nt);
+}
+
+export function attention(out: usize, q: usize, queries: usize, rows: i32, nHeads: i32, nKvHeads: i32, headDim: i32,
+  scale: f32, scratch: usize, scratchStride: i32, tid: i32, nt: i32): void {
+  attentionShare(out, q, queries, rows, nHeads, nKvHeads, headDim, scale, scratch, scratchStride, tid, nt);
+}

@@ -1,0 +1,108 @@
+// What the calling thread and the workers share: the wasm exports' signatures, the memory map, the control block
+// layout and the one function that runs a thread's share of a kernel from the arguments in the control block.
+
+/** The AssemblyScript module's exports (src/kernels/assembly/index.ts). Pointers are byte offsets (u32). */
+export interface KernelExports {
+  staticEnd(): number;
+  matmul(out: number, x: number, w: number, rows: number, inDim: number, outDim: number, tid: number, nt: number): void;
+  matmulBias(out: number, x: number, w: number, bias: number, rows: number, inDim: number, outDim: number,
+    tid: number, nt: number): void;
+  rmsnorm(out: number, x: number, weight: number, rows: number, dim: number, eps: number, tid: number, nt: number): void;
+  rope(x: number, rows: number, nHeads: number, headDim: number, positions: number, table: number, layout: number,
+    tid: number, nt: number): void;
+  softmax(x: number, rows: number, n: number, tid: number, nt: number): void;
+  siluMul(out: number, gate: number, up: number, n: number, tid: number, nt: number): void;
+  silu(out: number, x: number, n: number, tid: number, nt: number): void;
+  add(out: number, a: number, b: number, n: number, tid: number, nt: number): void;
+  attention(out: number, q: number, queries: number, rows: number, nHeads: number, nKvHeads: number, headDim: number,
+    scale: number, scratch: number, scratchStride: number, tid: number, nt: number): void;
+}
+
+/** Kernel ids written to the control block. */
+export const KERNEL = {
+  matmul: 1,
+  matmulBias: 2,
+  rmsnorm: 3,
+  rope: 4,
+  softmax: 5,
+  siluMul: 6,
+  silu: 7,
+  add: 8,
+  attention: 9,
+} as const;
+
+export const KERNEL_NAMES: readonly string[] = ['none', 'matmul', 'matmulBias', 'rmsnorm', 'rope', 'softmax', 'siluMul',
+  'silu', 'add', 'attention'];
+
+// Memory map: [0, 512 KiB) AssemblyScript static data (checked against staticEnd() at start-up), the control
+// block at 512 KiB, the heap from 1 MiB. The low region never moves when the memory grows, so Int32Array views of
+// the control block made once stay valid.
+export const CONTROL_OFFSET = 512 * 1024;
+export const HEAP_BASE = 1024 * 1024;
+
+/**
+ * Control block, in int32 indexes from CONTROL_OFFSET. The counters that different threads write sit on separate
+ * 64-byte lines so that a worker spinning on the generation does not fight the others' writes.
+ */
+export const CONTROL = {
+  ints: 128,
+  /** Bumped by the caller to publish a call; workers spin / wait on it. */
+  generation: 0,
+  /** Workers that finished the current call. */
+  done: 16,
+  /** Workers inside Atomics.wait (or about to be): the caller notifies only when this is non-zero. */
+  sleeping: 32,
+  kernel: 48,
+  shutdown: 49,
+  /** Workers whose share threw during the current call. */
+  failed: 50,
+  /** Kernel arguments: i32 values, f32 values as bit patterns (read through a Float32Array view). */
+  args: 64,
+} as const;
+
+export function wasmImports(memory: WebAssembly.Memory): WebAssembly.Imports {
+  return {
+    env: {
+      memory,
+      abort(): never {
+        throw new Error('kernels.wasm aborted');
+      },
+    },
+  };
+}
+
+/** Runs thread `tid`'s share of the kernel whose arguments are in the control block (ints `i`, floats `f`). */
+export function runShare(ex: KernelExports, kernel: number, i: Int32Array, f: Float32Array, tid: number, nt: number): void {
+  const a = CONTROL.args;
+  switch (kernel) {
+    case KERNEL.matmul:
+      ex.matmul(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], i[a + 5], tid, nt);
+      return;
+    case KERNEL.matmulBias:
+      ex.matmulBias(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], i[a + 5], i[a + 6], tid, nt);
+      return;
+    case KERNEL.rmsnorm:
+      ex.rmsnorm(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], f[a + 5], tid, nt);
+      return;
+    case KERNEL.rope:
+      ex.rope(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], i[a + 5], i[a + 6], tid, nt);
+      return;
+    case KERNEL.softmax:
+      ex.softmax(i[a], i[a + 1], i[a + 2], tid, nt);
+      return;
+    case KERNEL.siluMul:
+      ex.siluMul(i[a], i[a + 1], i[a + 2], i[a + 3], tid, nt);
+      return;
+    case KERNEL.silu:
+      ex.silu(i[a], i[a + 1], i[a + 2], tid, nt);
+      return;
+    case KERNEL.add:
+      ex.add(i[a], i[a + 1], i[a + 2], i[a + 3], tid, nt);
+      return;
+    case KERNEL.attention:
+      ex.attention(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], i[a + 5], i[a + 6], f[a + 7], i[a + 8], i[a + 9], tid, nt);
+      return;
+    default:
+      throw new Error(`runShare: unknown kernel id ${kernel}`);
+  }
+}

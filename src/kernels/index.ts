@@ -1,0 +1,148 @@
+// The kernel layer's surface: createKernels() loads the AssemblyScript module on a fresh shared memory, starts the
+// worker pool and returns the Kernels of types.ts. Each method either runs on the calling thread alone (small work,
+// or threads = 1) or publishes the call to the pool; the split never changes a result's bits (invariant 1).
+import { readFile } from 'node:fs/promises';
+import { CONTROL, CONTROL_OFFSET, HEAP_BASE, KERNEL, wasmImports, type KernelExports } from './dispatch.js';
+import { createHeap } from './heap.js';
+import { createPool, type Pool } from './pool.js';
+import type { KernelOptions, Kernels, Ptr, RopeLayout } from './types.js';
+
+export type { Heap, KernelOptions, Kernels, Ptr, RopeLayout } from './types.js';
+export { QUERY_RECORD_INTS } from './types.js';
+export { ropeTable } from './rope-table.js';
+
+const PAGE = 65536;
+const MAX_PAGES = 65536;
+const DEFAULT_INITIAL_BYTES = 16 * 1024 * 1024;
+/**
+ * Work (in rough units of one matmul multiply-add, ~0.05–0.2 ns) below which a call stays on the calling thread:
+ * publishing a call to hot workers costs a few microseconds.
+ */
+const DEFAULT_MIN_PARALLEL_WORK = 1 << 16;
+const DEFAULT_SPIN_MS = 2;
+
+let compiled: Promise<WebAssembly.Module> | undefined;
+
+function compileModule(): Promise<WebAssembly.Module> {
+  compiled ??= readFile(new URL('./kernels.wasm', import.meta.url)).then((bytes) => WebAssembly.compile(bytes));
+  return compiled;
+}
+
+/**
+ * Loads the kernels. `threads` computing threads (the caller included; default 1, at most the number of cores is
+ * useful); call `close()` to stop the workers.
+ */
+export async function createKernels(options: KernelOptions = {}): Promise<Kernels> {
+  const threads = options.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`createKernels: threads must be an integer >= 1, got ${threads}`);
+  const initialBytes = Math.max(options.initialBytes ?? DEFAULT_INITIAL_BYTES, HEAP_BASE + PAGE);
+  const initialPages = Math.ceil(initialBytes / PAGE);
+  if (initialPages > MAX_PAGES) throw new RangeError(`createKernels: initialBytes ${initialBytes} exceeds 4 GiB`);
+  const minWork = options.minParallelWork ?? DEFAULT_MIN_PARALLEL_WORK;
+  const spinMs = options.spinMs ?? DEFAULT_SPIN_MS;
+
+  const memory = new WebAssembly.Memory({ initial: initialPages, maximum: MAX_PAGES, shared: true });
+  const module = await compileModule();
+  const instance = await WebAssembly.instantiate(module, wasmImports(memory));
+  const ex = instance.exports as unknown as KernelExports;
+  if (ex.staticEnd() > CONTROL_OFFSET) {
+    throw new Error(`createKernels: kernels.wasm static data ends at ${ex.staticEnd()}, above the control block at ${CONTROL_OFFSET}`);
+  }
+  new Int32Array(memory.buffer, CONTROL_OFFSET, CONTROL.ints).fill(0);
+  const heap = createHeap(memory, HEAP_BASE);
+  const pool: Pool | null = threads > 1 ? await createPool(module, memory, ex, threads, spinMs) : null;
+  const args = pool?.args ?? new Int32Array(0);
+  const fargs = pool?.fargs ?? new Float32Array(0);
+
+  // Attention scores: one row of `scratchKeys` floats per thread, grown when a call needs more.
+  let scratch = 0;
+  let scratchKeys = 0;
+
+  /** The pool when the call is worth spreading, else null (run on this thread alone). */
+  function parallel(work: number): Pool | null {
+    return pool !== null && work >= minWork ? pool : null;
+  }
+
+  return {
+    heap,
+    threads,
+
+    matmul(out: Ptr, x: Ptr, w: Ptr, rows: number, inDim: number, outDim: number): void {
+      const p = parallel(rows * inDim * outDim);
+      if (p === null) return ex.matmul(out, x, w, rows, inDim, outDim, 0, 1);
+      args[0] = out; args[1] = x; args[2] = w; args[3] = rows; args[4] = inDim; args[5] = outDim;
+      p.run(KERNEL.matmul);
+    },
+
+    matmulBias(out: Ptr, x: Ptr, w: Ptr, bias: Ptr, rows: number, inDim: number, outDim: number): void {
+      const p = parallel(rows * inDim * outDim);
+      if (p === null) return ex.matmulBias(out, x, w, bias, rows, inDim, outDim, 0, 1);
+      args[0] = out; args[1] = x; args[2] = w; args[3] = bias; args[4] = rows; args[5] = inDim; args[6] = outDim;
+      p.run(KERNEL.matmulBias);
+    },
+
+    rmsnorm(out: Ptr, x: Ptr, weight: Ptr, rows: number, dim: number, eps: number): void {
+      const p = parallel(rows * dim * 2);
+      if (p === null) return ex.rmsnorm(out, x, weight, rows, dim, eps, 0, 1);
+      args[0] = out; args[1] = x; args[2] = weight; args[3] = rows; args[4] = dim; fargs[5] = eps;
+      p.run(KERNEL.rmsnorm);
+    },
+
+    rope(x: Ptr, rows: number, nHeads: number, headDim: number, positions: Ptr, table: Ptr, layout: RopeLayout): void {
+      const l = layout === 'pairs' ? 0 : 1;
+      const p = parallel(rows * nHeads * headDim * 2);
+      if (p === null) return ex.rope(x, rows, nHeads, headDim, positions, table, l, 0, 1);
+      args[0] = x; args[1] = rows; args[2] = nHeads; args[3] = headDim; args[4] = positions; args[5] = table; args[6] = l;
+      p.run(KERNEL.rope);
+    },
+
+    softmax(x: Ptr, rows: number, n: number): void {
+      const p = parallel(rows * n * 8);
+      if (p === null) return ex.softmax(x, rows, n, 0, 1);
+      args[0] = x; args[1] = rows; args[2] = n;
+      p.run(KERNEL.softmax);
+    },
+
+    siluMul(out: Ptr, gate: Ptr, up: Ptr, n: number): void {
+      const p = parallel(n * 8);
+      if (p === null) return ex.siluMul(out, gate, up, n, 0, 1);
+      args[0] = out; args[1] = gate; args[2] = up; args[3] = n;
+      p.run(KERNEL.siluMul);
+    },
+
+    silu(out: Ptr, x: Ptr, n: number): void {
+      const p = parallel(n * 8);
+      if (p === null) return ex.silu(out, x, n, 0, 1);
+      args[0] = out; args[1] = x; args[2] = n;
+      p.run(KERNEL.silu);
+    },
+
+    add(out: Ptr, a: Ptr, b: Ptr, n: number): void {
+      const p = parallel(n * 2);
+      if (p === null) return ex.add(out, a, b, n, 0, 1);
+      args[0] = out; args[1] = a; args[2] = b; args[3] = n;
+      p.run(KERNEL.add);
+    },
+
+    attention(out: Ptr, q: Ptr, queries: Ptr, rows: number, nHeads: number, nKvHeads: number, headDim: number,
+      scale: number, maxKeys: number): void {
+      if (nKvHeads <= 0 || nHeads % nKvHeads !== 0) {
+        throw new RangeError(`attention: nHeads ${nHeads} is not a multiple of nKvHeads ${nKvHeads}`);
+      }
+      if (maxKeys > scratchKeys) {
+        if (scratch !== 0) heap.free(scratch);
+        scratchKeys = Math.ceil(maxKeys / 16) * 16;
+        scratch = heap.alloc(threads * scratchKeys * 4);
+      }
+      const p = parallel(rows * nHeads * maxKeys * headDim * 2);
+      if (p === null) return ex.attention(out, q, queries, rows, nHeads, nKvHeads, headDim, scale, scratch, scratchKeys, 0, 1);
+      args[0] = out; args[1] = q; args[2] = queries; args[3] = rows; args[4] = nHeads; args[5] = nKvHeads;
+      args[6] = headDim; fargs[7] = scale; args[8] = scratch; args[9] = scratchKeys;
+      p.run(KERNEL.attention);
+    },
+
+    async close(): Promise<void> {
+      if (pool !== null) await pool.close();
+    },
+  };
+}

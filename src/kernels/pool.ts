@@ -1,0 +1,100 @@
+// The worker pool: threads - 1 worker_threads, each with its own instance of the kernels module on the shared
+// memory. A call is published through the control block (dispatch.ts): the caller writes the kernel id and
+// arguments, bumps the generation, computes share 0 itself, then spins until every worker has counted itself done.
+// Workers spin on the generation for `spinMs` before sleeping in Atomics.wait, because a forward pass makes hundreds
+// of calls back to back and a wait/notify round trip costs ~50 us against ~0.2 us for a spin check
+// (architecture.md, invariant 6). The caller notifies only when the shared sleeping count says someone may sleep.
+import { Worker } from 'node:worker_threads';
+import { CONTROL, CONTROL_OFFSET, KERNEL_NAMES, runShare, type KernelExports } from './dispatch.js';
+
+export interface WorkerInit {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  threadIndex: number;
+  threadCount: number;
+  spinMs: number;
+}
+
+export interface Pool {
+  /** Computing threads, the caller included. */
+  readonly threads: number;
+  /** Argument slots of the control block: write a call's i32 arguments here before `run`. */
+  readonly args: Int32Array;
+  /** The same slots seen as f32, for float arguments. */
+  readonly fargs: Float32Array;
+  /** Runs kernel `kernel` on every thread with the arguments in `args`; returns when all shares are done. */
+  run(kernel: number): void;
+  close(): Promise<void>;
+}
+
+export async function createPool(module: WebAssembly.Module, memory: WebAssembly.Memory, exports: KernelExports,
+  threads: number, spinMs: number): Promise<Pool> {
+  const ctrl = new Int32Array(memory.buffer, CONTROL_OFFSET, CONTROL.ints);
+  const ctrlF = new Float32Array(memory.buffer, CONTROL_OFFSET, CONTROL.ints);
+  ctrl.fill(0);
+  const workerCount = threads - 1;
+  const workers: Worker[] = [];
+  const errors: string[] = [];
+  let closed = false;
+
+  const started: Promise<void>[] = [];
+  for (let t = 1; t < threads; t++) {
+    const workerData: WorkerInit = { module, memory, threadIndex: t, threadCount: threads, spinMs };
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData });
+    workers.push(worker);
+    started.push(new Promise<void>((resolve, reject) => {
+      worker.once('error', reject);
+      worker.once('message', () => {
+        worker.off('error', reject);
+        resolve();
+      });
+    }));
+    worker.on('message', (message: unknown) => {
+      if (typeof message === 'object' && message !== null && 'error' in message) errors.push(String(message.error));
+    });
+  }
+  try {
+    await Promise.all(started);
+  } catch (cause) {
+    await Promise.all(workers.map((w) => w.terminate()));
+    throw new Error(`createKernels: a worker thread failed to start`, { cause });
+  }
+  // A pool the owner forgot to close must not keep the process alive (close() refs them again while it waits).
+  for (const w of workers) w.unref();
+  const exited = workers.map((w) => new Promise<void>((resolve) => {
+    w.once('exit', () => resolve());
+  }));
+
+  function run(kernel: number): void {
+    if (closed) throw new Error(`kernels: ${KERNEL_NAMES[kernel]} called after close()`);
+    ctrl[CONTROL.kernel] = kernel;
+    Atomics.store(ctrl, CONTROL.done, 0);
+    // The sequentially consistent add / load pair here and the worker's add(sleeping) / load(generation) guarantee
+    // that either the worker sees the new generation or we see it counted as sleeping.
+    Atomics.add(ctrl, CONTROL.generation, 1);
+    if (Atomics.load(ctrl, CONTROL.sleeping) !== 0) Atomics.notify(ctrl, CONTROL.generation);
+    try {
+      runShare(exports, kernel, ctrl, ctrlF, 0, threads);
+    } finally {
+      // Workers may still be writing our outputs: never return (or throw) before they are done.
+      while (Atomics.load(ctrl, CONTROL.done) !== workerCount) { /* spin: workers are hot */ }
+    }
+    if (Atomics.load(ctrl, CONTROL.failed) !== 0) {
+      Atomics.store(ctrl, CONTROL.failed, 0);
+      throw new Error(`kernels: ${KERNEL_NAMES[kernel]} failed on a worker thread` +
+        (errors.length > 0 ? `: ${errors.join('; ')}` : ''));
+    }
+  }
+
+  async function close(): Promise<void> {
+    if (closed) return;
+    closed = true;
+    Atomics.store(ctrl, CONTROL.shutdown, 1);
+    Atomics.add(ctrl, CONTROL.generation, 1);
+    Atomics.notify(ctrl, CONTROL.generation);
+    for (const w of workers) w.ref();
+    await Promise.all(exited);
+  }
+
+  return { threads, args: ctrl.subarray(CONTROL.args), fargs: ctrlF.subarray(CONTROL.args), run, close };
+}

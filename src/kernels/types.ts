@@ -1,0 +1,84 @@
+// The kernel layer's contract. Every tensor lives in one shared WebAssembly.Memory and is named by a byte offset
+// (a "pointer"). f32 tensors are row-major; a pointer to f32 data is 16-byte aligned.
+//
+// Batch invariance (architecture.md, invariant 1): every kernel computes each output element with the same
+// instruction sequence and summation order whatever the number of rows, the row's place in the batch, the other
+// rows present, or the number of threads. Tests compare bit patterns.
+
+/** Byte offset into the shared WebAssembly memory. */
+export type Ptr = number;
+
+export interface Heap {
+  readonly memory: WebAssembly.Memory;
+  /** Allocates `bytes` (rounded up to 64) aligned to 64 bytes, zero-filled; grows the memory when needed. */
+  alloc(bytes: number): Ptr;
+  /** Returns a region to the allocator. */
+  free(ptr: Ptr): void;
+  /** A fresh Float32Array view of `length` floats at `ptr` (views stay valid after the memory grows). */
+  f32(ptr: Ptr, length: number): Float32Array;
+  /** A fresh Int32Array view of `length` ints at `ptr`. */
+  i32(ptr: Ptr, length: number): Int32Array;
+  /** Bytes currently allocated (for reports). */
+  readonly allocatedBytes: number;
+}
+
+/** RoPE layout: `pairs` rotates (x[2i], x[2i+1]) (llama2.c, GGUF); `halves` rotates (x[i], x[i+d/2]) (Hugging Face). */
+export type RopeLayout = 'pairs' | 'halves';
+
+/**
+ * Describes, for each query row of an attention call, where its keys and values are and which slots it attends, in
+ * order: first slots 0 .. prefixLength-1 of its cache, then `extraCount` slots listed at `extraSlots` (i32).
+ * One record per query, 5 int32 each, in this order:
+ *   [kPtr, vPtr, prefixLength, extraSlotsPtr, extraCount]
+ * kPtr / vPtr point at slot 0 of this layer's K / V block: [slots, nKvHeads * headDim] f32.
+ */
+export const QUERY_RECORD_INTS = 5;
+
+export interface Kernels {
+  readonly heap: Heap;
+  /** Threads that compute (the calling thread included). */
+  readonly threads: number;
+
+  /** out[t][o] = Σ_i x[t][i] · w[o][i] for t < rows, o < outDim. w is [outDim, inDim]. */
+  matmul(out: Ptr, x: Ptr, w: Ptr, rows: number, inDim: number, outDim: number): void;
+  /** out[t][o] = bias[o] + Σ_i x[t][i] · w[o][i] (the sum is computed exactly as in matmul, then the bias added). */
+  matmulBias(out: Ptr, x: Ptr, w: Ptr, bias: Ptr, rows: number, inDim: number, outDim: number): void;
+  /** out[t] = x[t] / sqrt(mean(x[t]²) + eps) · weight, for rows of length dim. out may equal x. */
+  rmsnorm(out: Ptr, x: Ptr, weight: Ptr, rows: number, dim: number, eps: number): void;
+  /**
+   * Rotates, in place, each head of each row by its position: x is [rows, nHeads * headDim]; positions is i32 [rows];
+   * table is f32 [maxPosition, headDim/2, 2] holding (cos, sin) for (position, frequency index).
+   */
+  rope(x: Ptr, rows: number, nHeads: number, headDim: number, positions: Ptr, table: Ptr, layout: RopeLayout): void;
+  /** In-place softmax over each row of length n. */
+  softmax(x: Ptr, rows: number, n: number): void;
+  /** out[i] = silu(gate[i]) · up[i] for i < n. out may equal gate. */
+  siluMul(out: Ptr, gate: Ptr, up: Ptr, n: number): void;
+  /** out[i] = silu(x[i]). out may equal x. */
+  silu(out: Ptr, x: Ptr, n: number): void;
+  /** out[i] = a[i] + b[i]. out may equal a or b. */
+  add(out: Ptr, a: Ptr, b: Ptr, n: number): void;
+  /**
+   * Attention for `rows` queries. q and out are [rows, nHeads * headDim]; queries is rows × QUERY_RECORD_INTS i32.
+   * For each query and head h (kv head h / (nHeads / nKvHeads)): scores over the query's key list in order,
+   * scaled by `scale`, softmax, weighted sum of the values in the same order. maxKeys bounds every query's key count.
+   */
+  attention(out: Ptr, q: Ptr, queries: Ptr, rows: number, nHeads: number, nKvHeads: number, headDim: number,
+    scale: number, maxKeys: number): void;
+  /** Stops the worker threads. The kernels are unusable afterwards. */
+  close(): Promise<void>;
+}
+
+export interface KernelOptions {
+  /** Computing threads including the caller (default 1). */
+  threads?: number;
+  /** Initial memory in bytes (grows on demand). */
+  initialBytes?: number;
+  /**
+   * Estimated work (~ multiply-adds) below which a call runs on the calling thread alone instead of the pool.
+   * 0 sends every call to every thread (tests use this to exercise the split on small shapes).
+   */
+  minParallelWork?: number;
+  /** How long an idle worker spins before it sleeps in Atomics.wait, in milliseconds (default 2). */
+  spinMs?: number;
+}

@@ -1,0 +1,11 @@
+// The sampling layer's surface: a seeded random stream and the logit-processing token picker. Depends on nothing.
+export { createRng, createRngFromState, seedState, splitmix32 } from './random.js';
+export type { Rng, RngState } from './random.js';
+export {
+  createSampler,
+  DEFAULT_SAMPLING_OPTIONS,
+  resolveSamplingOptions,
+  sample,
+  validateSamplingOptions,
+} from './sampler.js';
+export type { ResolvedSamplingOptions, Sampler, SamplingOptions } from './sampler.js';

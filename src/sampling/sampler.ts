@@ -1,0 +1,601 @@
+// Logit processors and the token picker. Exact tree verification (redrafter-spec.md §4.4) calls pick() at every
+// visited tree node with the uniform autoregressive decoding would have drawn at that position, so pick() must be a
+// pure function of (logits, history, historyLength, u): the pipeline below is part of that contract.
+//
+// Pipeline, per call:
+//  1. z = copy of the logits (float32; skipped when no penalty is set, since nothing is then written).
+//  2. Repetition penalty (llama.cpp / CTRL): every distinct token t among the last `repetitionWindow` history entries
+//     (all of them when the window is 0) gets z[t] = z[t] > 0 ? z[t] / penalty : z[t] · penalty, rounded to float32.
+//  3. Greedy (temperature 0): the argmax of z, lowest id on ties. One pass; top-k / top-p / min-p are skipped because
+//     none of them can remove the argmax.
+//  Otherwise tokens whose z is -Infinity or NaN are never candidates, and the rank order is "higher z first, lower id
+//  on equal z" (the order of z / T, since T > 0).
+//  4. Temperature: weight w[t] = Math.exp((z[t] − m) / T) in float64, m = the largest z. The top token weighs 1.
+//  5. Top-k: keep the first k tokens in rank order (ties at the boundary keep the lower ids).
+//  6. Top-p: with S = the sum of the surviving weights in ascending id order, keep the shortest rank-order prefix whose
+//     running weight sum (float64, rank order) reaches p · S; all survivors when it never does. At least one token.
+//  7. Min-p: drop tokens with w[t] < minP (= prob < minP · maxProb, as the top token weighs 1).
+//  8. Renormalise and sample: inverse CDF over the survivors in ascending id order with target u · total, where total
+//     is their weight sum in that order; see sample() for the rounding rule. Normalising is implicit in that target.
+//
+// Nothing allocates per call: every buffer is sized in createSampler (architecture.md, invariant 4). Without top-k,
+// top-p avoids a full sort: a 64-bucket histogram of weights by power of two (collected in the softmax pass) bounds
+// the rank where the nucleus can end, only tokens above that bound are collected, and a heap yields them in rank order
+// until the running sum reaches p · S. Those tokens are a rank-order prefix of all tokens, so the running sums are the
+// ones a full sort would give; if rounding makes the bound too tight, the collection is redone with every token.
+
+export interface SamplingOptions {
+  /** 0 = greedy (the default); otherwise logits are divided by it. */
+  temperature?: number;
+  /** Keep the k most likely tokens; 0 (the default) = off. k >= vocabSize is also off. */
+  topK?: number;
+  /** Nucleus sampling: keep the smallest most-likely set whose probability reaches p; 1 (the default) = off. */
+  topP?: number;
+  /** Drop tokens less likely than minP times the most likely one; 0 (the default) = off. */
+  minP?: number;
+  /** Penalty for tokens seen in the window; 1 (the default) = off, > 1 discourages repetition. */
+  repetitionPenalty?: number;
+  /** How many of the last history tokens the penalty looks at; default 64, 0 = the whole history. */
+  repetitionWindow?: number;
+}
+
+export type ResolvedSamplingOptions = Readonly<Required<SamplingOptions>>;
+
+export interface Sampler {
+  /**
+   * Picks the next token from raw logits (length vocabSize). history/historyLength: the tokens before this position
+   * (prompt + generated), for the repetition penalty. u: a uniform in [0,1) drawn by the caller (ignored when greedy).
+   * Does not modify logits.
+   */
+  pick(logits: Float32Array, history: Int32Array, historyLength: number, u: number): number;
+  /** The final probability distribution pick() samples from (for tests/statistics), written into out (length vocabSize). */
+  distribution(logits: Float32Array, history: Int32Array, historyLength: number, out: Float32Array): void;
+  readonly greedy: boolean;
+  readonly options: ResolvedSamplingOptions;
+  readonly vocabSize: number;
+}
+
+export const DEFAULT_SAMPLING_OPTIONS: ResolvedSamplingOptions = Object.freeze({
+  temperature: 0,
+  topK: 0,
+  topP: 1,
+  minP: 0,
+  repetitionPenalty: 1,
+  repetitionWindow: 64,
+});
+
+function invalid(name: string, expected: string, got: unknown): RangeError {
+  return new RangeError(`SamplingOptions.${name} must be ${expected}; got ${String(got)}`);
+}
+
+function isNumber(v: unknown): v is number {
+  return typeof v === 'number' && !Number.isNaN(v);
+}
+
+/** Throws a RangeError naming the first invalid parameter, the range it must be in and the value it had. */
+export function validateSamplingOptions(o: SamplingOptions): void {
+  if (typeof o !== 'object' || o === null) {
+    throw new RangeError(`SamplingOptions must be an object; got ${String(o)}`);
+  }
+  const { temperature, topK, topP, minP, repetitionPenalty, repetitionWindow } = o;
+  if (temperature !== undefined && !(isNumber(temperature) && Number.isFinite(temperature) && temperature >= 0)) {
+    throw invalid('temperature', 'a finite number >= 0 (0 = greedy)', temperature);
+  }
+  if (topK !== undefined && !(Number.isSafeInteger(topK) && topK >= 0)) {
+    throw invalid('topK', 'an integer >= 0 (0 = off)', topK);
+  }
+  if (topP !== undefined && !(isNumber(topP) && topP > 0 && topP <= 1)) {
+    throw invalid('topP', 'a number in (0, 1] (1 = off)', topP);
+  }
+  if (minP !== undefined && !(isNumber(minP) && minP >= 0 && minP <= 1)) {
+    throw invalid('minP', 'a number in [0, 1] (0 = off)', minP);
+  }
+  if (
+    repetitionPenalty !== undefined &&
+    !(isNumber(repetitionPenalty) && Number.isFinite(repetitionPenalty) && repetitionPenalty > 0)
+  ) {
+    throw invalid('repetitionPenalty', 'a finite number > 0 (1 = off)', repetitionPenalty);
+  }
+  if (repetitionWindow !== undefined && !(Number.isSafeInteger(repetitionWindow) && repetitionWindow >= 0)) {
+    throw invalid('repetitionWindow', 'an integer >= 0 (0 = whole history)', repetitionWindow);
+  }
+}
+
+/** Validates and fills in the defaults. */
+export function resolveSamplingOptions(o: SamplingOptions): ResolvedSamplingOptions {
+  validateSamplingOptions(o);
+  const d = DEFAULT_SAMPLING_OPTIONS;
+  return Object.freeze({
+    temperature: o.temperature ?? d.temperature,
+    topK: o.topK ?? d.topK,
+    topP: o.topP ?? d.topP,
+    minP: o.minP ?? d.minP,
+    repetitionPenalty: o.repetitionPenalty ?? d.repetitionPenalty,
+    repetitionWindow: o.repetitionWindow ?? d.repetitionWindow,
+  });
+}
+
+function checkUniform(u: number): void {
+  if (!(u >= 0 && u < 1)) throw new RangeError(`u must be a uniform in [0, 1); got ${String(u)}`);
+}
+
+/**
+ * Inverse CDF over probs[0 .. length) in index order. The weights need not sum to 1: the target is u · total, where
+ * total is the sum of the positive entries in index order (float64); entries <= 0 or NaN are never chosen. Returns the
+ * first index whose running sum exceeds the target, so u = 0 gives the first positive entry. When rounding makes
+ * u · total land at or past the final running sum (which is total itself), the last positive entry is returned.
+ * Throws a RangeError when there is no positive entry.
+ */
+export function sample(probs: Float32Array | Float64Array, u: number, length: number = probs.length): number {
+  checkUniform(u);
+  if (!Number.isInteger(length) || length < 1 || length > probs.length) {
+    throw new RangeError(`sample: length must be an integer in [1, ${probs.length}]; got ${String(length)}`);
+  }
+  let total = 0;
+  for (let i = 0; i < length; i++) {
+    const p = probs[i];
+    if (p > 0) total += p;
+  }
+  if (!(total > 0 && total < Infinity)) {
+    throw new RangeError(`sample: probs must have a positive, finite total; got ${total}`);
+  }
+  const target = u * total;
+  let cum = 0;
+  let last = -1;
+  for (let i = 0; i < length; i++) {
+    const p = probs[i];
+    if (p > 0) {
+      cum += p;
+      last = i;
+      if (target < cum) return i;
+    }
+  }
+  return last;
+}
+
+// ---- heaps and sorts over token ids (no allocation; NaN and -Infinity never enter them) ----
+
+/** Sift-down in a heap whose root is the WORST token in rank order (used to keep the k best). */
+function siftDownWorst(ids: Int32Array, size: number, start: number, z: Float32Array): void {
+  const id = ids[start];
+  const v = z[id];
+  let pos = start;
+  for (;;) {
+    let child = 2 * pos + 1;
+    if (child >= size) break;
+    let cid = ids[child];
+    let cv = z[cid];
+    const right = child + 1;
+    if (right < size) {
+      const rid = ids[right];
+      const rv = z[rid];
+      if (rv < cv || (rv === cv && rid > cid)) {
+        child = right;
+        cid = rid;
+        cv = rv;
+      }
+    }
+    if (cv < v || (cv === v && cid > id)) {
+      ids[pos] = cid;
+      pos = child;
+    } else break;
+  }
+  ids[pos] = id;
+}
+
+function siftUpWorst(ids: Int32Array, start: number, z: Float32Array): void {
+  const id = ids[start];
+  const v = z[id];
+  let pos = start;
+  while (pos > 0) {
+    const parent = (pos - 1) >> 1;
+    const pid = ids[parent];
+    const pv = z[pid];
+    if (v < pv || (v === pv && id > pid)) {
+      ids[pos] = pid;
+      pos = parent;
+    } else break;
+  }
+  ids[pos] = id;
+}
+
+/** Sift-down in a heap whose root is the BEST token in rank order (used to pop the nucleus in rank order). */
+function siftDownBest(ids: Int32Array, size: number, start: number, z: Float32Array): void {
+  const id = ids[start];
+  const v = z[id];
+  let pos = start;
+  for (;;) {
+    let child = 2 * pos + 1;
+    if (child >= size) break;
+    let cid = ids[child];
+    let cv = z[cid];
+    const right = child + 1;
+    if (right < size) {
+      const rid = ids[right];
+      const rv = z[rid];
+      if (rv > cv || (rv === cv && rid < cid)) {
+        child = right;
+        cid = rid;
+        cv = rv;
+      }
+    }
+    if (cv > v || (cv === v && cid < id)) {
+      ids[pos] = cid;
+      pos = child;
+    } else break;
+  }
+  ids[pos] = id;
+}
+
+/** Number of power-of-two weight buckets for the top-p bound; the last one also holds everything lighter. */
+const BUCKETS = 64;
+const NOT_A_CANDIDATE = 255;
+const INV_LN2 = 1.4426950408889634;
+const SMALL_SORT = 64;
+const EPOCH_LIMIT = 0x3fffffff; // keeps the epoch a small integer
+
+/** A sampler for one configuration and vocabulary; it owns its scratch buffers, so give each sequence its own. */
+export function createSampler(options: SamplingOptions, vocabSize: number): Sampler {
+  const opts = resolveSamplingOptions(options);
+  if (!Number.isInteger(vocabSize) || vocabSize < 1 || vocabSize > 0x3fffffff) {
+    throw new RangeError(`createSampler: vocabSize must be an integer in [1, 2^30); got ${String(vocabSize)}`);
+  }
+  const V = vocabSize;
+  const T = opts.temperature;
+  const greedy = T === 0;
+  const topK = opts.topK > 0 && opts.topK < V ? opts.topK : 0;
+  const topP = opts.topP;
+  const minP = opts.minP;
+  const penalty = opts.repetitionPenalty;
+  const penaltyOn = penalty !== 1;
+  const window = opts.repetitionWindow;
+  const dense = !greedy && topK === 0 && topP === 1; // only min-p (a filter in id order) may apply
+  // x = (z - m) / T below this cannot pass min-p: exp(x) < minP / e, far outside any rounding error.
+  const minPCut = minP > 0 ? Math.log(minP) - 1 : -Infinity;
+  // Buckets past this one hold only weights < minP / 2 (see bucketLimit() below), so min-p drops them anyway.
+  const minPBucket = minP > 0 ? Math.min(BUCKETS - 1, Math.floor(-Math.log2(minP)) + 1) : BUCKETS - 1;
+
+  // Scratch, sized once.
+  const z = new Float32Array(penaltyOn ? V : 0);
+  const stamps = new Uint32Array(penaltyOn ? V : 0);
+  let epoch = 0;
+  const weights = new Float64Array(greedy ? 0 : V); // w[t] by token id
+  const ids = new Int32Array(greedy || (dense && minP === 0) ? 0 : V); // candidate / survivor ids
+  const mark = new Uint8Array(greedy || dense ? 0 : V); // for sorting large survivor sets by id
+  const bucketOf = new Uint8Array(!greedy && topK === 0 && topP < 1 ? V : 0);
+  const hist = new Float64Array(BUCKETS);
+  // Survivor total lives here, not in a closure variable: storing a double into a closure context allocates.
+  const total = new Float64Array(1);
+
+  function checkInputs(logits: Float32Array, history: Int32Array, historyLength: number): void {
+    if (logits.length !== V) {
+      throw new RangeError(`logits must have length vocabSize = ${V}; got ${logits.length}`);
+    }
+    if (!Number.isInteger(historyLength) || historyLength < 0 || historyLength > history.length) {
+      throw new RangeError(`historyLength must be an integer in [0, ${history.length}]; got ${String(historyLength)}`);
+    }
+  }
+
+  /** Steps 1-2: the logits to work on (the caller's array when no penalty applies, so nothing is copied). */
+  function penalised(logits: Float32Array, history: Int32Array, historyLength: number): Float32Array {
+    if (!penaltyOn) return logits;
+    z.set(logits);
+    if (++epoch > EPOCH_LIMIT) {
+      stamps.fill(0);
+      epoch = 1;
+    }
+    const start = window === 0 ? 0 : Math.max(0, historyLength - window);
+    for (let i = start; i < historyLength; i++) {
+      const t = history[i];
+      if (!(t >= 0 && t < V)) {
+        throw new RangeError(`history[${i}] must be a token id in [0, ${V}); got ${t}`);
+      }
+      if (stamps[t] === epoch) continue; // each distinct token is penalised once
+      stamps[t] = epoch;
+      const v = z[t];
+      z[t] = v > 0 ? v / penalty : v * penalty;
+    }
+    return z;
+  }
+
+  function argmax(v: Float32Array): number {
+    let best = -Infinity;
+    let arg = -1;
+    for (let i = 0; i < V; i++) {
+      const x = v[i];
+      if (x > best) {
+        best = x;
+        arg = i;
+      }
+    }
+    if (arg < 0) throw noCandidate();
+    return arg;
+  }
+
+  function noCandidate(): RangeError {
+    return new RangeError('logits: every logit is -Infinity or NaN, there is no token to pick');
+  }
+
+  function checkTop(m: number): void {
+    if (m === Infinity) throw new RangeError('logits: the largest logit is +Infinity, probabilities are undefined');
+  }
+
+  /** Sorts ids[0 .. n) ascending: insertion sort when short, otherwise marks and one scan of the vocabulary. */
+  function sortIds(n: number): void {
+    if (n <= SMALL_SORT) {
+      for (let i = 1; i < n; i++) {
+        const id = ids[i];
+        let j = i - 1;
+        while (j >= 0 && ids[j] > id) {
+          ids[j + 1] = ids[j];
+          j--;
+        }
+        ids[j + 1] = id;
+      }
+      return;
+    }
+    for (let i = 0; i < n; i++) mark[ids[i]] = 1;
+    let k = 0;
+    for (let t = 0; t < V; t++) {
+      if (mark[t] !== 0) {
+        mark[t] = 0;
+        ids[k++] = t;
+      }
+    }
+  }
+
+  /** Step 5: the k best finite tokens into ids[0 .. n), in heap order; returns n. */
+  function selectTopK(v: Float32Array): number {
+    let n = 0;
+    let i = 0;
+    for (; i < V && n < topK; i++) {
+      if (v[i] > -Infinity) {
+        ids[n] = i;
+        siftUpWorst(ids, n++, v);
+      }
+    }
+    if (n < topK) return n;
+    let floor = v[ids[0]];
+    for (; i < V; i++) {
+      // A later id with an equal logit ranks below the root, so only a strictly larger logit displaces it.
+      if (v[i] > floor) {
+        ids[0] = i;
+        siftDownWorst(ids, n, 0, v);
+        floor = v[ids[0]];
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Step 6 over candidates ids[0 .. n) (any order): pops them best first until the running weight reaches target.
+   * Moves the popped prefix to ids[0 .. count) and returns count, or -1 when the target was not reached.
+   */
+  function nucleus(v: Float32Array, n: number, target: number): number {
+    for (let i = (n >> 1) - 1; i >= 0; i--) siftDownBest(ids, n, i, v);
+    let cum = 0;
+    let size = n;
+    while (size > 0) {
+      const best = ids[0];
+      size--;
+      ids[0] = ids[size];
+      ids[size] = best; // popped tokens collect at the end, best last
+      if (size > 0) siftDownBest(ids, size, 0, v);
+      cum += weights[best];
+      if (cum >= target) {
+        const count = n - size;
+        ids.copyWithin(0, size, n);
+        return count;
+      }
+    }
+    return -1;
+  }
+
+  /** Step 7 in place over ids[0 .. n); returns the survivor count (the top token, weight 1, always survives). */
+  function applyMinP(n: number): number {
+    if (minP === 0) return n;
+    let k = 0;
+    for (let i = 0; i < n; i++) {
+      const id = ids[i];
+      if (weights[id] >= minP) ids[k++] = id;
+    }
+    return k;
+  }
+
+  /** Survivor total in ascending id order (ids[0 .. n) already sorted), stored in total[0]. */
+  function sumSurvivors(n: number): void {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += weights[ids[i]];
+    total[0] = s;
+  }
+
+  /** Path with top-k: survivors into ids[0 .. n) ascending, weights set, total set; returns n. */
+  function weighTopK(v: Float32Array): number {
+    let n = selectTopK(v);
+    if (n === 0) throw noCandidate();
+    sortIds(n);
+    let m = -Infinity;
+    for (let i = 0; i < n; i++) m = Math.max(m, v[ids[i]]);
+    checkTop(m);
+    let s = 0;
+    for (let i = 0; i < n; i++) {
+      const id = ids[i];
+      const w = Math.exp((v[id] - m) / T);
+      weights[id] = w;
+      s += w;
+    }
+    if (topP < 1) {
+      const count = nucleus(v, n, topP * s);
+      if (count > 0) n = count; // otherwise every candidate stays (ids are then in some order)
+      n = applyMinP(n);
+      sortIds(n);
+    } else {
+      n = applyMinP(n); // keeps id order
+    }
+    sumSurvivors(n);
+    return n;
+  }
+
+  /** Largest finite-or-infinite logit, ignoring NaN; throws when there is none. */
+  function maxLogit(v: Float32Array): number {
+    let m = -Infinity;
+    for (let i = 0; i < V; i++) {
+      const x = v[i];
+      if (x > m) m = x;
+    }
+    if (m === -Infinity) throw noCandidate();
+    checkTop(m);
+    return m;
+  }
+
+  /** Path without top-k, with top-p: survivors into ids[0 .. n) ascending; returns n. */
+  function weighTopP(v: Float32Array): number {
+    const m = maxLogit(v);
+    hist.fill(0);
+    let s = 0;
+    for (let i = 0; i < V; i++) {
+      const x0 = v[i];
+      if (x0 > -Infinity) {
+        const x = (x0 - m) / T;
+        const w = Math.exp(x);
+        weights[i] = w;
+        s += w;
+        // floor(-x / ln 2), monotone in z, so "bucket <= b" selects a rank-order prefix.
+        const b = -x * INV_LN2;
+        const bucket = b < BUCKETS - 1 ? b | 0 : BUCKETS - 1;
+        bucketOf[i] = bucket;
+        hist[bucket] += w;
+      } else {
+        weights[i] = 0;
+        bucketOf[i] = NOT_A_CANDIDATE;
+      }
+    }
+    const target = topP * s;
+    let limit = BUCKETS - 1;
+    let acc = 0;
+    for (let b = 0; b < BUCKETS; b++) {
+      acc += hist[b];
+      if (acc >= target) {
+        limit = b;
+        break;
+      }
+    }
+    const truncatedByMinP = minPBucket < limit;
+    if (truncatedByMinP) limit = minPBucket;
+    for (;;) {
+      let n = 0;
+      for (let i = 0; i < V; i++) if (bucketOf[i] <= limit) ids[n++] = i;
+      const count = nucleus(v, n, target);
+      // Not reached inside the collected prefix: fine if that is everything, or if min-p drops all the rest anyway.
+      if (count > 0 || limit === BUCKETS - 1 || truncatedByMinP) {
+        if (count > 0) n = count;
+        n = applyMinP(n);
+        sortIds(n);
+        sumSurvivors(n);
+        return n;
+      }
+      limit = BUCKETS - 1; // the histogram bound was too tight by rounding: collect every token
+    }
+  }
+
+  /** Path with min-p only: survivors into ids[0 .. n) ascending; returns n. */
+  function weighMinP(v: Float32Array): number {
+    const m = maxLogit(v);
+    let n = 0;
+    let s = 0;
+    for (let i = 0; i < V; i++) {
+      const x0 = v[i];
+      if (x0 > -Infinity) {
+        const x = (x0 - m) / T;
+        if (x >= minPCut) {
+          const w = Math.exp(x);
+          if (w >= minP) {
+            weights[i] = w;
+            ids[n++] = i;
+            s += w;
+          }
+        }
+      }
+    }
+    total[0] = s;
+    return n;
+  }
+
+  /** Path with no truncation: weights[t] for every token; total set. */
+  function weighAll(v: Float32Array): void {
+    const m = maxLogit(v);
+    let s = 0;
+    for (let i = 0; i < V; i++) {
+      const x0 = v[i];
+      const w = x0 > -Infinity ? Math.exp((x0 - m) / T) : 0;
+      weights[i] = w;
+      s += w;
+    }
+    total[0] = s;
+  }
+
+  /** Steps 4-7: returns the survivor count in ids (ascending), or -1 when every token survives (weights is dense). */
+  function weigh(v: Float32Array): number {
+    if (topK > 0) return weighTopK(v);
+    if (topP < 1) return weighTopP(v);
+    if (minP > 0) return weighMinP(v);
+    weighAll(v);
+    return -1;
+  }
+
+  function pick(logits: Float32Array, history: Int32Array, historyLength: number, u: number): number {
+    checkInputs(logits, history, historyLength);
+    if (greedy) return argmax(penalised(logits, history, historyLength));
+    checkUniform(u);
+    const n = weigh(penalised(logits, history, historyLength));
+    // Step 8, the same rule as sample(): first running sum above u · total, else the last positive weight.
+    const target = u * total[0];
+    let cum = 0;
+    let last = -1;
+    if (n < 0) {
+      for (let i = 0; i < V; i++) {
+        const w = weights[i];
+        if (w > 0) {
+          cum += w;
+          last = i;
+          if (target < cum) return i;
+        }
+      }
+    } else {
+      for (let i = 0; i < n; i++) {
+        const id = ids[i];
+        const w = weights[id];
+        if (w > 0) {
+          cum += w;
+          last = id;
+          if (target < cum) return id;
+        }
+      }
+    }
+    return last; // the top token weighs 1, so there is always a positive weight
+  }
+
+  function distribution(logits: Float32Array, history: Int32Array, historyLength: number, out: Float32Array): void {
+    checkInputs(logits, history, historyLength);
+    if (out.length !== V) throw new RangeError(`out must have length vocabSize = ${V}; got ${out.length}`);
+    if (greedy) {
+      const arg = argmax(penalised(logits, history, historyLength));
+      out.fill(0);
+      out[arg] = 1;
+      return;
+    }
+    const n = weigh(penalised(logits, history, historyLength));
+    const s = total[0];
+    if (n < 0) {
+      for (let i = 0; i < V; i++) out[i] = weights[i] / s;
+      return;
+    }
+    out.fill(0);
+    for (let i = 0; i < n; i++) {
+      const id = ids[i];
+      out[id] = weights[id] / s;
+    }
+  }
+
+  return { pick, distribution, greedy, options: opts, vocabSize: V };
+}

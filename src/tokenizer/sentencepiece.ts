@@ -1,0 +1,247 @@
+// SentencePiece-style BPE over a llama2.c tokenizer.bin vocabulary (pieces + scores).
+//
+// Encoding reproduces SentencePiece's BPE model (bpe_model.cc), not llama2.c's run.c where the two differ:
+//  - normalisation (Llama's "identity" rule): prepend one dummy-prefix space to non-empty text; '▁' in the input is
+//    the same symbol as ' ' (SentencePiece escapes ' ' to '▁' and tokenizer.bin writes '▁' back as ' ');
+//  - start from one symbol per Unicode character, repeatedly merge the adjacent pair whose concatenation is a vocabulary
+//    piece with the best score, leftmost on ties, using a priority queue over a linked list (O(n log n));
+//  - only normal pieces take part: control pieces (<unk>, <s>, </s>) and byte pieces (<0xXX>) are never merge
+//    results, as in SentencePiece, whereas run.c would match them as text;
+//  - a final symbol that is not a piece falls back to the byte pieces of its UTF-8 bytes (or <unk> without them).
+//
+// Decoding follows run.c: a piece's leading space is dropped right after BOS, <0xXX> pieces are raw bytes, and the
+// bytes are decoded as UTF-8 as a whole, so characters split over byte tokens come out intact.
+
+import { readTokenizerBin } from '../formats/tokenizer-bin.js';
+import type { EncodeOptions, StreamingDecoder, Tokenizer } from './types.js';
+
+export interface SentencePieceVocab {
+  readonly pieces: readonly Uint8Array[];
+  readonly scores: ArrayLike<number>;
+}
+
+export interface SentencePieceOptions {
+  readonly unkId?: number;
+  readonly bosId?: number;
+  readonly eosId?: number;
+}
+
+/** What SentencePiece prints for <unk> (its default unk_surface, " ⁇ "). */
+const UNK_SURFACE = new TextEncoder().encode(' \u2047 ');
+const BYTE_PIECE = /^<0x([0-9A-F]{2})>$/;
+const SPACE = 0x20;
+
+interface Candidate {
+  readonly score: number;
+  readonly left: number;
+  readonly right: number;
+  /** Combined length when queued; a mismatch later means either side has changed since (pieces only grow). */
+  readonly length: number;
+}
+
+/** Best score first, then the leftmost pair: SentencePiece's agenda order. */
+function before(a: Candidate, b: Candidate): boolean {
+  return a.score > b.score || (a.score === b.score && a.left < b.left);
+}
+
+function heapPush(heap: Candidate[], c: Candidate): void {
+  let i = heap.length;
+  heap.push(c);
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (!before(heap[i], heap[parent])) break;
+    [heap[i], heap[parent]] = [heap[parent], heap[i]];
+    i = parent;
+  }
+}
+
+function heapPop(heap: Candidate[]): Candidate | undefined {
+  const top = heap[0];
+  const last = heap.pop();
+  if (heap.length > 0 && last !== undefined) {
+    heap[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let best = i;
+      if (l < heap.length && before(heap[l], heap[best])) best = l;
+      if (r < heap.length && before(heap[r], heap[best])) best = r;
+      if (best === i) break;
+      [heap[i], heap[best]] = [heap[best], heap[i]];
+      i = best;
+    }
+  }
+  return top;
+}
+
+function checkId(id: number, vocabSize: number): void {
+  if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+    throw new RangeError(`token id ${id} is out of range: the vocabulary has ids 0..${vocabSize - 1}`);
+  }
+}
+
+/** Builds a tokenizer from tokenizer.bin pieces and scores (ids: <unk> 0, <s> 1, </s> 2 unless told otherwise). */
+export function createSentencePieceTokenizer(vocab: SentencePieceVocab, options: SentencePieceOptions = {}): Tokenizer {
+  const { unkId = 0, bosId = 1, eosId = 2 } = options;
+  const vocabSize = vocab.pieces.length;
+  if (vocab.scores.length !== vocabSize) {
+    throw new RangeError(`vocabulary has ${vocabSize} pieces but ${vocab.scores.length} scores`);
+  }
+  for (const [name, id] of [['unkId', unkId], ['bosId', bosId], ['eosId', eosId]] as const) {
+    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+      throw new RangeError(`${name} ${id} is outside the vocabulary (0..${vocabSize - 1})`);
+    }
+  }
+
+  const lossy = new TextDecoder('utf-8');
+  const strict = new TextDecoder('utf-8', { fatal: true });
+  const pieceText: string[] = [];
+  const pieceIds = new Map<string, number>();
+  const byteIds = new Int32Array(256).fill(-1);
+  // The bytes each token contributes to the output (before the after-BOS space rule).
+  const outputBytes: Uint8Array[] = [];
+  const control = new Set([unkId, bosId, eosId]);
+  // Only normal pieces lose their leading space after BOS (run.c tests the piece text, and "<0x20>" has none).
+  const isNormal = new Uint8Array(vocabSize);
+
+  vocab.pieces.forEach((bytes, id) => {
+    const text = lossy.decode(bytes);
+    pieceText.push(text);
+    const byteMatch = BYTE_PIECE.exec(text);
+    if (control.has(id)) {
+      outputBytes.push(id === unkId ? UNK_SURFACE : new Uint8Array(0));
+    } else if (byteMatch !== null) {
+      const value = parseInt(byteMatch[1], 16);
+      if (byteIds[value] < 0) byteIds[value] = id;
+      outputBytes.push(Uint8Array.of(value));
+    } else {
+      outputBytes.push(bytes);
+      isNormal[id] = 1;
+      let valid = true;
+      try {
+        strict.decode(bytes);
+      } catch {
+        valid = false; // not text: no sequence of characters can merge into it
+      }
+      if (valid && bytes.length > 0 && !pieceIds.has(text)) pieceIds.set(text, id);
+    }
+  });
+  // SentencePiece enables byte fallback only with all 256 byte pieces; otherwise unknown characters become <unk>.
+  const byteFallback = byteIds.every((id) => id >= 0);
+  const scores = Float64Array.from(vocab.scores);
+  const encoder = new TextEncoder();
+
+  function encodeInto(text: string, out: number[]): void {
+    // Symbols: one per code point of the normalised text. Lone surrogates become U+FFFD, as TextEncoder would.
+    const symbols: string[] = [' '];
+    for (const ch of text) {
+      const cp = ch.codePointAt(0) ?? 0;
+      symbols.push(cp === 0x2581 ? ' ' : cp >= 0xd800 && cp <= 0xdfff ? '\ufffd' : ch);
+    }
+    const n = symbols.length;
+    const prev = new Int32Array(n);
+    const next = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      prev[i] = i - 1;
+      next[i] = i + 1 < n ? i + 1 : -1;
+    }
+    const heap: Candidate[] = [];
+    const consider = (left: number, right: number): void => {
+      if (left < 0 || right < 0) return;
+      const merged = symbols[left] + symbols[right];
+      const id = pieceIds.get(merged);
+      if (id !== undefined) heapPush(heap, { score: scores[id], left, right, length: merged.length });
+    };
+    for (let i = 1; i < n; i++) consider(i - 1, i);
+
+    for (let top = heapPop(heap); top !== undefined; top = heapPop(heap)) {
+      const { left, right } = top;
+      const a = symbols[left];
+      const b = symbols[right];
+      if (a === '' || b === '' || a.length + b.length !== top.length) continue; // stale
+      symbols[left] = a + b;
+      symbols[right] = '';
+      next[left] = next[right];
+      if (next[right] >= 0) prev[next[right]] = left;
+      consider(prev[left], left);
+      consider(left, next[left]);
+    }
+
+    for (let i = 0; i >= 0; i = next[i]) {
+      const id = pieceIds.get(symbols[i]);
+      if (id !== undefined) {
+        out.push(id);
+      } else if (byteFallback) {
+        for (const byte of encoder.encode(symbols[i])) out.push(byteIds[byte]);
+      } else {
+        out.push(unkId);
+      }
+    }
+  }
+
+  function bytesOf(id: number, previous: number): Uint8Array {
+    checkId(id, vocabSize);
+    const bytes = outputBytes[id];
+    // After BOS SentencePiece drops the dummy-prefix space (run.c does the same; llama2.c PR #89).
+    return previous === bosId && isNormal[id] === 1 && bytes[0] === SPACE ? bytes.subarray(1) : bytes;
+  }
+
+  return {
+    vocabSize,
+    bosId,
+    eosId,
+    encode(text: string, options: EncodeOptions = {}): number[] {
+      const out: number[] = [];
+      if (options.bos === true) out.push(bosId);
+      // Empty input stays empty: SentencePiece adds the dummy prefix only to non-empty text.
+      if (text.length > 0) encodeInto(text, out);
+      if (options.eos === true) out.push(eosId);
+      return out;
+    },
+    decode(ids: readonly number[]): string {
+      const parts: Uint8Array[] = [];
+      let total = 0;
+      let previous = -1;
+      for (const id of ids) {
+        const bytes = bytesOf(id, previous);
+        parts.push(bytes);
+        total += bytes.length;
+        previous = id;
+      }
+      const all = new Uint8Array(total);
+      let offset = 0;
+      for (const p of parts) {
+        all.set(p, offset);
+        offset += p.length;
+      }
+      return lossy.decode(all);
+    },
+    createDecoder(): StreamingDecoder {
+      // A streaming TextDecoder holds back an incomplete UTF-8 sequence and replaces invalid bytes as soon as they
+      // are known to be invalid, so the concatenated output equals decode() of the same ids.
+      const utf8 = new TextDecoder('utf-8');
+      let previous = -1;
+      return {
+        push(id: number): string {
+          const bytes = bytesOf(id, previous);
+          previous = id;
+          return utf8.decode(bytes, { stream: true });
+        },
+        flush(): string {
+          return utf8.decode();
+        },
+      };
+    },
+    tokenPiece(id: number): string {
+      checkId(id, vocabSize);
+      // llama2.c writes BOS/EOS as "\n<s>\n" and "\n</s>\n"; show them as SentencePiece names them.
+      return control.has(id) ? pieceText[id].trim() : pieceText[id];
+    },
+  };
+}
+
+/** Reads a llama2.c tokenizer.bin and builds its tokenizer. */
+export function loadSentencePieceTokenizer(path: string, vocabSize?: number, options?: SentencePieceOptions): Tokenizer {
+  return createSentencePieceTokenizer(readTokenizerBin(path, vocabSize), options);
+}
