@@ -12,13 +12,15 @@ import { readSafetensors, readSafetensorsFolder } from './safetensors.js';
 import { buildSafetensors, seededRandom, withTempDir } from './test-fixtures.js';
 import { readTokenizerBin, writeTokenizerBin } from './tokenizer-bin.js';
 
-const TRIALS = 250;
+// REDRAFTER_FUZZ_TRIALS raises the count for a longer local run.
+const TRIALS = Number(process.env.REDRAFTER_FUZZ_TRIALS ?? '') || 250;
 
 function corrupt(bytes: Uint8Array, rand: () => number): Uint8Array {
   const pick = (n: number): number => Math.floor(rand() * n);
   const mode = pick(4);
-  if (mode === 0) return bytes.slice(0, pick(bytes.length)); // truncation
-  const out = bytes.slice();
+  // Uint8Array.from copies: Buffer.prototype.slice would return a view and corrupt the original.
+  if (mode === 0) return Uint8Array.from(bytes.subarray(0, pick(bytes.length))); // truncation
+  const out = Uint8Array.from(bytes);
   if (mode === 1) {
     // a few random bytes anywhere
     for (let k = 1 + pick(4); k > 0; k--) out[pick(out.length)] = pick(256);
@@ -35,7 +37,14 @@ function corrupt(bytes: Uint8Array, rand: () => number): Uint8Array {
 }
 
 /** Runs `parse` on many corrupt variants of `valid`; returns how many parsed and how many were rejected. */
-function fuzz(dir: string, name: string, valid: Uint8Array, seed: number, parse: (path: string) => void): { parsed: number; rejected: number } {
+function fuzz(
+  dir: string,
+  name: string,
+  valid: Uint8Array,
+  seed: number,
+  parse: (path: string) => void,
+  namesFile = true,
+): { parsed: number; rejected: number } {
   const rand = seededRandom(seed);
   const path = join(dir, name);
   let parsed = 0;
@@ -50,7 +59,7 @@ function fuzz(dir: string, name: string, valid: Uint8Array, seed: number, parse:
       if (!(err instanceof FormatError)) {
         assert.fail(`${name}, trial ${trial} (${bytes.length} bytes): expected a FormatError, got ${err instanceof Error ? err.stack : String(err)}`);
       }
-      assert.ok(err.message.startsWith(`${name}: `), err.message);
+      if (namesFile) assert.ok(err.message.startsWith(`${name}: `), err.message);
       rejected++;
     }
   }
@@ -94,7 +103,8 @@ test('fuzz: safetensors (F32, F16, BF16, I32)', () => {
     // The shard index goes through the same checks.
     const index = new TextEncoder().encode(JSON.stringify({ weight_map: { w: 'model.safetensors' } }));
     writeFileSync(join(dir, 'model.safetensors'), valid);
-    fuzz(dir, 'model.safetensors.index.json', index, 3, () => readSafetensorsFolder(dir));
+    // A corrupt shard name yields an error about that (missing) shard, so the file named varies.
+    fuzz(dir, 'model.safetensors.index.json', index, 3, () => readSafetensorsFolder(dir), false);
   });
 });
 

@@ -233,6 +233,9 @@ const NOT_A_CANDIDATE = 255;
 const INV_LN2 = 1.4426950408889634;
 const SMALL_SORT = 64;
 const EPOCH_LIMIT = 0x3fffffff; // keeps the epoch a small integer
+const TOTAL = 0;
+const TARGET = 1;
+const MAX = 2;
 
 /** A sampler for one configuration and vocabulary; it owns its scratch buffers, so give each sequence its own. */
 export function createSampler(options: SamplingOptions, vocabSize: number): Sampler {
@@ -264,8 +267,10 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
   const mark = new Uint8Array(greedy || dense ? 0 : V); // for sorting large survivor sets by id
   const bucketOf = new Uint8Array(!greedy && topK === 0 && topP < 1 ? V : 0);
   const hist = new Float64Array(BUCKETS);
-  // Survivor total lives here, not in a closure variable: storing a double into a closure context allocates.
-  const total = new Float64Array(1);
+  // Doubles that cross function boundaries live here: a double stored into a closure variable or passed to a call
+  // that is not inlined is boxed, i.e. allocated. [TOTAL] = survivor weight total, [TARGET] = top-p
+  // target, [MAX] = largest logit.
+  const f64 = new Float64Array(3);
 
   function checkInputs(logits: Float32Array, history: Int32Array, historyLength: number): void {
     if (logits.length !== V) {
@@ -316,8 +321,8 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     return new RangeError('logits: every logit is -Infinity or NaN, there is no token to pick');
   }
 
-  function checkTop(m: number): void {
-    if (m === Infinity) throw new RangeError('logits: the largest logit is +Infinity, probabilities are undefined');
+  function infiniteTop(): RangeError {
+    return new RangeError('logits: the largest logit is +Infinity, probabilities are undefined');
   }
 
   /** Sorts ids[0 .. n) ascending: insertion sort when short, otherwise marks and one scan of the vocabulary. */
@@ -371,7 +376,8 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
    * Step 6 over candidates ids[0 .. n) (any order): pops them best first until the running weight reaches target.
    * Moves the popped prefix to ids[0 .. count) and returns count, or -1 when the target was not reached.
    */
-  function nucleus(v: Float32Array, n: number, target: number): number {
+  function nucleus(v: Float32Array, n: number): number {
+    const target = f64[TARGET];
     for (let i = (n >> 1) - 1; i >= 0; i--) siftDownBest(ids, n, i, v);
     let cum = 0;
     let size = n;
@@ -402,11 +408,11 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     return k;
   }
 
-  /** Survivor total in ascending id order (ids[0 .. n) already sorted), stored in total[0]. */
+  /** Survivor total in ascending id order (ids[0 .. n) already sorted), stored in f64[TOTAL]. */
   function sumSurvivors(n: number): void {
     let s = 0;
     for (let i = 0; i < n; i++) s += weights[ids[i]];
-    total[0] = s;
+    f64[TOTAL] = s;
   }
 
   /** Path with top-k: survivors into ids[0 .. n) ascending, weights set, total set; returns n. */
@@ -416,7 +422,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     sortIds(n);
     let m = -Infinity;
     for (let i = 0; i < n; i++) m = Math.max(m, v[ids[i]]);
-    checkTop(m);
+    if (m === Infinity) throw infiniteTop();
     let s = 0;
     for (let i = 0; i < n; i++) {
       const id = ids[i];
@@ -425,7 +431,8 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
       s += w;
     }
     if (topP < 1) {
-      const count = nucleus(v, n, topP * s);
+      f64[TARGET] = topP * s;
+      const count = nucleus(v, n);
       if (count > 0) n = count; // otherwise every candidate stays (ids are then in some order)
       n = applyMinP(n);
       sortIds(n);
@@ -436,21 +443,22 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     return n;
   }
 
-  /** Largest finite-or-infinite logit, ignoring NaN; throws when there is none. */
-  function maxLogit(v: Float32Array): number {
+  /** Largest logit, ignoring NaN, into f64[MAX]; throws when there is none or it is +Infinity. */
+  function maxLogit(v: Float32Array): void {
     let m = -Infinity;
     for (let i = 0; i < V; i++) {
       const x = v[i];
       if (x > m) m = x;
     }
     if (m === -Infinity) throw noCandidate();
-    checkTop(m);
-    return m;
+    if (m === Infinity) throw infiniteTop();
+    f64[MAX] = m;
   }
 
   /** Path without top-k, with top-p: survivors into ids[0 .. n) ascending; returns n. */
   function weighTopP(v: Float32Array): number {
-    const m = maxLogit(v);
+    maxLogit(v);
+    const m = f64[MAX];
     hist.fill(0);
     let s = 0;
     for (let i = 0; i < V; i++) {
@@ -471,6 +479,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
       }
     }
     const target = topP * s;
+    f64[TARGET] = target;
     let limit = BUCKETS - 1;
     let acc = 0;
     for (let b = 0; b < BUCKETS; b++) {
@@ -485,7 +494,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     for (;;) {
       let n = 0;
       for (let i = 0; i < V; i++) if (bucketOf[i] <= limit) ids[n++] = i;
-      const count = nucleus(v, n, target);
+      const count = nucleus(v, n);
       // Not reached inside the collected prefix: fine if that is everything, or if min-p drops all the rest anyway.
       if (count > 0 || limit === BUCKETS - 1 || truncatedByMinP) {
         if (count > 0) n = count;
@@ -500,7 +509,8 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
 
   /** Path with min-p only: survivors into ids[0 .. n) ascending; returns n. */
   function weighMinP(v: Float32Array): number {
-    const m = maxLogit(v);
+    maxLogit(v);
+    const m = f64[MAX];
     let n = 0;
     let s = 0;
     for (let i = 0; i < V; i++) {
@@ -517,13 +527,14 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
         }
       }
     }
-    total[0] = s;
+    f64[TOTAL] = s;
     return n;
   }
 
   /** Path with no truncation: weights[t] for every token; total set. */
   function weighAll(v: Float32Array): void {
-    const m = maxLogit(v);
+    maxLogit(v);
+    const m = f64[MAX];
     let s = 0;
     for (let i = 0; i < V; i++) {
       const x0 = v[i];
@@ -531,7 +542,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
       weights[i] = w;
       s += w;
     }
-    total[0] = s;
+    f64[TOTAL] = s;
   }
 
   /** Steps 4-7: returns the survivor count in ids (ascending), or -1 when every token survives (weights is dense). */
@@ -549,7 +560,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     checkUniform(u);
     const n = weigh(penalised(logits, history, historyLength));
     // Step 8, the same rule as sample(): first running sum above u · total, else the last positive weight.
-    const target = u * total[0];
+    const target = u * f64[TOTAL];
     let cum = 0;
     let last = -1;
     if (n < 0) {
@@ -585,7 +596,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
       return;
     }
     const n = weigh(penalised(logits, history, historyLength));
-    const s = total[0];
+    const s = f64[TOTAL];
     if (n < 0) {
       for (let i = 0; i < V; i++) out[i] = weights[i] / s;
       return;

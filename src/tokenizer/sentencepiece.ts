@@ -94,8 +94,9 @@ export function createSentencePieceTokenizer(vocab: SentencePieceVocab, options:
     }
   }
 
-  const lossy = new TextDecoder('utf-8');
-  const strict = new TextDecoder('utf-8', { fatal: true });
+  // ignoreBOM: a U+FEFF in the text is content, not a byte-order mark to drop (TextDecoder drops it by default).
+  const lossy = new TextDecoder('utf-8', { ignoreBOM: true });
+  const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   const pieceText: string[] = [];
   const pieceIds = new Map<string, number>();
   const byteIds = new Int32Array(256).fill(-1);
@@ -220,7 +221,7 @@ export function createSentencePieceTokenizer(vocab: SentencePieceVocab, options:
     createDecoder(): StreamingDecoder {
       // A streaming TextDecoder holds back an incomplete UTF-8 sequence and replaces invalid bytes as soon as they
       // are known to be invalid, so the concatenated output equals decode() of the same ids.
-      const utf8 = new TextDecoder('utf-8');
+      const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
       let previous = -1;
       return {
         push(id: number): string {
