@@ -1,9 +1,11 @@
 // `redrafter generate`: text or JSON output of one generation.
 
 import type { Command } from 'commander';
-import { generate } from '../engine/generate.js';
+import { generate, type GenerationStats } from '../engine/generate.js';
+import { loadDrafter } from '../engine/load.js';
+import type { AcceptanceRule } from '../engine/redrafter.js';
 import { addModelOptions, openModel, type ModelFlags } from './model-options.js';
-import { collect, decimal, format, idList, integer } from './options.js';
+import { acceptance, collect, decimal, format, idList, integer } from './options.js';
 
 interface GenerateFlags extends ModelFlags {
   promptIds?: number[];
@@ -16,6 +18,10 @@ interface GenerateFlags extends ModelFlags {
   seed: number;
   stop: string[];
   format: 'text' | 'json';
+  drafter?: string;
+  beams: number;
+  beamLength: number;
+  acceptance: AcceptanceRule;
 }
 
 export function registerGenerate(program: Command): void {
@@ -33,12 +39,19 @@ export function registerGenerate(program: Command): void {
     .option('--repetition-penalty <r>', 'penalty for tokens in the last 64', decimal(0.01, 100), 1)
     .option('-s, --seed <s>', 'seed of the sampling random stream', integer(0, 0xffffffff), 0)
     .option('--stop <text>', 'stop before this string (repeatable)', collect, [])
+    .option('--drafter <path>', 'ReDrafter drafter folder (Apple format), or "none" for autoregressive decoding')
+    .option('-W, --beams <n>', 'ReDrafter beam width W', integer(1, 64), 4)
+    .option('-L, --beam-length <n>', 'ReDrafter beam length L, counting the LLM\'s own first token', integer(2, 16), 5)
+    .option('--acceptance <rule>', 'ReDrafter verification: exact (reproduces plain decoding) or apple', acceptance,
+      'exact')
     .option('--format <format>', 'text (streamed) or json (one object)', format, 'text')
     .action(async (prompt: string | undefined, flags: GenerateFlags) => {
       if (prompt === undefined && !flags.promptIds) prompt = 'Once upon a time';
       const loaded = await openModel(flags);
+      const drafter = flags.drafter && flags.drafter !== 'none' ? loadDrafter(loaded, flags.drafter) : undefined;
       try {
         const generation = generate(loaded, {
+          drafter, beams: flags.beams, beamLength: flags.beamLength, acceptance: flags.acceptance,
           prompt, promptIds: flags.promptIds, maxTokens: flags.maxTokens, temperature: flags.temperature,
           topP: flags.topP, topK: flags.topK, minP: flags.minP, repetitionPenalty: flags.repetitionPenalty,
           seed: flags.seed, stop: flags.stop,
@@ -55,23 +68,49 @@ export function registerGenerate(program: Command): void {
         if (flags.format === 'json') {
           process.stdout.write(JSON.stringify({
             promptIds: generation.promptIds, ids, text, finishReason: generation.finishReason,
-            stats: {
-              tokens: stats.tokens, steps: stats.steps, tokensPerSecond: round(stats.tokensPerSecond),
-              tokensPerStep: stats.steps > 0 ? round((stats.tokens - 1) / stats.steps) : 0,
-              committedPerStep: stats.committedPerStep, promptTokens: stats.promptTokens,
-              prefillSeconds: round(stats.prefillSeconds), decodeSeconds: round(stats.decodeSeconds),
-              threads: loaded.kernels.threads,
-            },
+            stats: statsJson(stats, loaded.kernels.threads, drafter ? { beams: flags.beams,
+              beamLength: flags.beamLength, acceptance: flags.acceptance } : null),
           }) + '\n');
         } else {
           process.stdout.write('\n');
-          process.stderr.write(`[${stats.tokens} tokens, ${stats.tokensPerSecond.toFixed(1)} tokens/s, ` +
+          const perStep = stats.steps > 0 ? `, ${tokensPerStep(stats).toFixed(2)} tokens/step` : '';
+          process.stderr.write(`[${stats.tokens} tokens, ${stats.tokensPerSecond.toFixed(1)} tokens/s${perStep}, ` +
             `${generation.finishReason}]\n`);
         }
       } finally {
+        drafter?.dispose();
         await loaded.close();
       }
     });
+}
+
+/** Mean tokens committed per decoding step (the first token comes from the prompt forward, not a step). */
+function tokensPerStep(stats: GenerationStats): number {
+  const committed = stats.committedPerStep.reduce((a, b) => a + b, 0);
+  return stats.steps > 0 ? committed / stats.steps : 0;
+}
+
+function statsJson(stats: GenerationStats, threads: number,
+  redrafter: { beams: number; beamLength: number; acceptance: AcceptanceRule } | null): Record<string, unknown> {
+  const json: Record<string, unknown> = {
+    tokens: stats.tokens, steps: stats.steps, tokensPerSecond: round(stats.tokensPerSecond),
+    tokensPerStep: round(tokensPerStep(stats)), committedPerStep: stats.committedPerStep,
+    promptTokens: stats.promptTokens, prefillSeconds: round(stats.prefillSeconds),
+    decodeSeconds: round(stats.decodeSeconds), threads,
+  };
+  if (redrafter && stats.redrafter) {
+    const histogram: Record<string, number> = {};
+    for (const count of stats.committedPerStep) histogram[count] = (histogram[count] ?? 0) + 1;
+    json['redrafter'] = {
+      ...redrafter,
+      tokensPerStepHistogram: histogram,
+      acceptedAtDepth: stats.redrafter.acceptedAtDepth,
+      draftSeconds: round(stats.redrafter.draftSeconds),
+      verifySeconds: round(stats.redrafter.verifySeconds),
+      bookkeepingSeconds: round(stats.redrafter.bookkeepingSeconds),
+    };
+  }
+  return json;
 }
 
 function round(value: number): number {

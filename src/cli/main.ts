@@ -4,6 +4,8 @@
 import { Command } from 'commander';
 import { registerGenerate } from './generate.js';
 import { registerTokenize } from './tokenize.js';
+import { registerDrafter } from './drafter.js';
+import { registerDraft } from './draft.js';
 
 const program = new Command();
 program
@@ -14,6 +16,8 @@ program
 
 registerGenerate(program);
 registerTokenize(program);
+registerDrafter(program);
+registerDraft(program);
 
 try {
   await program.parseAsync(process.argv);

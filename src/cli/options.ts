@@ -39,3 +39,8 @@ export function format(value: string): 'text' | 'json' {
   if (value !== 'text' && value !== 'json') throw new InvalidArgumentError(`expected "text" or "json", got "${value}"`);
   return value;
 }
+
+export function acceptance(value: string): 'exact' | 'apple' {
+  if (value !== 'exact' && value !== 'apple') throw new InvalidArgumentError(`expected "exact" or "apple", got "${value}"`);
+  return value;
+}

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { validateSamplingOptions, type SamplingOptions } from '../sampling/index.js';
 import type { LoadedDrafter, LoadedModel } from './load.js';
 import { createAutoregressiveDecoder, type Decoder, type DecoderStats } from './decoder.js';
-import { createRedrafterDecoder, type AcceptanceRule } from './redrafter.js';
+import { createRedrafterDecoder, type AcceptanceRule, type RedrafterStep } from './redrafter.js';
 import { validateBeamShape } from '../drafter/beam-search.js';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -30,6 +30,8 @@ export interface GenerateOptions extends SamplingOptions {
   beamLength?: number;
   /** ReDrafter verification rule (default "exact", which reproduces autoregressive output token for token). */
   acceptance?: AcceptanceRule;
+  /** ReDrafter only: called after every tree step with what it drafted and accepted. */
+  onStep?: (step: RedrafterStep) => void;
 }
 
 export interface GenerationChunk {
@@ -47,7 +49,10 @@ export interface GenerationStats {
   tokens: number;
   /** Decoding steps (forwards after the prompt). */
   steps: number;
-  /** Tokens committed by each step, in order (the first token, from the prompt forward, is not a step). */
+  /**
+   * Tokens each step added to the output, in order (the first token, from the prompt forward, is not a step; a step
+   * cut by EOS, a stop token or the token limit counts what it emitted).
+   */
   committedPerStep: number[];
   prefillSeconds: number;
   decodeSeconds: number;
@@ -149,6 +154,7 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
       const prefilled = performance.now();
       stats.prefillSeconds = (prefilled - started) / 1000;
       let pending = [first];
+      let fromStep = false;
       for (;;) {
         // Apply stop tokens and the token limit to what this step committed.
         const ids: number[] = [];
@@ -164,6 +170,7 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
             break;
           }
         }
+        if (fromStep) stats.committedPerStep.push(ids.length);
         const chunk = release(ids, finishReason !== null);
         stats.decodeSeconds = (performance.now() - prefilled) / 1000;
         stats.tokensPerSecond = stats.decodeSeconds > 0 ? (stats.tokens - 1) / stats.decodeSeconds : 0;
@@ -176,7 +183,7 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
         }
         const count = decoder.step(stepTokens);
         stats.steps++;
-        stats.committedPerStep.push(count);
+        fromStep = true;
         pending = Array.from(stepTokens.subarray(0, count));
       }
     } finally {

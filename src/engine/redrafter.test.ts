@@ -166,7 +166,9 @@ test('ReDrafter stats: steps, committed per step, acceptance by depth, time spli
     assert.equal(redrafter.acceptedAtDepth.length, 4);
     // Reaching depth k+1 requires reaching depth k.
     for (let k = 1; k < 4; k++) assert.ok(redrafter.acceptedAtDepth[k] <= redrafter.acceptedAtDepth[k - 1]);
-    assert.equal(redrafter.acceptedAtDepth[0], stats.committedPerStep.filter((c) => c >= 2).length);
+    // The last step may be cut by maxTokens: it counts as accepted by the drafter but emits fewer tokens.
+    const multi = stats.committedPerStep.filter((c) => c >= 2).length;
+    assert.ok(redrafter.acceptedAtDepth[0] >= multi && redrafter.acceptedAtDepth[0] <= multi + 1);
     assert.ok(redrafter.draftSeconds > 0 && redrafter.verifySeconds > 0);
   } finally {
     await loaded.close();

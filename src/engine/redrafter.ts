@@ -21,6 +21,24 @@ export interface RedrafterOptions extends SequenceOptions {
   beamLength: number;
   /** Verification rule (default exact). */
   acceptance?: AcceptanceRule;
+  /** Called after each tree step with the step's internals (for `redrafter draft` and debugging); not for hot paths. */
+  onStep?: (step: RedrafterStep) => void;
+}
+
+/** What one ReDrafter step did, for display. Arrays are copies. */
+export interface RedrafterStep {
+  /** Position of g0. */
+  position: number;
+  g0: number;
+  /** Beams [W][L] (index 0 = g0) and their drafter log-probabilities. */
+  beams: number[][];
+  scores: number[];
+  /** Packed tree: token, depth and parent (−1 for the root) of every node. */
+  nodes: { token: number; depth: number; parent: number }[];
+  /** Packed nodes on the accepted path, root first. */
+  acceptedPath: number[];
+  /** Tokens committed: accepted drafts then the LLM's next token (the bonus). */
+  committed: number[];
 }
 
 export function createRedrafterDecoder(model: Model, drafter: Drafter, options: RedrafterOptions): Decoder {
@@ -137,6 +155,17 @@ export function createRedrafterDecoder(model: Model, drafter: Drafter, options: 
       cache.keepSlots(S, keep, count);
       setContext(acceptance.path[count - 1]);
       for (let k = 0; k < count - 1; k++) stats.acceptedAtDepth[k]++;
+      if (options.onStep) {
+        options.onStep({
+          position: S, g0: drafts.beams[0],
+          beams: Array.from({ length: W }, (_, w) => Array.from(drafts.beams.subarray(w * length, (w + 1) * length))),
+          scores: Array.from(drafts.scores.subarray(0, W)),
+          nodes: Array.from({ length: P }, (_, p) => ({ token: tree.tokens[p], depth: tree.depths[p],
+            parent: tree.parents[p] })),
+          acceptedPath: Array.from(acceptance.path.subarray(0, count)),
+          committed: Array.from(acceptance.tokens.subarray(0, count)),
+        });
+      }
       const finished = performance.now();
       stats.draftSeconds += (drafted - started) / 1000;
       stats.verifySeconds += (verified - drafted) / 1000;

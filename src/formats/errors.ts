@@ -44,7 +44,8 @@ export function describeValue(value: unknown): string {
   try {
     text = JSON.stringify(value) ?? String(value);
   } catch {
-    text = String(value);
+    // Absurdly deep nesting overflows the stack (String() on nested arrays would too): describe the type only.
+    text = Array.isArray(value) ? 'a deeply nested array' : `a deeply nested ${typeof value}`;
   }
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }

@@ -41,7 +41,7 @@ test('round trip: F32 tensors, metadata, sorted keys, padded header, atomic writ
   withTempDir((dir) => {
     const rand = seededRandom(7);
     const tensors = new Map<string, F32TensorInput>();
-    for (const [name, shape] of [['b.weight', [3, 5]], ['a.bias', [5]], ['scalar', []], ['empty', [0, 4]], ['c', [2, 2, 2]]] as const) {
+    for (const [name, shape] of [['b.weight', [3, 5]], ['a.bias', [5]], ['scalar', []], ['empty', [0, 4]], ['c', [2, 2, 2]], ['10', [1]], ['9', [2]]] as const) {
       const data = new Float32Array(shape.reduce((x: number, y: number) => x * y, 1));
       for (let i = 0; i < data.length; i++) data[i] = rand() - 0.5;
       tensors.set(name, { shape, data });
@@ -55,7 +55,9 @@ test('round trip: F32 tensors, metadata, sorted keys, padded header, atomic writ
     const n = Number(raw.readBigUInt64LE(0));
     assert.equal(n % 8, 0);
     const headerText = raw.subarray(8, 8 + n).toString('utf8');
-    assert.deepEqual(Object.keys(JSON.parse(headerText)), ['__metadata__', 'a.bias', 'b.weight', 'c', 'empty', 'scalar']);
+    const keyOrder = [...headerText.matchAll(/"([^"]+)":\{/g)].map((m) => m[1]);
+    assert.deepEqual(keyOrder, ['__metadata__', '10', '9', 'a.bias', 'b.weight', 'c', 'empty', 'scalar']);
+    assert.match(headerText, /^\{.*\} *$/, 'padded with spaces');
     const st = readSafetensors(path);
     assert.deepEqual(st.metadata, { format: 'pt', note: 'ünïcode' });
     for (const [name, t] of tensors) {
@@ -126,6 +128,9 @@ test('malformed files are rejected with the file, the field and the values', () 
     check(buildSafetensors({ a: f32([2], 0, 8), b: f32([1], 4, 8) }, data8), 'tensor "b" data_offsets', ['start at 8', 'overlaps "a"']);
     check(buildSafetensors({ a: f32([1], 0, 4), b: f32([1], 8, 12) }, new Uint8Array(12)), 'tensor "b" data_offsets', ['start at 4', 'hole']);
     check(buildSafetensors({ a: f32([1], 0, 4) }, data8), 'data', ['4 bytes of tensor data', 'got 8 bytes', '4 trailing']);
+    const deep = `{"a": {"dtype": "F32", "shape": ${'['.repeat(200000)}${']'.repeat(200000)}, "data_offsets": [0, 8]}}`;
+    check(buildSafetensors(null, data8, deep), 'tensor "a" shape', ['got a deeply nested array']);
+    check(buildSafetensors(null, data8, '\ufeff{}'), 'header', ['valid JSON']);
     check(buildSafetensors({ __metadata__: { format: 1 }, a: f32([2], 0, 8) }, data8), '"__metadata__"."format"', ['a string', 'got 1']);
   });
 });

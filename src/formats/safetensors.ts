@@ -45,7 +45,7 @@ export interface SafetensorsFile {
   readonly path: string;
   readonly metadata: Readonly<Record<string, string>>;
   readonly tensors: ReadonlyMap<string, SafetensorInfo>;
-  /** Tensor names in header order. */
+  /** Tensor names in header order (as JSON.parse orders keys: integer-like names first). */
   readonly names: readonly string[];
   /** The tensor as float32, widened from F16/BF16 (and narrowed from F64); other dtypes are an error. */
   getF32(name: string): Float32Array;
@@ -254,7 +254,8 @@ export function readSafetensors(path: string): SafetensorsFile {
     readInto(file, headerBytes, 8);
     let text: string;
     try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
+      // ignoreBOM keeps a leading U+FEFF so that JSON.parse rejects it, as the reference implementation does.
+      text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes);
     } catch (err) {
       throw new FormatError({ file: path, field: 'header', expected: 'UTF-8 JSON', got: 'invalid UTF-8', cause: err });
     }
@@ -353,8 +354,9 @@ export function writeSafetensors(
   metadata?: Readonly<Record<string, string>>,
 ): void {
   const names = [...tensors.keys()].sort();
-  const header: Record<string, unknown> = {};
-  if (metadata !== undefined) header.__metadata__ = { ...metadata };
+  // The JSON is assembled by hand: a JS object would move integer-like keys ("0", "12") ahead of the sorted order.
+  const members: string[] = [];
+  if (metadata !== undefined) members.push(`"__metadata__":${JSON.stringify(metadata)}`);
   let offset = 0;
   for (const name of names) {
     const t = tensors.get(name);
@@ -371,10 +373,11 @@ export function writeSafetensors(
         got: `shape [${t.shape.join(', ')}]`,
       });
     }
-    header[name] = { dtype: 'F32', shape: [...t.shape], data_offsets: [offset, offset + 4 * elements] };
+    const entry = { dtype: 'F32', shape: [...t.shape], data_offsets: [offset, offset + 4 * elements] };
+    members.push(`${JSON.stringify(name)}:${JSON.stringify(entry)}`);
     offset += 4 * elements;
   }
-  let json = JSON.stringify(header);
+  let json = `{${members.join(',')}}`;
   const encoder = new TextEncoder();
   let jsonBytes = encoder.encode(json);
   const padded = Math.ceil(jsonBytes.length / 8) * 8;

@@ -37,6 +37,16 @@ export function withTempDir<T>(body: (dir: string) => T): T {
   }
 }
 
+/** withTempDir for async bodies: the folder lives until the promise settles. */
+export async function withTempDirAsync<T>(body: (dir: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'redrafter-formats-'));
+  try {
+    return await body(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** mulberry32: a small seeded PRNG so that randomized tests are reproducible. Returns floats in [0, 1). */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;

@@ -28,8 +28,7 @@ export interface Checkpoint {
 /** Opens a llama2.c checkpoint file or a Hugging Face model folder (config.json + safetensors). */
 export function readCheckpoint(path: string): Checkpoint {
   if (!existsSync(path)) {
-    throw new FormatError({ file: path, field: 'path', expected: 'a llama2.c .bin file or a Hugging Face folder',
-      got: 'nothing at that path' });
+    throw new Error(`${path}: no such file or folder (expected a llama2.c .bin file or a Hugging Face folder)`);
   }
   if (statSync(path).isDirectory()) return readHfCheckpoint(path);
   return readLlama2c(path);

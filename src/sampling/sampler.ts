@@ -18,11 +18,15 @@
 //  8. Renormalise and sample: inverse CDF over the survivors in ascending id order with target u · total, where total
 //     is their weight sum in that order; see sample() for the rounding rule. Normalising is implicit in that target.
 //
-// Nothing allocates per call: every buffer is sized in createSampler (architecture.md, invariant 4). Without top-k,
-// top-p avoids a full sort: a 64-bucket histogram of weights by power of two (collected in the softmax pass) bounds
-// the rank where the nucleus can end, only tokens above that bound are collected, and a heap yields them in rank order
-// until the running sum reaches p · S. Those tokens are a rank-order prefix of all tokens, so the running sums are the
-// ones a full sort would give; if rounding makes the bound too tight, the collection is redone with every token.
+// Nothing allocates per call: every buffer is sized in createSampler (architecture.md, invariant 4). Top-k is one
+// pass with a k-sized heap. Without top-k, top-p avoids sorting the vocabulary: the softmax pass also fills a
+// 64-bucket histogram of weights by power of two, which bounds where the nucleus can end; only the tokens above that
+// bound are collected, then either popped from a heap in rank order until the running sum reaches p · S (small
+// nuclei) or radix-sorted (large ones). The collected tokens are a rank-order prefix of all tokens, so the running sums
+// are exactly those of a full sort; if rounding makes the bound too tight, the collection is redone with every token.
+// sampler-exactness.test.ts checks all of this against a sort-everything reference, bit for bit.
+
+import { createRankScratch, selectTopK, siftDownBest, sortByRank, sortIdsAscending } from './rank.js';
 
 export interface SamplingOptions {
   /** 0 = greedy (the default); otherwise logits are divided by it. */
@@ -153,86 +157,14 @@ export function sample(probs: Float32Array | Float64Array, u: number, length: nu
   return last;
 }
 
-// ---- heaps and sorts over token ids (no allocation; NaN and -Infinity never enter them) ----
-
-/** Sift-down in a heap whose root is the WORST token in rank order (used to keep the k best). */
-function siftDownWorst(ids: Int32Array, size: number, start: number, z: Float32Array): void {
-  const id = ids[start];
-  const v = z[id];
-  let pos = start;
-  for (;;) {
-    let child = 2 * pos + 1;
-    if (child >= size) break;
-    let cid = ids[child];
-    let cv = z[cid];
-    const right = child + 1;
-    if (right < size) {
-      const rid = ids[right];
-      const rv = z[rid];
-      if (rv < cv || (rv === cv && rid > cid)) {
-        child = right;
-        cid = rid;
-        cv = rv;
-      }
-    }
-    if (cv < v || (cv === v && cid > id)) {
-      ids[pos] = cid;
-      pos = child;
-    } else break;
-  }
-  ids[pos] = id;
-}
-
-function siftUpWorst(ids: Int32Array, start: number, z: Float32Array): void {
-  const id = ids[start];
-  const v = z[id];
-  let pos = start;
-  while (pos > 0) {
-    const parent = (pos - 1) >> 1;
-    const pid = ids[parent];
-    const pv = z[pid];
-    if (v < pv || (v === pv && id > pid)) {
-      ids[pos] = pid;
-      pos = parent;
-    } else break;
-  }
-  ids[pos] = id;
-}
-
-/** Sift-down in a heap whose root is the BEST token in rank order (used to pop the nucleus in rank order). */
-function siftDownBest(ids: Int32Array, size: number, start: number, z: Float32Array): void {
-  const id = ids[start];
-  const v = z[id];
-  let pos = start;
-  for (;;) {
-    let child = 2 * pos + 1;
-    if (child >= size) break;
-    let cid = ids[child];
-    let cv = z[cid];
-    const right = child + 1;
-    if (right < size) {
-      const rid = ids[right];
-      const rv = z[rid];
-      if (rv > cv || (rv === cv && rid < cid)) {
-        child = right;
-        cid = rid;
-        cv = rv;
-      }
-    }
-    if (cv > v || (cv === v && cid < id)) {
-      ids[pos] = cid;
-      pos = child;
-    } else break;
-  }
-  ids[pos] = id;
-}
-
 /** Number of power-of-two weight buckets for the top-p bound; the last one also holds everything lighter. */
 const BUCKETS = 64;
 const NOT_A_CANDIDATE = 255;
 const INV_LN2 = 1.4426950408889634;
-const SMALL_SORT = 64;
 const EPOCH_LIMIT = 0x3fffffff; // keeps the epoch a small integer
+/** Nuclei smaller than this are popped from a heap; larger ones are radix-sorted (see nucleus()). */
+const RADIX_MIN = 256;
+// Slots of the f64 scratch array.
 const TOTAL = 0;
 const TARGET = 1;
 const MAX = 2;
@@ -252,24 +184,25 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
   const penalty = opts.repetitionPenalty;
   const penaltyOn = penalty !== 1;
   const window = opts.repetitionWindow;
-  const dense = !greedy && topK === 0 && topP === 1; // only min-p (a filter in id order) may apply
+  const truncating = !greedy && (topK > 0 || topP < 1); // survivors need ranking and an id sort
   // x = (z - m) / T below this cannot pass min-p: exp(x) < minP / e, far outside any rounding error.
   const minPCut = minP > 0 ? Math.log(minP) - 1 : -Infinity;
-  // Buckets past this one hold only weights < minP / 2 (see bucketLimit() below), so min-p drops them anyway.
+  // Buckets past this one hold only weights below minP / 2 (bucket b means x <= -b ln 2), so min-p drops them.
   const minPBucket = minP > 0 ? Math.min(BUCKETS - 1, Math.floor(-Math.log2(minP)) + 1) : BUCKETS - 1;
 
-  // Scratch, sized once.
+  // Scratch, sized once (architecture.md, invariant 4).
   const z = new Float32Array(penaltyOn ? V : 0);
   const stamps = new Uint32Array(penaltyOn ? V : 0);
   let epoch = 0;
   const weights = new Float64Array(greedy ? 0 : V); // w[t] by token id
-  const ids = new Int32Array(greedy || (dense && minP === 0) ? 0 : V); // candidate / survivor ids
-  const mark = new Uint8Array(greedy || dense ? 0 : V); // for sorting large survivor sets by id
+  const ids = new Int32Array(truncating || (!greedy && minP > 0) ? V : 0); // candidates, then survivors
+  const mark = new Uint8Array(truncating ? V : 0);
+  const rankScratch = createRankScratch(truncating ? (topK > 0 ? topK : V) : 0);
   const bucketOf = new Uint8Array(!greedy && topK === 0 && topP < 1 ? V : 0);
   const hist = new Float64Array(BUCKETS);
-  // Doubles that cross function boundaries live here: a double stored into a closure variable or passed to a call
-  // that is not inlined is boxed, i.e. allocated. [TOTAL] = survivor weight total, [TARGET] = top-p
-  // target, [MAX] = largest logit.
+  const histCount = new Int32Array(BUCKETS);
+  // Doubles that cross function boundaries live here: a double stored into a closure variable, passed to or returned
+  // from a call that is not inlined, is boxed, i.e. allocated.
   const f64 = new Float64Array(3);
 
   function checkInputs(logits: Float32Array, history: Int32Array, historyLength: number): void {
@@ -279,6 +212,14 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     if (!Number.isInteger(historyLength) || historyLength < 0 || historyLength > history.length) {
       throw new RangeError(`historyLength must be an integer in [0, ${history.length}]; got ${String(historyLength)}`);
     }
+  }
+
+  function noCandidate(): RangeError {
+    return new RangeError('logits: every logit is -Infinity or NaN, there is no token to pick');
+  }
+
+  function infiniteTop(): RangeError {
+    return new RangeError('logits: the largest logit is +Infinity, probabilities are undefined');
   }
 
   /** Steps 1-2: the logits to work on (the caller's array when no penalty applies, so nothing is copied). */
@@ -303,6 +244,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     return z;
   }
 
+  /** Step 3: one pass, lowest id on ties (only a strictly larger logit replaces the best), NaN never wins. */
   function argmax(v: Float32Array): number {
     let best = -Infinity;
     let arg = -1;
@@ -317,69 +259,36 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     return arg;
   }
 
-  function noCandidate(): RangeError {
-    return new RangeError('logits: every logit is -Infinity or NaN, there is no token to pick');
-  }
-
-  function infiniteTop(): RangeError {
-    return new RangeError('logits: the largest logit is +Infinity, probabilities are undefined');
-  }
-
-  /** Sorts ids[0 .. n) ascending: insertion sort when short, otherwise marks and one scan of the vocabulary. */
-  function sortIds(n: number): void {
-    if (n <= SMALL_SORT) {
-      for (let i = 1; i < n; i++) {
-        const id = ids[i];
-        let j = i - 1;
-        while (j >= 0 && ids[j] > id) {
-          ids[j + 1] = ids[j];
-          j--;
-        }
-        ids[j + 1] = id;
-      }
-      return;
+  /** Largest logit, ignoring NaN, into f64[MAX]; throws when there is none or it is +Infinity. */
+  function maxLogit(v: Float32Array): void {
+    let m = -Infinity;
+    for (let i = 0; i < V; i++) {
+      const x = v[i];
+      if (x > m) m = x;
     }
-    for (let i = 0; i < n; i++) mark[ids[i]] = 1;
-    let k = 0;
-    for (let t = 0; t < V; t++) {
-      if (mark[t] !== 0) {
-        mark[t] = 0;
-        ids[k++] = t;
-      }
-    }
-  }
-
-  /** Step 5: the k best finite tokens into ids[0 .. n), in heap order; returns n. */
-  function selectTopK(v: Float32Array): number {
-    let n = 0;
-    let i = 0;
-    for (; i < V && n < topK; i++) {
-      if (v[i] > -Infinity) {
-        ids[n] = i;
-        siftUpWorst(ids, n++, v);
-      }
-    }
-    if (n < topK) return n;
-    let floor = v[ids[0]];
-    for (; i < V; i++) {
-      // A later id with an equal logit ranks below the root, so only a strictly larger logit displaces it.
-      if (v[i] > floor) {
-        ids[0] = i;
-        siftDownWorst(ids, n, 0, v);
-        floor = v[ids[0]];
-      }
-    }
-    return n;
+    if (m === -Infinity) throw noCandidate();
+    if (m === Infinity) throw infiniteTop();
+    f64[MAX] = m;
   }
 
   /**
-   * Step 6 over candidates ids[0 .. n) (any order): pops them best first until the running weight reaches target.
-   * Moves the popped prefix to ids[0 .. count) and returns count, or -1 when the target was not reached.
+   * Step 6 over candidates ids[0 .. n), in ascending id order, which must be a rank-order prefix of all tokens:
+   * leaves the shortest rank-order prefix whose running weight reaches f64[TARGET] in ids[0 .. count) and returns
+   * count, or returns -1 (ids[0 .. n) then holds all candidates) when the target is not reached. `expected` estimates
+   * count: small nuclei are popped from a best-at-root heap (n + count log n steps), large ones radix-sorted (~6 n).
    */
-  function nucleus(v: Float32Array, n: number): number {
+  function nucleus(v: Float32Array, n: number, expected: number): number {
     const target = f64[TARGET];
-    for (let i = (n >> 1) - 1; i >= 0; i--) siftDownBest(ids, n, i, v);
     let cum = 0;
+    if (n >= RADIX_MIN && expected * Math.log2(n) > 4 * n) {
+      sortByRank(ids, n, v, rankScratch);
+      for (let i = 0; i < n; i++) {
+        cum += weights[ids[i]];
+        if (cum >= target) return i + 1;
+      }
+      return -1;
+    }
+    for (let i = (n >> 1) - 1; i >= 0; i--) siftDownBest(ids, n, i, v);
     let size = n;
     while (size > 0) {
       const best = ids[0];
@@ -389,9 +298,8 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
       if (size > 0) siftDownBest(ids, size, 0, v);
       cum += weights[best];
       if (cum >= target) {
-        const count = n - size;
         ids.copyWithin(0, size, n);
-        return count;
+        return n - size;
       }
     }
     return -1;
@@ -408,18 +316,21 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     return k;
   }
 
-  /** Survivor total in ascending id order (ids[0 .. n) already sorted), stored in f64[TOTAL]. */
-  function sumSurvivors(n: number): void {
+  /** Steps 7-8 for survivors ids[0 .. n) of top-p: min-p, id order, total. Returns the survivor count. */
+  function finish(n: number): number {
+    const k = applyMinP(n);
+    sortIdsAscending(ids, k, mark, V);
     let s = 0;
-    for (let i = 0; i < n; i++) s += weights[ids[i]];
+    for (let i = 0; i < k; i++) s += weights[ids[i]];
     f64[TOTAL] = s;
+    return k;
   }
 
-  /** Path with top-k: survivors into ids[0 .. n) ascending, weights set, total set; returns n. */
+  /** Steps 4-7 with top-k: survivors into ids[0 .. n) ascending, weights and f64[TOTAL] set; returns n. */
   function weighTopK(v: Float32Array): number {
-    let n = selectTopK(v);
+    const n = selectTopK(v, V, topK, ids);
     if (n === 0) throw noCandidate();
-    sortIds(n);
+    sortIdsAscending(ids, n, mark, V);
     let m = -Infinity;
     for (let i = 0; i < n; i++) m = Math.max(m, v[ids[i]]);
     if (m === Infinity) throw infiniteTop();
@@ -430,36 +341,24 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
       weights[id] = w;
       s += w;
     }
-    if (topP < 1) {
-      f64[TARGET] = topP * s;
-      const count = nucleus(v, n);
-      if (count > 0) n = count; // otherwise every candidate stays (ids are then in some order)
-      n = applyMinP(n);
-      sortIds(n);
-    } else {
-      n = applyMinP(n); // keeps id order
+    if (topP === 1) {
+      const k = applyMinP(n); // keeps id order
+      let total = 0;
+      for (let i = 0; i < k; i++) total += weights[ids[i]];
+      f64[TOTAL] = total;
+      return k;
     }
-    sumSurvivors(n);
-    return n;
+    f64[TARGET] = topP * s;
+    const count = nucleus(v, n, n); // the top-k set is small or the nucleus unknown: assume the worst
+    return finish(count > 0 ? count : n);
   }
 
-  /** Largest logit, ignoring NaN, into f64[MAX]; throws when there is none or it is +Infinity. */
-  function maxLogit(v: Float32Array): void {
-    let m = -Infinity;
-    for (let i = 0; i < V; i++) {
-      const x = v[i];
-      if (x > m) m = x;
-    }
-    if (m === -Infinity) throw noCandidate();
-    if (m === Infinity) throw infiniteTop();
-    f64[MAX] = m;
-  }
-
-  /** Path without top-k, with top-p: survivors into ids[0 .. n) ascending; returns n. */
+  /** Steps 4, 6, 7 without top-k: survivors into ids[0 .. n) ascending; returns n. */
   function weighTopP(v: Float32Array): number {
     maxLogit(v);
     const m = f64[MAX];
     hist.fill(0);
+    histCount.fill(0);
     let s = 0;
     for (let i = 0; i < V; i++) {
       const x0 = v[i];
@@ -468,11 +367,12 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
         const w = Math.exp(x);
         weights[i] = w;
         s += w;
-        // floor(-x / ln 2), monotone in z, so "bucket <= b" selects a rank-order prefix.
+        // floor(-x / ln 2): monotone in the logit, so "bucket <= b" selects a rank-order prefix.
         const b = -x * INV_LN2;
         const bucket = b < BUCKETS - 1 ? b | 0 : BUCKETS - 1;
         bucketOf[i] = bucket;
         hist[bucket] += w;
+        histCount[bucket]++;
       } else {
         weights[i] = 0;
         bucketOf[i] = NOT_A_CANDIDATE;
@@ -480,34 +380,31 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     }
     const target = topP * s;
     f64[TARGET] = target;
+    // The first bucket where the histogram's running mass reaches the target bounds the nucleus, up to rounding.
     let limit = BUCKETS - 1;
     let acc = 0;
+    let before = 0; // tokens in the buckets before `limit`, nearly all of them in the nucleus
     for (let b = 0; b < BUCKETS; b++) {
       acc += hist[b];
       if (acc >= target) {
         limit = b;
         break;
       }
+      before += histCount[b];
     }
     const truncatedByMinP = minPBucket < limit;
     if (truncatedByMinP) limit = minPBucket;
     for (;;) {
       let n = 0;
       for (let i = 0; i < V; i++) if (bucketOf[i] <= limit) ids[n++] = i;
-      const count = nucleus(v, n);
+      const count = nucleus(v, n, before);
       // Not reached inside the collected prefix: fine if that is everything, or if min-p drops all the rest anyway.
-      if (count > 0 || limit === BUCKETS - 1 || truncatedByMinP) {
-        if (count > 0) n = count;
-        n = applyMinP(n);
-        sortIds(n);
-        sumSurvivors(n);
-        return n;
-      }
+      if (count > 0 || limit === BUCKETS - 1 || truncatedByMinP) return finish(count > 0 ? count : n);
       limit = BUCKETS - 1; // the histogram bound was too tight by rounding: collect every token
     }
   }
 
-  /** Path with min-p only: survivors into ids[0 .. n) ascending; returns n. */
+  /** Steps 4, 7 with min-p only: survivors into ids[0 .. n) ascending; returns n. */
   function weighMinP(v: Float32Array): number {
     maxLogit(v);
     const m = f64[MAX];
@@ -531,7 +428,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     return n;
   }
 
-  /** Path with no truncation: weights[t] for every token; total set. */
+  /** Step 4 alone: weights[t] for every token, f64[TOTAL] set. */
   function weighAll(v: Float32Array): void {
     maxLogit(v);
     const m = f64[MAX];
@@ -559,7 +456,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     if (greedy) return argmax(penalised(logits, history, historyLength));
     checkUniform(u);
     const n = weigh(penalised(logits, history, historyLength));
-    // Step 8, the same rule as sample(): first running sum above u · total, else the last positive weight.
+    // Step 8, the rule of sample(): the first running sum above u · total, else the last positive weight.
     const target = u * f64[TOTAL];
     let cum = 0;
     let last = -1;
@@ -583,7 +480,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
         }
       }
     }
-    return last; // the top token weighs 1, so there is always a positive weight
+    return last; // unreachable in practice: the top token weighs 1, so target < total = the final running sum
   }
 
   function distribution(logits: Float32Array, history: Int32Array, historyLength: number, out: Float32Array): void {

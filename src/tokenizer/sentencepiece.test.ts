@@ -205,7 +205,8 @@ test('a hand-made vocabulary: score order, leftmost ties, no byte pieces → <un
   const pieces = ['<unk>', '<s>', '</s>', ' ', 'a', 'b', 'ab', 'ba', ' a', 'aba'].map((s) => enc.encode(s));
   const scores = [0, 0, 0, -9, -9, -9, -1, -1, -5, -2];
   const t = createSentencePieceTokenizer({ pieces, scores });
-  // " abab": pairs " a"(-5) ab(-1) ba(-1) ab(-1): leftmost "ab" first → " ", "ab", "ab"? then "aba" needs "ab"+"a"...
+  // " abab": " a"(-5), ab(-1), ba(-1), ab(-1): the leftmost "ab" wins the tie; "ba" is then stale, the second "ab"
+  // (-1) beats "aba" (-2), and "abab" is not a piece.
   assert.deepEqual(t.encode('abab').map((id) => t.tokenPiece(id)), [' ', 'ab', 'ab']);
   assert.deepEqual(t.encode('aba').map((id) => t.tokenPiece(id)), [' ', 'aba']);
   assert.deepEqual(t.encode('ac'), [8, 0], 'unknown character without byte pieces → <unk>');

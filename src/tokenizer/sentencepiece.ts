@@ -125,7 +125,9 @@ export function createSentencePieceTokenizer(vocab: SentencePieceVocab, options:
       } catch {
         valid = false; // not text: no sequence of characters can merge into it
       }
-      if (valid && bytes.length > 0 && !pieceIds.has(text)) pieceIds.set(text, id);
+      // llama2.c writes '▁' as ' '; accept a vocabulary exported without that replacement too.
+      const key = text.replaceAll('\u2581', ' ');
+      if (valid && bytes.length > 0 && !pieceIds.has(key)) pieceIds.set(key, id);
     }
   });
   // SentencePiece enables byte fallback only with all 256 byte pieces; otherwise unknown characters become <unk>.

@@ -6,7 +6,11 @@ export interface Tokenizer {
   readonly eosId: number;
   /** Token ids of `text`; BOS/EOS only when asked (both default to false). */
   encode(text: string, options?: EncodeOptions): number[];
-  /** The whole text as a user would see it: UTF-8 decoded, control tokens omitted, invalid bytes as U+FFFD. */
+  /**
+   * The whole text as a user would see it: UTF-8 decoded, control tokens omitted, invalid bytes as U+FFFD. The
+   * dummy-prefix space is dropped only right after BOS, so decoding a continuation separately and appending it gives
+   * the same text as decoding everything at once.
+   */
   decode(ids: readonly number[]): string;
   /** Incremental decoding for streaming output; never emits part of a UTF-8 sequence. */
   createDecoder(): StreamingDecoder;

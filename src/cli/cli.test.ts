@@ -1,0 +1,106 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fixture, missing, modelsFolder, stories260K } from '../../test/fixtures.js';
+
+const main = join(dirname(fileURLToPath(import.meta.url)), 'main.js');
+const skip = missing('stories260K', 'stories260K.bin');
+
+function run(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [main, ...args], {
+    encoding: 'utf8', env: { ...process.env, REDRAFTER_MODELS: modelsFolder }, timeout: 120_000,
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function json(args: string[]): Record<string, unknown> {
+  const result = run(args);
+  assert.equal(result.status, 0, result.stderr);
+  return JSON.parse(result.stdout) as Record<string, unknown>;
+}
+
+test('generate --format json on the default model reproduces llama2.c greedy ids', { skip }, () => {
+  const reference = JSON.parse(readFileSync(stories260K.referenceGreedy, 'utf8').split('\n')[0]) as
+    { prompt_ids: number[]; greedy_ids: number[] };
+  const out = json(['generate', '--prompt-ids', reference.prompt_ids.join(','), '--max-tokens',
+    String(reference.greedy_ids.length), '--format', 'json']);
+  assert.deepEqual(out['promptIds'], reference.prompt_ids);
+  assert.deepEqual(out['ids'], reference.greedy_ids);
+  const stats = out['stats'] as Record<string, number>;
+  assert.equal(stats['tokens'], reference.greedy_ids.length);
+  assert.equal(stats['steps'], reference.greedy_ids.length - 1);
+  assert.ok(stats['tokensPerSecond'] > 0);
+});
+
+test('generate --drafter gives the same ids as without, plus ReDrafter stats (greedy and sampled)', { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'redrafter-cli-'));
+  try {
+    const drafter = join(dir, 'drafter');
+    const init = run(['drafter', 'init', '--out', drafter, '--seed', '4']);
+    assert.equal(init.status, 0, init.stderr);
+    for (const sampling of [[], ['--temperature', '1', '--top-p', '0.9', '--seed', '7']]) {
+      const common = ['generate', 'Once upon a time', '--max-tokens', '64', '--format', 'json', ...sampling];
+      const plain = json(common);
+      const drafted = json([...common, '--drafter', drafter, '--beams', '4', '--beam-length', '5']);
+      assert.deepEqual(drafted['ids'], plain['ids']);
+      assert.equal(drafted['text'], plain['text']);
+      const stats = drafted['stats'] as Record<string, unknown>;
+      assert.equal(typeof stats['tokensPerStep'], 'number');
+      const perStep = stats['committedPerStep'] as number[];
+      assert.equal(perStep.length, stats['steps']);
+      assert.equal(1 + perStep.reduce((a, b) => a + b, 0), 64);
+      const redrafter = stats['redrafter'] as Record<string, unknown>;
+      assert.equal(redrafter['beams'], 4);
+      assert.equal(redrafter['beamLength'], 5);
+      assert.equal((redrafter['acceptedAtDepth'] as number[]).length, 4);
+    }
+    const none = json(['generate', 'Once upon a time', '--max-tokens', '8', '--format', 'json', '--drafter', 'none']);
+    assert.equal((none['stats'] as Record<string, unknown>)['redrafter'], undefined);
+    const shown = run(['draft', 'Once upon a time', '--drafter', drafter, '-W', '3', '-L', '4']);
+    assert.equal(shown.status, 0, shown.stderr);
+    assert.match(shown.stdout, /beams \(W = 3, L = 4\)/);
+    assert.match(shown.stdout, /packed tree: \d+ nodes/);
+    assert.match(shown.stdout, /★ /);
+    const shownJson = json(['draft', 'Once upon a time', '--drafter', drafter, '--format', 'json']);
+    assert.equal((shownJson['beams'] as number[][]).length, 4);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('tokenize --format json prints ids, with BOS only when asked', { skip: missing('llama2-tokenizer') }, () => {
+  const tokenizer = fixture('llama2-tokenizer', 'tokenizer.bin');
+  assert.deepEqual(json(['tokenize', 'Hello world!', '--tokenizer', tokenizer, '--format', 'json']),
+    { ids: [15043, 3186, 29991] });
+  assert.deepEqual(json(['tokenize', 'Hello world!', '--tokenizer', tokenizer, '--bos', '--format', 'json']),
+    { ids: [1, 15043, 3186, 29991] });
+});
+
+test('bad input gives a clear message and a non-zero exit', { skip }, () => {
+  const missingModel = run(['generate', 'hi', '--model', '/nonexistent/model.bin']);
+  assert.notEqual(missingModel.status, 0);
+  assert.match(missingModel.stderr, /\/nonexistent\/model\.bin/);
+  const badBeams = run(['generate', 'hi', '--beams', '0']);
+  assert.notEqual(badBeams.status, 0);
+  assert.match(badBeams.stderr, /--beams.*expected an integer in 1\.\.64, got "0"/);
+  const badDrafter = run(['generate', 'hi', '--drafter', '/nonexistent/drafter']);
+  assert.notEqual(badDrafter.status, 0);
+  assert.match(badDrafter.stderr, /config\.json/);
+  const tooLong = run(['generate', '--prompt-ids', Array.from({ length: 600 }, () => '5').join(',')]);
+  assert.notEqual(tooLong.status, 0);
+  assert.match(tooLong.stderr, /600 tokens do not fit the context of 512/);
+  const golden = run(['generate', '--model', fixture('apple-golden-tiny-llama'), 'hello']);
+  assert.notEqual(golden.status, 0);
+  assert.match(golden.stderr, /no tokenizer; pass a tokenizer or promptIds/);
+});
+
+test('an HF checkpoint without tokenizer generates from --prompt-ids', { skip: missing('apple-golden-tiny-llama') }, () => {
+  const out = json(['generate', '--model', fixture('apple-golden-tiny-llama'), '--prompt-ids', '1,3,4', '--max-tokens',
+    '6', '--format', 'json']);
+  assert.equal((out['ids'] as number[]).length <= 6, true);
+  assert.ok((out['ids'] as number[]).every((id) => id >= 0 && id < 7));
+});
