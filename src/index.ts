@@ -6,7 +6,7 @@
 //   }
 //   await loaded.close();
 
-export { loadModel, type LoadOptions, type LoadedModel } from './engine/load.js';
+export { loadModel, loadDrafter, type LoadOptions, type LoadedModel, type LoadedDrafter } from './engine/load.js';
 export {
   generate, generateText, type GenerateOptions, type Generation, type GenerationChunk, type GenerationResult,
   type GenerationStats, type FinishReason,
@@ -21,3 +21,14 @@ export { createKernels } from './kernels/index.js';
 export type { Kernels, KernelOptions } from './kernels/types.js';
 export type { Tokenizer, StreamingDecoder } from './tokenizer/types.js';
 export { FormatError } from './formats/errors.js';
+
+// ReDrafter building blocks (spec §1–§4).
+export {
+  readDrafter, writeDrafter, writeDrafter as saveDrafter, randomDrafter, createDrafter, beamSearch, packBeams,
+  createBeamSearch, buildTree, createPackedTree, acceptExact, acceptApple, createAcceptance, createAppleScratch,
+  MAX_BEAM_LENGTH, MAX_BEAM_WIDTH,
+  type Drafter, type DrafterConfig, type DrafterWeights, type Beams, type BeamSearchResult, type PackedTree,
+  type Acceptance,
+} from './drafter/index.js';
+export type { AcceptanceRule, RedrafterStep } from './engine/redrafter.js';
+export { createSampler, createRng, sample, type Sampler, type SamplingOptions, type Rng } from './sampling/index.js';

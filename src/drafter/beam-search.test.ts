@@ -70,3 +70,19 @@ test('beam shape validation names the parameter and range', () => {
   assert.throws(() => validateBeamShape(4, 1), /beam length: expected an integer in 2\.\.16 \(it counts g0\), got 1/);
   assert.throws(() => validateBeamShape(4, 17), /got 17/);
 });
+
+test('beamSearch / packBeams convenience forms return plain arrays', async () => {
+  const { beamSearch, packBeams } = await import('./convenience.js');
+  const drafter = tableDrafter(5, {
+    4: [0.5, 0.3, 0.1, 0.05, 0.05], 0: [0.1, 0.6, 0.2, 0.05, 0.05], 1: [0.9, 0.05, 0.03, 0.01, 0.01],
+  });
+  const result = beamSearch(drafter, new Float32Array(4), 4, 2, 3);
+  assert.deepEqual(result.beams, [[4, 0, 1], [4, 1, 0]]);
+  assert.equal(result.logQ.length, 2);
+  assert.equal(result.logQ[1].length, 2);
+  assert.ok(Math.abs(result.logQ[1][1][0] - Math.log(0.9)) < 1e-5);
+  const tree = packBeams(result.beams);
+  assert.equal(tree.size, 5);
+  assert.deepEqual([...tree.tokens.subarray(0, 5)], [4, 0, 1, 1, 0]);
+  assert.throws(() => packBeams([]), /at least one beam/);
+});

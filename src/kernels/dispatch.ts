@@ -45,7 +45,7 @@ export const HEAP_BASE = 1024 * 1024;
  * 64-byte lines so that a worker spinning on the generation does not fight the others' writes.
  */
 export const CONTROL = {
-  ints: 128,
+  ints: 256,
   /** Bumped by the caller to publish a call; workers spin / wait on it. */
   generation: 0,
   /** Workers that finished the current call. */
@@ -56,8 +56,18 @@ export const CONTROL = {
   shutdown: 49,
   /** Workers whose share threw during the current call. */
   failed: 50,
+  /** Shares computed by workers since start-up (the rest were taken over by the caller); for tests and reports. */
+  workerShares: 51,
   /** Kernel arguments: i32 values, f32 values as bit patterns (read through a Float32Array view). */
   args: 64,
+  /**
+   * One claim flag per share (index claims + threadIndex): whoever flips it from 0 to 1 computes that share. The
+   * caller claims and computes the shares of workers that have not started yet (descheduled, or still waking up), so
+   * it never waits for a thread that is not running; shares are fixed by thread index, so results do not change.
+   */
+  claims: 128,
+  /** Upper bound on threads, from the room left for claim flags. */
+  maxThreads: 128,
 } as const;
 
 export function wasmImports(memory: WebAssembly.Memory): WebAssembly.Imports {

@@ -34,7 +34,9 @@ function compileModule(): Promise<WebAssembly.Module> {
  */
 export async function createKernels(options: KernelOptions = {}): Promise<Kernels> {
   const threads = options.threads ?? 1;
-  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`createKernels: threads must be an integer >= 1, got ${threads}`);
+  if (!Number.isInteger(threads) || threads < 1 || threads > CONTROL.maxThreads) {
+    throw new RangeError(`createKernels: threads must be an integer in [1, ${CONTROL.maxThreads}], got ${threads}`);
+  }
   const initialBytes = Math.max(options.initialBytes ?? DEFAULT_INITIAL_BYTES, HEAP_BASE + PAGE);
   const initialPages = Math.ceil(initialBytes / PAGE);
   if (initialPages > MAX_PAGES) throw new RangeError(`createKernels: initialBytes ${initialBytes} exceeds 4 GiB`);

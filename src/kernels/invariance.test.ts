@@ -9,7 +9,7 @@ let two: Kernels;
 before(async () => {
   one = await createKernels({ threads: 1 });
   // minParallelWork 0: every call is split, so thread boundaries fall at many different places.
-  two = await createKernels({ threads: 2, minParallelWork: 0, spinMs: 50 });
+  two = await createKernels({ threads: 2, minParallelWork: 0 });
 });
 after(async () => {
   await one.close();

@@ -11,7 +11,7 @@ let one: Kernels;
 let two: Kernels;
 before(async () => {
   one = await createKernels({ threads: 1 });
-  two = await createKernels({ threads: 2, minParallelWork: 0, spinMs: 50 });
+  two = await createKernels({ threads: 2, minParallelWork: 0 });
 });
 after(async () => {
   await one.close();

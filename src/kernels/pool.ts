@@ -1,9 +1,10 @@
 // The worker pool: threads - 1 worker_threads, each with its own instance of the kernels module on the shared
 // memory. A call is published through the control block (dispatch.ts): the caller writes the kernel id and
-// arguments, bumps the generation, computes share 0 itself, then spins until every worker has counted itself done.
-// Workers spin on the generation for `spinMs` before sleeping in Atomics.wait, because a forward pass makes hundreds
-// of calls back to back and a wait/notify round trip costs ~50 us against ~0.2 us for a spin check
-// (architecture.md, invariant 6). The caller notifies only when the shared sleeping count says someone may sleep.
+// arguments, bumps the generation, computes share 0, then computes any share no worker has claimed yet, and spins
+// until the claimed shares are done. Workers spin on the generation for `spinMs` before sleeping in Atomics.wait,
+// because a forward pass makes hundreds of calls back to back and a wait/notify round trip costs ~50 us against
+// ~0.2 us for a spin check (architecture.md, invariant 6). The caller notifies only when the shared sleeping count
+// says a worker may be asleep.
 import { Worker } from 'node:worker_threads';
 import { CONTROL, CONTROL_OFFSET, KERNEL_NAMES, runShare, type KernelExports } from './dispatch.js';
 
@@ -37,10 +38,12 @@ export async function createPool(module: WebAssembly.Module, memory: WebAssembly
   const errors: string[] = [];
   let closed = false;
 
+  // Workers inherit the process's flags, except --input-type, which Node refuses for a worker's file entry.
+  const execArgv = process.execArgv.filter((arg, i, all) => !arg.startsWith('--input-type') && all[i - 1] !== '--input-type');
   const started: Promise<void>[] = [];
   for (let t = 1; t < threads; t++) {
     const workerData: WorkerInit = { module, memory, threadIndex: t, threadCount: threads, spinMs };
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData });
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData, execArgv });
     workers.push(worker);
     started.push(new Promise<void>((resolve, reject) => {
       worker.once('error', reject);
@@ -57,32 +60,50 @@ export async function createPool(module: WebAssembly.Module, memory: WebAssembly
     await Promise.all(started);
   } catch (cause) {
     await Promise.all(workers.map((w) => w.terminate()));
-    throw new Error(`createKernels: a worker thread failed to start`, { cause });
+    throw new Error('createKernels: a worker thread failed to start', { cause });
   }
-  // A pool the owner forgot to close must not keep the process alive (close() refs them again while it waits).
-  for (const w of workers) w.unref();
   const exited = workers.map((w) => new Promise<void>((resolve) => {
     w.once('exit', () => resolve());
   }));
+  // A pool the owner forgot to close must not keep the process alive (close() refs the workers while it waits).
+  for (const w of workers) w.unref();
 
   function run(kernel: number): void {
     if (closed) throw new Error(`kernels: ${KERNEL_NAMES[kernel]} called after close()`);
+    // Arguments are already in place; the claim resets must follow them and precede the generation bump, so that a
+    // late worker that wins a claim always reads this call's arguments.
     ctrl[CONTROL.kernel] = kernel;
+    Atomics.store(ctrl, CONTROL.failed, 0);
     Atomics.store(ctrl, CONTROL.done, 0);
-    // The sequentially consistent add / load pair here and the worker's add(sleeping) / load(generation) guarantee
-    // that either the worker sees the new generation or we see it counted as sleeping.
+    for (let t = 1; t < threads; t++) Atomics.store(ctrl, CONTROL.claims + t, 0);
+    // This sequentially consistent add / load pair and the worker's add(sleeping) / load(generation) guarantee that
+    // either the worker sees the new generation or we see it counted as sleeping.
     Atomics.add(ctrl, CONTROL.generation, 1);
     if (Atomics.load(ctrl, CONTROL.sleeping) !== 0) Atomics.notify(ctrl, CONTROL.generation);
+
+    let failure: unknown;
     try {
       runShare(exports, kernel, ctrl, ctrlF, 0, threads);
-    } finally {
-      // Workers may still be writing our outputs: never return (or throw) before they are done.
-      while (Atomics.load(ctrl, CONTROL.done) !== workerCount) { /* spin: workers are hot */ }
+    } catch (error) {
+      failure = error;
     }
+    for (let t = 1; t < threads; t++) {
+      if (Atomics.compareExchange(ctrl, CONTROL.claims + t, 0, 1) !== 0) continue;
+      if (failure === undefined) {
+        try {
+          runShare(exports, kernel, ctrl, ctrlF, t, threads);
+        } catch (error) {
+          failure = error;
+        }
+      }
+      Atomics.add(ctrl, CONTROL.done, 1);
+    }
+    // Workers may still be writing our outputs: never return (or throw) before they are done.
+    while (Atomics.load(ctrl, CONTROL.done) !== workerCount) { /* spin: a claimed share is being computed */ }
+    if (failure !== undefined) throw failure;
     if (Atomics.load(ctrl, CONTROL.failed) !== 0) {
-      Atomics.store(ctrl, CONTROL.failed, 0);
-      throw new Error(`kernels: ${KERNEL_NAMES[kernel]} failed on a worker thread` +
-        (errors.length > 0 ? `: ${errors.join('; ')}` : ''));
+      const detail = errors.length > 0 ? `: ${errors.splice(0).join('; ')}` : '';
+      throw new Error(`kernels: ${KERNEL_NAMES[kernel]} failed on a worker thread${detail}`);
     }
   }
 

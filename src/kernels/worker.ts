@@ -37,11 +37,14 @@ port.postMessage('ready');
 for (;;) {
   seen = awaitGeneration(seen);
   if (Atomics.load(ctrl, CONTROL.shutdown) !== 0) break;
+  // The caller computes our share itself if it gets there first (pool.ts); then there is nothing to do.
+  if (Atomics.compareExchange(ctrl, CONTROL.claims + init.threadIndex, 0, 1) !== 0) continue;
   try {
     runShare(exports, ctrl[CONTROL.kernel], ctrl, ctrlF, init.threadIndex, init.threadCount);
   } catch (error) {
     Atomics.add(ctrl, CONTROL.failed, 1);
     port.postMessage({ error: error instanceof Error ? error.message : String(error) });
   }
+  Atomics.add(ctrl, CONTROL.workerShares, 1);
   Atomics.add(ctrl, CONTROL.done, 1);
 }

@@ -158,7 +158,7 @@ export function createRankScratch(capacity: number): RankScratch {
  */
 export function sortByRank(ids: Int32Array, n: number, v: Float32Array, s: RankScratch): void {
   if (n < 2) return;
-  const { counts, bits, bitsU } = s;
+  const { keys, counts, bits, bitsU } = s;
   counts.fill(0);
   for (let i = 0; i < n; i++) {
     const x = v[ids[i]];
@@ -167,13 +167,13 @@ export function sortByRank(ids: Int32Array, n: number, v: Float32Array, s: RankS
     // Negative floats: the raw bits grow as the value falls. Non-negative: flipping the bits does the same, and the
     // cleared top bit puts them all before the negatives.
     const key = (b & 0x80000000) !== 0 ? b : ~b & 0x7fffffff;
-    s.keys[i] = key;
+    keys[i] = key;
     counts[key & 255]++;
     counts[256 + ((key >>> 8) & 255)]++;
     counts[512 + ((key >>> 16) & 255)]++;
     counts[768 + (key >>> 24)]++;
   }
-  let srcK = s.keys;
+  let srcK = keys;
   let srcI = ids;
   let dstK = s.keysAlt;
   let dstI = s.idsAlt;

@@ -1,0 +1,92 @@
+// The worker pool: workers take part, results do not depend on who computed a share, errors surface on the caller,
+// the memory can grow under running workers, and close() stops them so the process can exit.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { CONTROL, CONTROL_OFFSET } from './dispatch.js';
+import { createKernels, type Kernels } from './index.js';
+import { assertSameBits, put, randomFloats, read, seeded } from './testing.js';
+
+function workerShares(k: Kernels): number {
+  return Atomics.load(new Int32Array(k.heap.memory.buffer, CONTROL_OFFSET, CONTROL.ints), CONTROL.workerShares);
+}
+
+describe('worker pool', () => {
+  it('workers compute shares of large calls', async () => {
+    const k = await createKernels({ threads: 2 });
+    const [rows, inDim, outDim] = [8, 256, 512];
+    const px = put(k.heap, randomFloats(seeded(1), rows * inDim));
+    const pw = put(k.heap, randomFloats(seeded(2), outDim * inDim));
+    const out = k.heap.alloc(rows * outDim * 4);
+    for (let i = 0; i < 200 && workerShares(k) === 0; i++) k.matmul(out, px, pw, rows, inDim, outDim);
+    assert.ok(workerShares(k) > 0, 'no share was computed by a worker');
+    await k.close();
+  });
+
+  it('small calls stay on the calling thread', async () => {
+    const k = await createKernels({ threads: 2 });
+    const px = put(k.heap, randomFloats(seeded(3), 64));
+    const pw = put(k.heap, Float32Array.from({ length: 64 }, () => 1));
+    for (let i = 0; i < 100; i++) {
+      k.rmsnorm(px, px, pw, 1, 64, 1e-5);
+      k.add(px, px, pw, 64);
+    }
+    assert.equal(workerShares(k), 0);
+    await k.close();
+  });
+
+  it('sees memory grown after the workers started', async () => {
+    const one = await createKernels({ threads: 1 });
+    const two = await createKernels({ threads: 2, minParallelWork: 0, initialBytes: 1024 * 1024 + 65536 });
+    const before = two.heap.memory.buffer.byteLength;
+    const [rows, inDim, outDim] = [5, 300, 701];
+    const x = randomFloats(seeded(4), rows * inDim);
+    const w = randomFloats(seeded(5), outDim * inDim);
+    const results = [one, two].map((k) => {
+      const px = put(k.heap, x);
+      const pw = put(k.heap, w);
+      const out = k.heap.alloc(rows * outDim * 4);
+      k.matmul(out, px, pw, rows, inDim, outDim);
+      return read(k.heap, out, rows * outDim);
+    });
+    assert.ok(two.heap.memory.buffer.byteLength > before, 'the memory did not grow');
+    assertSameBits(results[1], results[0], 'matmul on grown memory');
+    await one.close();
+    await two.close();
+  });
+
+  it('reports a failing share on the caller and stays usable', async () => {
+    const k = await createKernels({ threads: 2, minParallelWork: 0 });
+    const px = put(k.heap, randomFloats(seeded(6), 16));
+    const pw = put(k.heap, randomFloats(seeded(7), 16));
+    // An output pointer past the end of the memory: every share traps.
+    assert.throws(() => k.matmul(0xfffff000, px, pw, 4, 4, 1024), /out of bounds|failed on a worker/);
+    const out = k.heap.alloc(16);
+    k.matmul(out, px, pw, 1, 4, 4);
+    assert.equal(k.heap.f32(out, 4).length, 4);
+    await k.close();
+  });
+
+  it('close() stops the workers; later parallel calls throw', async () => {
+    const k = await createKernels({ threads: 2, minParallelWork: 0 });
+    const p = put(k.heap, randomFloats(seeded(8), 64));
+    k.add(p, p, p, 64);
+    await k.close();
+    assert.throws(() => k.add(p, p, p, 64), /after close/);
+    await k.close();
+  });
+
+  it('a process that used the pool exits, with or without close()', () => {
+    const index = new URL('./index.js', import.meta.url).href;
+    for (const closing of [true, false]) {
+      const script = `import { createKernels } from '${index}';
+        const k = await createKernels({ threads: 2, minParallelWork: 0 });
+        const p = k.heap.alloc(4096);
+        for (let i = 0; i < 100; i++) k.add(p, p, p, 1024);
+        ${closing ? 'await k.close();' : ''}`;
+      const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 20000, encoding: 'utf8' });
+      assert.equal(child.error, undefined, `child ${closing ? 'with' : 'without'} close(): ${String(child.error)}`);
+      assert.equal(child.status, 0, `child exited with ${child.status}: ${child.stderr}`);
+    }
+  });
+});
