@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { generate, type GenerationStats } from '../engine/generate.js';
 import { loadDrafter } from '../engine/load.js';
 import type { AcceptanceRule } from '../engine/redrafter.js';
+import { readTuning } from '../engine/tuning.js';
 import { addModelOptions, openModel, type ModelFlags } from './model-options.js';
 import { acceptance, collect, decimal, format, idList, integer } from './options.js';
 
@@ -45,10 +46,16 @@ export function registerGenerate(program: Command): void {
     .option('--acceptance <rule>', 'ReDrafter verification: exact (reproduces plain decoding) or apple', acceptance,
       'exact')
     .option('--format <format>', 'text (streamed) or json (one object)', format, 'text')
-    .action(async (prompt: string | undefined, flags: GenerateFlags) => {
+    .action(async (prompt: string | undefined, flags: GenerateFlags, command: Command) => {
       if (prompt === undefined && !flags.promptIds) prompt = 'Once upon a time';
       const loaded = await openModel(flags);
       const drafter = flags.drafter && flags.drafter !== 'none' ? loadDrafter(loaded, flags.drafter) : undefined;
+      if (drafter) {
+        // Beam shape not given: the setting `redrafter tune` measured fastest here, if any.
+        const tuned = readTuning(flags.model ?? loaded.path, drafter.path, loaded.kernels.threads);
+        if (tuned && command.getOptionValueSource('beams') === 'default') flags.beams = tuned.beams;
+        if (tuned && command.getOptionValueSource('beamLength') === 'default') flags.beamLength = tuned.beamLength;
+      }
       try {
         const generation = generate(loaded, {
           drafter, beams: flags.beams, beamLength: flags.beamLength, acceptance: flags.acceptance,

@@ -1,0 +1,170 @@
+// Same-process speed comparisons (brief, non-negotiable 2): autoregressive and ReDrafter decoding run alternately,
+// round after round, on the same prompts, so that machine noise hits both; ratios come from the same rounds.
+
+import { performance } from 'node:perf_hooks';
+import { cpus, totalmem } from 'node:os';
+import { generateText, type GenerateOptions } from './generate.js';
+import type { LoadedDrafter, LoadedModel } from './load.js';
+
+export interface SpeedOptions {
+  /** Prompts (text, or token ids for models without tokenizer). */
+  prompts: readonly (string | readonly number[])[];
+  /** Tokens generated per prompt. */
+  tokens: number;
+  beams: number;
+  beamLength: number;
+  temperature?: number;
+  seed?: number;
+  /** Measured rounds (after one warm-up round). */
+  rounds?: number;
+}
+
+export interface StrategySpeed {
+  /** Median over rounds of generated tokens per second of decoding (prompt forward excluded). */
+  tokensPerSecond: number;
+  /** tokens/s of every round. */
+  rounds: number[];
+}
+
+export interface RedrafterSpeed extends StrategySpeed {
+  /** Mean tokens committed per decoding step. */
+  tokensPerStep: number;
+  /** Steps whose accepted path reached draft depth k+1, as a fraction of steps. */
+  acceptanceByDepth: number[];
+  /** Histogram: committedPerStep value → steps. */
+  tokensPerStepHistogram: Record<number, number>;
+  /** Share of decoding time in drafting, verification and bookkeeping. */
+  timeSplit: { draft: number; verify: number; bookkeeping: number };
+}
+
+export interface SpeedComparison {
+  autoregressive: StrategySpeed;
+  redrafter: RedrafterSpeed;
+  /** Median over rounds of the per-round ratio redrafter / autoregressive tokens per second. */
+  speedup: number;
+  /** Whether every ReDrafter run produced exactly the autoregressive ids (it must). */
+  identical: boolean;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+export async function compareSpeed(loaded: LoadedModel, drafter: LoadedDrafter, options: SpeedOptions):
+  Promise<SpeedComparison> {
+  const rounds = options.rounds ?? 3;
+  const base = (prompt: string | readonly number[]): GenerateOptions => ({
+    ...(typeof prompt === 'string' ? { prompt } : { promptIds: prompt }),
+    maxTokens: options.tokens, temperature: options.temperature ?? 0, seed: options.seed ?? 0, stopTokens: [],
+  });
+  const arRounds: number[] = [];
+  const rdRounds: number[] = [];
+  const ratios: number[] = [];
+  let identical = true;
+  let steps = 0;
+  let committed = 0;
+  const depth = new Array<number>(options.beamLength - 1).fill(0);
+  const histogram: Record<number, number> = {};
+  const split = { draft: 0, verify: 0, bookkeeping: 0 };
+
+  for (let round = -1; round < rounds; round++) {
+    let arTokens = 0;
+    let arSeconds = 0;
+    let rdTokens = 0;
+    let rdSeconds = 0;
+    for (const [i, prompt] of options.prompts.entries()) {
+      // Alternate which strategy runs first, so neither always gets the warmer caches.
+      const order = (round + i) % 2 === 0 ? ['ar', 'rd'] : ['rd', 'ar'];
+      let arIds: number[] = [];
+      let rdIds: number[] = [];
+      for (const which of order) {
+        if (which === 'ar') {
+          const result = await generateText(loaded, base(prompt));
+          arIds = result.ids;
+          arTokens += result.stats.tokens - 1;
+          arSeconds += result.stats.decodeSeconds;
+        } else {
+          const result = await generateText(loaded, { ...base(prompt), drafter, beams: options.beams,
+            beamLength: options.beamLength });
+          rdIds = result.ids;
+          rdTokens += result.stats.tokens - 1;
+          rdSeconds += result.stats.decodeSeconds;
+          if (round >= 0) {
+            steps += result.stats.steps;
+            for (const c of result.stats.committedPerStep) {
+              committed += c;
+              histogram[c] = (histogram[c] ?? 0) + 1;
+            }
+            const stats = result.stats.redrafter!;
+            stats.acceptedAtDepth.forEach((n, k) => (depth[k] += n));
+            split.draft += stats.draftSeconds;
+            split.verify += stats.verifySeconds;
+            split.bookkeeping += stats.bookkeepingSeconds;
+          }
+        }
+      }
+      if (arIds.length !== rdIds.length || arIds.some((id, k) => id !== rdIds[k])) identical = false;
+    }
+    if (round < 0) continue; // warm-up
+    const ar = arTokens / arSeconds;
+    const rd = rdTokens / rdSeconds;
+    arRounds.push(ar);
+    rdRounds.push(rd);
+    ratios.push(rd / ar);
+  }
+  const splitTotal = split.draft + split.verify + split.bookkeeping || 1;
+  return {
+    autoregressive: { tokensPerSecond: median(arRounds), rounds: arRounds },
+    redrafter: {
+      tokensPerSecond: median(rdRounds), rounds: rdRounds,
+      tokensPerStep: steps ? committed / steps : 0,
+      acceptanceByDepth: depth.map((n) => (steps ? n / steps : 0)),
+      tokensPerStepHistogram: histogram,
+      timeSplit: { draft: split.draft / splitTotal, verify: split.verify / splitTotal,
+        bookkeeping: split.bookkeeping / splitTotal },
+    },
+    speedup: median(ratios),
+    identical,
+  };
+}
+
+/** Median seconds of one forward over k tokens after a context of `context` tokens, for each k. */
+export function verifyCostCurve(loaded: LoadedModel, context: number, sizes: readonly number[], repeats = 5):
+  { tokens: number; seconds: number; relative: number }[] {
+  const { model } = loaded;
+  const largest = Math.max(...sizes);
+  const cache = model.createCache(context + largest);
+  const n = context + largest;
+  const tokens = Int32Array.from({ length: n }, (_, i) => (i * 7 + 3) % model.config.vocabSize);
+  const positions = Int32Array.from({ length: n }, (_, i) => i);
+  const prefix = Int32Array.from({ length: n }, (_, i) => i + 1);
+  for (let start = 0; start < context; start += 64) {
+    const count = Math.min(64, context - start);
+    model.forward(cache, { count, tokens: tokens.subarray(start), positions: positions.subarray(start),
+      writeSlot: start, prefixLengths: prefix.subarray(start), logits: 'none' });
+  }
+  const batch = { count: 1, tokens: tokens.subarray(context), positions: positions.subarray(context),
+    writeSlot: context, prefixLengths: prefix.subarray(context), logits: 'all' as const };
+  const results = sizes.map((k) => {
+    const times: number[] = [];
+    batch.count = k;
+    for (let r = 0; r <= repeats; r++) {
+      const started = performance.now();
+      model.forward(cache, batch);
+      if (r > 0) times.push((performance.now() - started) / 1000);
+    }
+    return { tokens: k, seconds: median(times) };
+  });
+  cache.free();
+  const one = results.find((r) => r.tokens === 1)?.seconds ?? results[0].seconds;
+  return results.map((r) => ({ ...r, relative: r.seconds / one }));
+}
+
+/** The machine, for every report. */
+export function describeMachine(): string {
+  const cpu = cpus();
+  return `${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${cpu.length} logical CPUs, ${Math.round(totalmem() / 2 ** 30)} GiB, ` +
+    `Node ${process.version}, ${process.platform}/${process.arch}`;
+}
