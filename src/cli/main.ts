@@ -6,6 +6,9 @@ import { registerGenerate } from './generate.js';
 import { registerTokenize } from './tokenize.js';
 import { registerDrafter } from './drafter.js';
 import { registerDraft } from './draft.js';
+import { registerBench } from './bench.js';
+import { registerTrainDrafter } from './train-drafter.js';
+import { registerConvert } from './convert.js';
 
 const program = new Command();
 program
@@ -18,6 +21,9 @@ registerGenerate(program);
 registerTokenize(program);
 registerDrafter(program);
 registerDraft(program);
+registerBench(program);
+registerTrainDrafter(program);
+registerConvert(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -4,21 +4,26 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createKernels } from '../kernels/index.js';
 import type { Kernels } from '../kernels/types.js';
-import { readCheckpoint } from '../model/checkpoint.js';
+import { type Checkpoint, readCheckpoint } from '../model/checkpoint.js';
 import { createModel, type Model } from '../model/model.js';
 import { readTokenizerBin } from '../formats/tokenizer-bin.js';
+import { isGgufFile, readGguf } from '../formats/gguf.js';
+import { readGgufVocab } from '../formats/gguf-model.js';
+import { FormatError } from '../formats/errors.js';
 import { createSentencePieceTokenizer } from '../tokenizer/index.js';
+import { loadHfTokenizer, tokenizerFromGgufVocab } from '../tokenizer/sources.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { checkDrafterAgainstModel, readDrafter, type DrafterWeights } from '../drafter/checkpoint.js';
 import { createDrafter, type Drafter } from '../drafter/drafter.js';
 import { MAX_BEAM_WIDTH } from '../drafter/beam-search.js';
 
 export interface LoadOptions {
-  /** A llama2.c checkpoint file or a Hugging Face model folder. */
+  /** A llama2.c checkpoint file, a GGUF file or a Hugging Face model folder. */
   model: string;
   /**
-   * A llama2.c `tokenizer.bin`. Default: `tok{vocabSize}.bin` or `tokenizer.bin` beside a llama2.c checkpoint;
-   * none for Hugging Face folders without a supported tokenizer (then feed token ids).
+   * A llama2.c `tokenizer.bin`, a Hugging Face `tokenizer.json` (tokenizer_config.json beside it is read too) or a
+   * GGUF file whose vocabulary to use. Default: the vocabulary a GGUF model carries; `tokenizer.json` in a Hugging Face
+   * folder; `tok{vocabSize}.bin` or `tokenizer.bin` beside the model; else none (then feed token ids).
    */
   tokenizer?: string;
   /** Computing threads, the calling thread included (default 1). */
@@ -29,7 +34,7 @@ export interface LoadOptions {
 
 export interface LoadedModel {
   readonly path: string;
-  readonly format: 'llama2c' | 'hf';
+  readonly format: 'llama2c' | 'hf' | 'gguf';
   readonly model: Model;
   readonly tokenizer: Tokenizer | null;
   readonly kernels: Kernels;
@@ -39,12 +44,7 @@ export interface LoadedModel {
 
 export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   const checkpoint = readCheckpoint(options.model);
-  const tokenizerPath = options.tokenizer ?? findTokenizer(options.model, checkpoint.config.vocabSize);
-  let tokenizer: Tokenizer | null = null;
-  if (tokenizerPath) {
-    const vocabulary = readTokenizerBin(tokenizerPath, checkpoint.config.vocabSize);
-    tokenizer = createSentencePieceTokenizer(vocabulary);
-  }
+  const tokenizer = openTokenizer(checkpoint, options.tokenizer);
   const kernels = await createKernels({ threads: options.threads ?? 1 });
   try {
     const model = createModel(kernels, checkpoint, { contextLength: options.contextLength });
@@ -63,6 +63,39 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
     await kernels.close();
     throw error;
   }
+}
+
+/**
+ * The tokenizer for a checkpoint: `explicit` when given (tokenizer.bin, tokenizer.json, a folder holding
+ * tokenizer.json, or a GGUF file), else the one the checkpoint carries or that sits beside it (see LoadOptions).
+ */
+export function openTokenizer(checkpoint: Checkpoint, explicit?: string): Tokenizer | null {
+  const vocabSize = checkpoint.config.vocabSize;
+  if (explicit !== undefined) return readTokenizerFile(explicit, vocabSize);
+  if (checkpoint.embeddedTokenizer !== undefined) {
+    return tokenizerFromGgufVocab(checkpoint.embeddedTokenizer, checkpoint.path, { vocabSize });
+  }
+  if (checkpoint.format === 'hf' && existsSync(join(checkpoint.path, 'tokenizer.json'))) {
+    return loadHfTokenizer(join(checkpoint.path, 'tokenizer.json'), { vocabSize });
+  }
+  const bin = findTokenizer(checkpoint.path, vocabSize);
+  return bin === undefined ? null : readTokenizerFile(bin, vocabSize);
+}
+
+/** Reads a tokenizer file of any supported kind; `vocabSize` is the model's (checked for tokenizer.bin). */
+export function readTokenizerFile(path: string, vocabSize?: number): Tokenizer {
+  if (existsSync(path) && statSync(path).isDirectory()) {
+    const json = join(path, 'tokenizer.json');
+    if (!existsSync(json)) throw new FormatError({ file: path, field: 'folder', expected: 'a tokenizer.json', got: 'none' });
+    return loadHfTokenizer(json, { vocabSize });
+  }
+  if (path.endsWith('.json')) return loadHfTokenizer(path, { vocabSize });
+  if (isGgufFile(path)) {
+    const vocab = readGgufVocab(readGguf(path));
+    if (vocab === undefined) throw new FormatError({ file: path, field: 'metadata "tokenizer.ggml.model"', expected: 'a tokenizer', got: 'none' });
+    return tokenizerFromGgufVocab(vocab, path, { vocabSize });
+  }
+  return createSentencePieceTokenizer(readTokenizerBin(path, vocabSize));
 }
 
 export function findTokenizer(modelPath: string, vocabSize: number): string | undefined {

@@ -41,34 +41,50 @@ export const CONTROL_OFFSET = 512 * 1024;
 export const HEAP_BASE = 1024 * 1024;
 
 /**
- * Control block, in int32 indexes from CONTROL_OFFSET. The counters that different threads write sit on separate
- * 64-byte lines so that a worker spinning on the generation does not fight the others' writes.
+ * Control block, in int32 indexes from CONTROL_OFFSET, grouped by 64-byte line so that a call moves as few lines
+ * between cores as possible: the signal line (workers spin on it), the call line (written by the caller before the
+ * signal, read by workers after it), the completion line (claims and counters). Counters only grow, so nothing is
+ * reset between calls; comparisons use wrapping differences.
  */
 export const CONTROL = {
   ints: 256,
+  // Signal line.
   /** Bumped by the caller to publish a call; workers spin / wait on it. */
   generation: 0,
-  /** Workers that finished the current call. */
-  done: 16,
   /** Workers inside Atomics.wait (or about to be): the caller notifies only when this is non-zero. */
-  sleeping: 32,
-  kernel: 48,
-  shutdown: 49,
-  /** Workers whose share threw during the current call. */
-  failed: 50,
+  sleeping: 1,
+  // Call line.
+  kernel: 16,
+  shutdown: 17,
+  /** Kernel arguments (up to 14): i32 values, f32 values as bit patterns (read through a Float32Array view). */
+  args: 18,
+  // Completion line.
+  /** Shares finished by anyone, since start-up: a call adds threads - 1. */
+  done: 32,
+  /** Shares that threw on a worker, since start-up. */
+  failed: 33,
   /** Shares computed by workers since start-up (the rest were taken over by the caller); for tests and reports. */
-  workerShares: 51,
-  /** Kernel arguments: i32 values, f32 values as bit patterns (read through a Float32Array view). */
-  args: 64,
+  workerShares: 34,
   /**
-   * One claim flag per share (index claims + threadIndex): whoever flips it from 0 to 1 computes that share. The
-   * caller claims and computes the shares of workers that have not started yet (descheduled, or still waking up), so
-   * it never waits for a thread that is not running; shares are fixed by thread index, so results do not change.
+   * Per share (index claims + threadIndex), the last generation whose share was claimed. Whoever moves it forward to
+   * the current generation computes that share: the caller takes over the shares of workers that have not started
+   * yet (descheduled, or still waking up), so it never waits for a thread that is not running. Shares are fixed by
+   * thread index, so who computes one never changes a result.
    */
-  claims: 128,
-  /** Upper bound on threads, from the room left for claim flags. */
+  claims: 35,
+  /** Upper bound on threads, from the room left for claims. */
   maxThreads: 128,
 } as const;
+
+/**
+ * Claims share `t` of generation `generation` for the calling thread: true if the claim moved forward from an older
+ * generation. A worker that read the generation and was then descheduled finds a newer claim and does nothing.
+ */
+export function claimShare(ctrl: Int32Array, t: number, generation: number): boolean {
+  const index = CONTROL.claims + t;
+  const claimed = Atomics.load(ctrl, index);
+  return ((generation - claimed) | 0) > 0 && Atomics.compareExchange(ctrl, index, claimed, generation) === claimed;
+}
 
 export function wasmImports(memory: WebAssembly.Memory): WebAssembly.Imports {
   return {

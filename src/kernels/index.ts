@@ -15,22 +15,29 @@ const PAGE = 65536;
 const MAX_PAGES = 65536;
 const DEFAULT_INITIAL_BYTES = 16 * 1024 * 1024;
 /**
- * Work (in rough units of one matmul multiply-add, ~0.05–0.2 ns) below which a call stays on the calling thread:
- * publishing a call to hot workers costs a few microseconds.
+ * Work (in rough units of one matmul multiply-add, ~0.1–0.2 ns) below which a call stays on the calling thread.
+ * Publishing a call to hot workers costs ~1 us; measured on 2 threads, calls of ~2 us and more gain from the split.
  */
-const DEFAULT_MIN_PARALLEL_WORK = 1 << 16;
+const DEFAULT_MIN_PARALLEL_WORK = 1 << 14;
 const DEFAULT_SPIN_MS = 2;
 
 let compiled: Promise<WebAssembly.Module> | undefined;
 
+/** Compiles kernels.wasm once per process; every createKernels() and every worker shares the module. */
 function compileModule(): Promise<WebAssembly.Module> {
-  compiled ??= readFile(new URL('./kernels.wasm', import.meta.url)).then((bytes) => WebAssembly.compile(bytes));
+  const url = new URL('./kernels.wasm', import.meta.url);
+  compiled ??= readFile(url).then((bytes) => WebAssembly.compile(bytes), (cause: unknown) => {
+    compiled = undefined;
+    throw new Error(`createKernels: cannot read ${url.pathname} (build it with node scripts/build-kernels.mjs)`, { cause });
+  });
   return compiled;
 }
 
 /**
- * Loads the kernels. `threads` computing threads (the caller included; default 1, at most the number of cores is
- * useful); call `close()` to stop the workers.
+ * Loads the kernels on a fresh shared memory. `threads` computing threads, the caller included (default 1; use
+ * os.availableParallelism(): more threads than cores only adds spinning). The returned object is not re-entrant:
+ * call it from one thread, one call at a time. Call `close()` to stop the workers (an unclosed pool does not keep
+ * the process alive, but its workers spin for `spinMs` after each call).
  */
 export async function createKernels(options: KernelOptions = {}): Promise<Kernels> {
   const threads = options.threads ?? 1;
@@ -56,13 +63,17 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
   const args = pool?.args ?? new Int32Array(0);
   const fargs = pool?.fargs ?? new Float32Array(0);
 
-  // Attention scores: one row of `scratchKeys` floats per thread, grown when a call needs more.
+  // Attention scores: four rows of `scratchKeys` floats per thread (attention.ts blocks four queries), grown when a
+  // call needs more keys.
   let scratch = 0;
   let scratchKeys = 0;
 
-  /** The pool when the call is worth spreading, else null (run on this thread alone). */
+  /**
+   * The pool when the call is worth spreading, else null (run on this thread alone). Row-split kernels pass 0 when
+   * there is a single row (or head) to split: the other threads would have nothing to do.
+   */
   function parallel(work: number): Pool | null {
-    return pool !== null && work >= minWork ? pool : null;
+    return pool !== null && work > 0 && work >= minWork ? pool : null;
   }
 
   return {
@@ -84,7 +95,7 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
     },
 
     rmsnorm(out: Ptr, x: Ptr, weight: Ptr, rows: number, dim: number, eps: number): void {
-      const p = parallel(rows * dim * 2);
+      const p = parallel(rows < 2 ? 0 : rows * dim * 2);
       if (p === null) return ex.rmsnorm(out, x, weight, rows, dim, eps, 0, 1);
       args[0] = out; args[1] = x; args[2] = weight; args[3] = rows; args[4] = dim; fargs[5] = eps;
       p.run(KERNEL.rmsnorm);
@@ -92,14 +103,14 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
 
     rope(x: Ptr, rows: number, nHeads: number, headDim: number, positions: Ptr, table: Ptr, layout: RopeLayout): void {
       const l = layout === 'pairs' ? 0 : 1;
-      const p = parallel(rows * nHeads * headDim * 2);
+      const p = parallel(rows * nHeads < 2 ? 0 : rows * nHeads * headDim * 4);
       if (p === null) return ex.rope(x, rows, nHeads, headDim, positions, table, l, 0, 1);
       args[0] = x; args[1] = rows; args[2] = nHeads; args[3] = headDim; args[4] = positions; args[5] = table; args[6] = l;
       p.run(KERNEL.rope);
     },
 
     softmax(x: Ptr, rows: number, n: number): void {
-      const p = parallel(rows * n * 8);
+      const p = parallel(rows < 2 ? 0 : rows * n * 8);
       if (p === null) return ex.softmax(x, rows, n, 0, 1);
       args[0] = x; args[1] = rows; args[2] = n;
       p.run(KERNEL.softmax);
@@ -134,9 +145,9 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
       if (maxKeys > scratchKeys) {
         if (scratch !== 0) heap.free(scratch);
         scratchKeys = Math.ceil(maxKeys / 16) * 16;
-        scratch = heap.alloc(threads * scratchKeys * 4);
+        scratch = heap.alloc(threads * 4 * scratchKeys * 4);
       }
-      const p = parallel(rows * nHeads * maxKeys * headDim * 2);
+      const p = parallel(rows * nHeads < 2 ? 0 : rows * nHeads * maxKeys * headDim * 2);
       if (p === null) return ex.attention(out, q, queries, rows, nHeads, nKvHeads, headDim, scale, scratch, scratchKeys, 0, 1);
       args[0] = out; args[1] = q; args[2] = queries; args[3] = rows; args[4] = nHeads; args[5] = nKvHeads;
       args[6] = headDim; fargs[7] = scale; args[8] = scratch; args[9] = scratchKeys;

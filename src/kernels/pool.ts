@@ -1,12 +1,12 @@
 // The worker pool: threads - 1 worker_threads, each with its own instance of the kernels module on the shared
 // memory. A call is published through the control block (dispatch.ts): the caller writes the kernel id and
-// arguments, bumps the generation, computes share 0, then computes any share no worker has claimed yet, and spins
-// until the claimed shares are done. Workers spin on the generation for `spinMs` before sleeping in Atomics.wait,
-// because a forward pass makes hundreds of calls back to back and a wait/notify round trip costs ~50 us against
-// ~0.2 us for a spin check (architecture.md, invariant 6). The caller notifies only when the shared sleeping count
-// says a worker may be asleep.
+// arguments, bumps the generation, computes share 0, then computes every share no worker has claimed yet, and spins
+// until the shares workers claimed are done. Workers spin on the generation for `spinMs` before sleeping in
+// Atomics.wait, because a forward pass makes hundreds of calls back to back and a wait/notify round trip costs
+// ~50 us against ~0.2 us for a spin check (architecture.md, invariant 6). The caller notifies only when the shared
+// sleeping count says a worker may be asleep.
 import { Worker } from 'node:worker_threads';
-import { CONTROL, CONTROL_OFFSET, KERNEL_NAMES, runShare, type KernelExports } from './dispatch.js';
+import { claimShare, CONTROL, CONTROL_OFFSET, KERNEL_NAMES, runShare, type KernelExports } from './dispatch.js';
 
 export interface WorkerInit {
   module: WebAssembly.Module;
@@ -19,7 +19,7 @@ export interface WorkerInit {
 export interface Pool {
   /** Computing threads, the caller included. */
   readonly threads: number;
-  /** Argument slots of the control block: write a call's i32 arguments here before `run`. */
+  /** Argument slots of the control block (14): write a call's i32 arguments here before `run`. */
   readonly args: Int32Array;
   /** The same slots seen as f32, for float arguments. */
   readonly fargs: Float32Array;
@@ -68,18 +68,20 @@ export async function createPool(module: WebAssembly.Module, memory: WebAssembly
   // A pool the owner forgot to close must not keep the process alive (close() refs the workers while it waits).
   for (const w of workers) w.unref();
 
+  // What the counters of the completion line will read once the current call is done.
+  let doneTarget = 0;
+  let failedSeen = 0;
+
   function run(kernel: number): void {
     if (closed) throw new Error(`kernels: ${KERNEL_NAMES[kernel]} called after close()`);
-    // Arguments are already in place; the claim resets must follow them and precede the generation bump, so that a
-    // late worker that wins a claim always reads this call's arguments.
+    // The arguments are already in the call line; the generation bump publishes them (a worker reads them after it
+    // has seen the new generation and won its claim).
     ctrl[CONTROL.kernel] = kernel;
-    Atomics.store(ctrl, CONTROL.failed, 0);
-    Atomics.store(ctrl, CONTROL.done, 0);
-    for (let t = 1; t < threads; t++) Atomics.store(ctrl, CONTROL.claims + t, 0);
+    const generation = (Atomics.add(ctrl, CONTROL.generation, 1) + 1) | 0;
     // This sequentially consistent add / load pair and the worker's add(sleeping) / load(generation) guarantee that
     // either the worker sees the new generation or we see it counted as sleeping.
-    Atomics.add(ctrl, CONTROL.generation, 1);
     if (Atomics.load(ctrl, CONTROL.sleeping) !== 0) Atomics.notify(ctrl, CONTROL.generation);
+    doneTarget = (doneTarget + workerCount) | 0;
 
     let failure: unknown;
     try {
@@ -88,7 +90,7 @@ export async function createPool(module: WebAssembly.Module, memory: WebAssembly
       failure = error;
     }
     for (let t = 1; t < threads; t++) {
-      if (Atomics.compareExchange(ctrl, CONTROL.claims + t, 0, 1) !== 0) continue;
+      if (!claimShare(ctrl, t, generation)) continue;
       if (failure === undefined) {
         try {
           runShare(exports, kernel, ctrl, ctrlF, t, threads);
@@ -99,9 +101,11 @@ export async function createPool(module: WebAssembly.Module, memory: WebAssembly
       Atomics.add(ctrl, CONTROL.done, 1);
     }
     // Workers may still be writing our outputs: never return (or throw) before they are done.
-    while (Atomics.load(ctrl, CONTROL.done) !== workerCount) { /* spin: a claimed share is being computed */ }
+    while (Atomics.load(ctrl, CONTROL.done) !== doneTarget) { /* spin: a claimed share is being computed */ }
     if (failure !== undefined) throw failure;
-    if (Atomics.load(ctrl, CONTROL.failed) !== 0) {
+    const failed = Atomics.load(ctrl, CONTROL.failed);
+    if (failed !== failedSeen) {
+      failedSeen = failed;
       const detail = errors.length > 0 ? `: ${errors.splice(0).join('; ')}` : '';
       throw new Error(`kernels: ${KERNEL_NAMES[kernel]} failed on a worker thread${detail}`);
     }

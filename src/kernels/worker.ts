@@ -2,7 +2,7 @@
 // in the control block until shutdown. The loop blocks this thread's event loop on purpose: the worker does nothing
 // else, and returning from the loop lets the thread exit.
 import { parentPort, workerData } from 'node:worker_threads';
-import { CONTROL, CONTROL_OFFSET, runShare, wasmImports, type KernelExports } from './dispatch.js';
+import { claimShare, CONTROL, CONTROL_OFFSET, runShare, wasmImports, type KernelExports } from './dispatch.js';
 import type { WorkerInit } from './pool.js';
 
 const init = workerData as WorkerInit;
@@ -38,7 +38,7 @@ for (;;) {
   seen = awaitGeneration(seen);
   if (Atomics.load(ctrl, CONTROL.shutdown) !== 0) break;
   // The caller computes our share itself if it gets there first (pool.ts); then there is nothing to do.
-  if (Atomics.compareExchange(ctrl, CONTROL.claims + init.threadIndex, 0, 1) !== 0) continue;
+  if (!claimShare(ctrl, init.threadIndex, seen)) continue;
   try {
     runShare(exports, ctrl[CONTROL.kernel], ctrl, ctrlF, init.threadIndex, init.threadCount);
   } catch (error) {

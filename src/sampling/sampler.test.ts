@@ -103,6 +103,34 @@ test('top-p boundary: a cumulative probability exactly equal to p stops the nucl
   assert.deepEqual(dist({ temperature: 1, topP: 1 }, eq), [0.25, 0.25, 0.25, 0.25]);
 });
 
+test('top-p boundary is exact for large nuclei too (the radix-sorted path)', () => {
+  // T = 1 / ln 2 turns a logit gap of 1 into a weight of exactly 0.5, so every running sum below is exact.
+  const T = 1 / Math.LN2;
+  assert.equal(Math.exp(-1 / T), 0.5);
+  // Even ids weigh 1, odd ids 0.5: S = 512 + 256 = 768, p = 0.875 → target 672 = 512 + 320 · 0.5.
+  const logits = Array.from({ length: 1024 }, (_, i) => (i % 2 === 0 ? 0 : -1));
+  const p = dist({ temperature: T, topP: 0.875 }, logits);
+  const kept = p.flatMap((x, i) => (x > 0 ? [i] : []));
+  assert.equal(kept.length, 832);
+  assert.ok(kept.every((i) => i % 2 === 0 || i < 640), 'the lowest odd ids are kept');
+  assert.equal(p[0], Math.fround(1 / 672));
+  assert.equal(p[1], Math.fround(0.5 / 672));
+  // Through top-k: 300 equal survivors, p = 0.5 → exactly 150 of them, the lowest ids.
+  const q = dist({ temperature: 1, topK: 300, topP: 0.5 }, new Array<number>(400).fill(0));
+  assert.deepEqual(q.flatMap((x, i) => (x > 0 ? [i] : [])), Array.from({ length: 150 }, (_, i) => i));
+});
+
+test('pick(): a target equal to a running sum goes to the next token (the sum must exceed it)', () => {
+  const logits = Float32Array.from([0, 0, 0, 0]);
+  for (const options of [{ temperature: 1 }, { temperature: 1, topK: 3 }, { temperature: 1, topP: 0.9 }]) {
+    const s = createSampler(options, 4);
+    const n = options.topK ?? 4;
+    // Equal weights 1: u = j / n puts the target exactly on the running sum j.
+    for (let j = 0; j < n; j++) assert.equal(s.pick(logits, NO_HISTORY, 0, j / n), j, JSON.stringify(options));
+    assert.equal(s.pick(logits, NO_HISTORY, 0, 1 - 2 ** -53), n - 1);
+  }
+});
+
 test('top-p keeps the smallest most-likely set reaching p, in probability order not id order', () => {
   // Probabilities ~ [0.125, 0.5, 0.125, 0.25] (ids deliberately shuffled against rank).
   const logits = [0, Math.log(4), 0, Math.log(2)];

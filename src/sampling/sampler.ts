@@ -17,6 +17,8 @@
 //  7. Min-p: drop tokens with w[t] < minP (= prob < minP · maxProb, as the top token weighs 1).
 //  8. Renormalise and sample: inverse CDF over the survivors in ascending id order with target u · total, where total
 //     is their weight sum in that order; see sample() for the rounding rule. Normalising is implicit in that target.
+//     distribution() writes w[t] / total (rounded to float32) for survivors and 0 elsewhere.
+// Errors (RangeError): no logit above -Infinity (NaN counts as none); when sampling, a largest logit of +Infinity.
 //
 // Nothing allocates per call: every buffer is sized in createSampler (architecture.md, invariant 4). Top-k is one
 // pass with a k-sized heap. Without top-k, top-p avoids sorting the vocabulary: the softmax pass also fills a
@@ -119,19 +121,21 @@ export function resolveSamplingOptions(o: SamplingOptions): ResolvedSamplingOpti
   });
 }
 
-function checkUniform(u: number): void {
-  if (!(u >= 0 && u < 1)) throw new RangeError(`u must be a uniform in [0, 1); got ${String(u)}`);
+// Callers test u inline and call this only to throw: passing a double to a call that is not inlined boxes it.
+function badUniform(u: number): RangeError {
+  return new RangeError(`u must be a uniform in [0, 1); got ${String(u)}`);
 }
 
 /**
  * Inverse CDF over probs[0 .. length) in index order. The weights need not sum to 1: the target is u · total, where
  * total is the sum of the positive entries in index order (float64); entries <= 0 or NaN are never chosen. Returns the
  * first index whose running sum exceeds the target, so u = 0 gives the first positive entry. When rounding makes
- * u · total land at or past the final running sum (which is total itself), the last positive entry is returned.
+ * u · total land at or past the final running sum (which is total itself; for u < 1 this takes a subnormal total),
+ * the last positive entry is returned.
  * Throws a RangeError when there is no positive entry.
  */
 export function sample(probs: Float32Array | Float64Array, u: number, length: number = probs.length): number {
-  checkUniform(u);
+  if (!(u >= 0 && u < 1)) throw badUniform(u);
   if (!Number.isInteger(length) || length < 1 || length > probs.length) {
     throw new RangeError(`sample: length must be an integer in [1, ${probs.length}]; got ${String(length)}`);
   }
@@ -454,7 +458,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
   function pick(logits: Float32Array, history: Int32Array, historyLength: number, u: number): number {
     checkInputs(logits, history, historyLength);
     if (greedy) return argmax(penalised(logits, history, historyLength));
-    checkUniform(u);
+    if (!(u >= 0 && u < 1)) throw badUniform(u);
     const n = weigh(penalised(logits, history, historyLength));
     // Step 8, the rule of sample(): the first running sum above u · total, else the last positive weight.
     const target = u * f64[TOTAL];

@@ -24,6 +24,11 @@ export interface SentencePieceOptions {
   readonly unkId?: number;
   readonly bosId?: number;
   readonly eosId?: number;
+  /**
+   * More control (and unused) pieces besides unk/bos/eos, e.g. from GGUF `tokenizer.ggml.token_type`: like them they
+   * are never produced from text and decode to nothing.
+   */
+  readonly controlIds?: Iterable<number>;
 }
 
 /** What SentencePiece prints for <unk> (its default unk_surface, " ⁇ "). */
@@ -102,7 +107,7 @@ export function createSentencePieceTokenizer(vocab: SentencePieceVocab, options:
   const byteIds = new Int32Array(256).fill(-1);
   // The bytes each token contributes to the output (before the after-BOS space rule).
   const outputBytes: Uint8Array[] = [];
-  const control = new Set([unkId, bosId, eosId]);
+  const control = new Set([unkId, bosId, eosId, ...(options.controlIds ?? [])]);
   // Only normal pieces lose their leading space after BOS (run.c tests the piece text, and "<0x20>" has none).
   const isNormal = new Uint8Array(vocabSize);
 

@@ -16,11 +16,39 @@ export interface Tokenizer {
   createDecoder(): StreamingDecoder;
   /** A readable form of one token for debugging/UI, e.g. "<0x0A>", " the", "<s>". */
   tokenPiece(id: number): string;
+  /**
+   * Renders a conversation with the model's chat template (tokenizer_config.json `chat_template` or GGUF
+   * `tokenizer.chat_template`); absent when the tokenizer has no template. Encode the result with `bos: false` when the
+   * template writes the BOS token itself (most do), so it is not doubled.
+   */
+  applyChatTemplate?(messages: readonly ChatMessage[], options?: ChatTemplateOptions): string;
+}
+
+export interface ChatMessage {
+  readonly role: string;
+  readonly content: string;
+}
+
+export interface ChatTemplateOptions {
+  /** End with the header of an assistant turn, so the model writes the reply (default true). */
+  readonly addGenerationPrompt?: boolean;
+  /** More variables for the template (e.g. `tools`, `date_string`). */
+  readonly variables?: Readonly<Record<string, unknown>>;
 }
 
 export interface EncodeOptions {
+  /**
+   * Put the model's start-of-text tokens first. Byte-level BPE adds them only where the vocabulary's convention does
+   * (Llama 3's <|begin_of_text|>; nothing for Qwen2), as Hugging Face's post-processor and llama.cpp's add_bos do.
+   */
   readonly bos?: boolean;
   readonly eos?: boolean;
+  /**
+   * Byte-level BPE: recognise special (control) tokens written in the text, such as "<|im_start|>" in a rendered chat
+   * template (default true, as Hugging Face's encode does; llama.cpp calls this parse_special). SentencePiece never
+   * produces control pieces from text and ignores it.
+   */
+  readonly special?: boolean;
 }
 
 export interface StreamingDecoder {

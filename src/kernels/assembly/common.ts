@@ -45,18 +45,21 @@
   return finishDot(acc, a, b, n4, n);
 }
 
-// exp(x) per lane, Cephes expf: x = n·ln2 + r with |r| <= ln2/2, exp(r) by a degree-6 polynomial, then the 2^n
-// scale built in the exponent bits. Only IEEE-exact basic operations, so a lane's result does not depend on the
-// other lanes; scalar callers go through expScalar, which runs this very function on lane 0.
-// Below -87.34 (exp < FLT_MIN) the result is 0; above 88 it is +Infinity; NaN stays NaN.
+// exp(x) per lane, Cephes expf: x = n·ln2 + r with n = round(x·log2 e) and |r| <= ln2/2, exp(r) by a degree-6
+// polynomial, then the 2^n scale built in the exponent bits. n is rounded by adding 1.5·2^23, which leaves n + 127
+// in the low mantissa bits of the sum, ready to shift into place: no floor and no float-to-int conversion, both slow
+// in V8. Only IEEE-exact basic operations, so a lane's result does not depend on the other lanes; scalar callers go
+// through expScalar, which runs this very function on lane 0.
+// Inputs below -87.34 (exp < FLT_MIN) give 0; inputs above 88 are clamped to 88 (exp(88) = 1.65e38); NaN stays NaN.
 const EXP_LO: f32 = -87.33654;
 const EXP_HI: f32 = 88.0;
+const ROUNDER: f32 = 12582912.0;
 
 @inline export function expv(x: v128): v128 {
   const lo = f32x4.splat(EXP_LO);
-  const hi = f32x4.splat(EXP_HI);
-  let r = f32x4.pmax(f32x4.pmin(x, hi), lo);
-  const n = f32x4.floor(f32x4.add(f32x4.mul(r, f32x4.splat(1.44269504088896341)), f32x4.splat(0.5)));
+  let r = f32x4.pmax(f32x4.pmin(x, f32x4.splat(EXP_HI)), lo);
+  const t = f32x4.add(f32x4.mul(r, f32x4.splat(1.44269504088896341)), f32x4.splat(ROUNDER));
+  const n = f32x4.sub(t, f32x4.splat(ROUNDER));
   // ln2 split in two so that n·C1 is exact: C1 + C2 = ln2.
   r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(0.693359375)));
   r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
@@ -68,10 +71,10 @@ const EXP_HI: f32 = 88.0;
   y = f32x4.add(f32x4.mul(y, r), f32x4.splat(1.6666665459e-1));
   y = f32x4.add(f32x4.mul(y, r), f32x4.splat(5.0000001201e-1));
   y = f32x4.add(f32x4.add(f32x4.mul(y, z), r), f32x4.splat(1.0));
-  const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  // t's bits are 0x4B400000 + n; adding 127 and shifting by 23 drops the 0x4B4 and leaves (n + 127) << 23 = 2^n.
+  const pow2n = i32x4.shl(i32x4.add(t, i32x4.splat(127)), 23);
   y = f32x4.mul(y, pow2n);
-  y = v128.bitselect(f32x4.splat(0), y, f32x4.lt(x, lo));
-  return v128.bitselect(f32x4.splat(Infinity), y, f32x4.gt(x, hi));
+  return v128.bitselect(f32x4.splat(0), y, f32x4.lt(x, lo));
 }
 
 @inline export function expScalar(x: f32): f32 {
@@ -97,14 +100,21 @@ export function softmaxRow(p: usize, n: i32): void {
   const n4 = n & ~3;
   const end4 = p + (<usize>n4 << 2);
   const end = p + (<usize>n << 2);
-  // The maximum does not depend on the visiting order (f32x4.max is exact and commutative).
+  // The maximum does not depend on the visiting order for ordinary values.
+  // (pmax / the select below are plain compares: with NaN or ±0 the result depends on the visiting order, which
+  // is fixed, and the exp of x - max is the same for either zero.)
   let m: f32 = -Infinity;
   if (n4 > 0) {
     let mv = f32x4.splat(-Infinity);
-    for (let q = p; q < end4; q += 16) mv = f32x4.max(mv, v128.load(q));
-    m = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
+    for (let q = p; q < end4; q += 16) mv = f32x4.pmax(mv, v128.load(q));
+    const m01 = f32x4.extract_lane(mv, 0) < f32x4.extract_lane(mv, 1) ? f32x4.extract_lane(mv, 1) : f32x4.extract_lane(mv, 0);
+    const m23 = f32x4.extract_lane(mv, 2) < f32x4.extract_lane(mv, 3) ? f32x4.extract_lane(mv, 3) : f32x4.extract_lane(mv, 2);
+    m = m01 < m23 ? m23 : m01;
   }
-  for (let q = end4; q < end; q += 4) m = max(m, load<f32>(q));
+  for (let q = end4; q < end; q += 4) {
+    const v = load<f32>(q);
+    if (m < v) m = v;
+  }
   const mv = f32x4.splat(m);
   let sv = f32x4.splat(0);
   for (let q = p; q < end4; q += 16) {

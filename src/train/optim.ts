@@ -1,0 +1,90 @@
+// AdamW (Loshchilov & Hutter, as torch.optim.AdamW computes it), the warmup + cosine learning-rate schedule of
+// Hugging Face's `get_cosine_schedule_with_warmup`, and global gradient-norm clipping (spec §6.1: Apple's recipe
+// trains with adamw_torch, β = (0.9, 0.999), ε = 1e-8, cosine schedule, warmup ratio 0.1, max_grad_norm 1.0).
+
+export interface AdamWOptions {
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  weightDecay: number;
+}
+
+export const ADAMW_DEFAULTS: AdamWOptions = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 };
+
+export interface OptimizedTensor {
+  readonly data: Float32Array;
+  readonly grad: Float32Array;
+  /** Whether weight decay applies (weight matrices yes, biases no). */
+  readonly decay: boolean;
+}
+
+/** First and second moments, one pair per tensor, in f32 as PyTorch keeps them. */
+export interface AdamWState {
+  /** Updates taken so far (bias correction uses step + 1 for the next one). */
+  step: number;
+  m: Float32Array[];
+  v: Float32Array[];
+}
+
+export function createAdamWState(tensors: readonly OptimizedTensor[]): AdamWState {
+  return {
+    step: 0,
+    m: tensors.map((t) => new Float32Array(t.data.length)),
+    v: tensors.map((t) => new Float32Array(t.data.length)),
+  };
+}
+
+/**
+ * One AdamW update with learning rate `lr`, in place: p ← p − lr·λ·p (decoupled decay), m ← β1 m + (1−β1) g,
+ * v ← β2 v + (1−β2) g², p ← p − lr · (m / (1−β1^t)) / (√(v / (1−β2^t)) + ε).
+ */
+export function adamWStep(tensors: readonly OptimizedTensor[], state: AdamWState, lr: number,
+  options: AdamWOptions = ADAMW_DEFAULTS): void {
+  const t = state.step + 1;
+  const { beta1, beta2, epsilon, weightDecay } = options;
+  const correction1 = 1 - beta1 ** t;
+  const correction2 = 1 - beta2 ** t;
+  tensors.forEach((tensor, index) => {
+    const { data, grad } = tensor;
+    const m = state.m[index];
+    const v = state.v[index];
+    const decay = tensor.decay ? 1 - lr * weightDecay : 1;
+    for (let j = 0; j < data.length; j++) {
+      const g = grad[j];
+      m[j] = beta1 * m[j] + (1 - beta1) * g;
+      v[j] = beta2 * v[j] + (1 - beta2) * g * g;
+      const update = (m[j] / correction1) / (Math.sqrt(v[j] / correction2) + epsilon);
+      data[j] = data[j] * decay - lr * update;
+    }
+  });
+  state.step = t;
+}
+
+/** Global L2 norm of all gradients, summed in tensor order then element order (f64). */
+export function gradientNorm(tensors: readonly OptimizedTensor[]): number {
+  let sum = 0;
+  for (const { grad } of tensors) for (let j = 0; j < grad.length; j++) sum += grad[j] * grad[j];
+  return Math.sqrt(sum);
+}
+
+/** Scales every gradient by maxNorm / norm when the norm exceeds maxNorm (torch.nn.utils.clip_grad_norm_). Returns the norm before clipping. */
+export function clipGradients(tensors: readonly OptimizedTensor[], maxNorm: number): number {
+  const norm = gradientNorm(tensors);
+  if (norm > maxNorm) {
+    const scale = maxNorm / (norm + 1e-6);
+    for (const { grad } of tensors) for (let j = 0; j < grad.length; j++) grad[j] *= scale;
+  }
+  return norm;
+}
+
+/**
+ * Learning rate of update `step` (0-based) out of `total`: linear warmup to `peak` over `warmup` updates, reaching
+ * the peak on the last warmup update ((step + 1) / warmup, so no update is wasted at lr 0), then a half cosine from
+ * `peak` down to 0 at the end.
+ */
+export function learningRate(step: number, total: number, warmup: number, peak: number): number {
+  if (step < warmup) return peak * (step + 1) / warmup;
+  const decaySteps = Math.max(1, total - warmup);
+  const progress = Math.min(1, (step - warmup) / decaySteps);
+  return peak * 0.5 * (1 + Math.cos(Math.PI * progress));
+}
