@@ -32,3 +32,8 @@ export {
 } from './drafter/index.js';
 export type { AcceptanceRule, RedrafterStep } from './engine/redrafter.js';
 export { createSampler, createRng, sample, type Sampler, type SamplingOptions, type Rng } from './sampling/index.js';
+
+// Formats and tokenizers.
+export { readGguf, writeGguf, convertToGguf } from './formats/index.js';
+export { openTokenizer, readTokenizerFile } from './engine/load.js';
+export type { ChatMessage, ChatTemplateOptions } from './tokenizer/types.js';

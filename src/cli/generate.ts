@@ -23,6 +23,8 @@ interface GenerateFlags extends ModelFlags {
   beams: number;
   beamLength: number;
   acceptance: AcceptanceRule;
+  chat?: boolean;
+  system?: string;
 }
 
 export function registerGenerate(program: Command): void {
@@ -45,6 +47,8 @@ export function registerGenerate(program: Command): void {
     .option('-L, --beam-length <n>', 'ReDrafter beam length L, counting the LLM\'s own first token', integer(2, 16), 5)
     .option('--acceptance <rule>', 'ReDrafter verification: exact (reproduces plain decoding) or apple', acceptance,
       'exact')
+    .option('--chat', 'send PROMPT as a user message through the model\'s chat template')
+    .option('--system <text>', 'with --chat: a system message first')
     .option('--format <format>', 'text (streamed) or json (one object)', format, 'text')
     .action(async (prompt: string | undefined, flags: GenerateFlags, command: Command) => {
       if (prompt === undefined && !flags.promptIds) prompt = 'Once upon a time';
@@ -59,13 +63,16 @@ export function registerGenerate(program: Command): void {
       try {
         const generation = generate(loaded, {
           drafter, beams: flags.beams, beamLength: flags.beamLength, acceptance: flags.acceptance,
-          prompt, promptIds: flags.promptIds, maxTokens: flags.maxTokens, temperature: flags.temperature,
+          prompt: flags.chat ? undefined : prompt, promptIds: flags.promptIds,
+          messages: flags.chat && prompt !== undefined
+            ? [...(flags.system ? [{ role: 'system', content: flags.system }] : []), { role: 'user', content: prompt }]
+            : undefined, maxTokens: flags.maxTokens, temperature: flags.temperature,
           topP: flags.topP, topK: flags.topK, minP: flags.minP, repetitionPenalty: flags.repetitionPenalty,
           seed: flags.seed, stop: flags.stop,
         });
         const ids: number[] = [];
         let text = '';
-        if (flags.format === 'text' && prompt !== undefined && !flags.promptIds) process.stdout.write(prompt);
+        if (flags.format === 'text' && prompt !== undefined && !flags.promptIds && !flags.chat) process.stdout.write(prompt);
         for await (const chunk of generation) {
           ids.push(...chunk.ids);
           text += chunk.text;

@@ -14,8 +14,8 @@ export interface ModelFlags {
 
 export function addModelOptions(command: Command): Command {
   return command
-    .option('-m, --model <path>', 'llama2.c checkpoint or Hugging Face folder (default: stories260K)')
-    .option('--tokenizer <path>', 'llama2.c tokenizer.bin (default: found beside the model)')
+    .option('-m, --model <path>', 'llama2.c checkpoint, GGUF file or Hugging Face folder (default: stories260K)')
+    .option('--tokenizer <path>', 'tokenizer.bin, tokenizer.json or GGUF (default: embedded or found beside the model)')
     .option('--threads <n>', 'computing threads', integer(1, 64), 1)
     .option('--context <n>', 'context length (default: the model\'s, at most 4096)', integer(1));
 }

@@ -2,10 +2,9 @@
 
 import type { Command } from 'commander';
 import { readCheckpoint } from '../model/checkpoint.js';
-import { readTokenizerBin } from '../formats/tokenizer-bin.js';
-import { createSentencePieceTokenizer } from '../tokenizer/index.js';
 import { resolveDefaultModel } from '../engine/default-model.js';
-import { findTokenizer } from '../engine/load.js';
+import { openTokenizer, readTokenizerFile } from '../engine/load.js';
+import type { Tokenizer } from '../tokenizer/types.js';
 import { format } from './options.js';
 
 interface TokenizeFlags {
@@ -19,20 +18,19 @@ export function registerTokenize(program: Command): void {
   program.command('tokenize')
     .description('print the token ids of a text')
     .argument('<text>', 'text to encode')
-    .option('--tokenizer <path>', 'llama2.c tokenizer.bin')
+    .option('--tokenizer <path>', 'llama2.c tokenizer.bin, tokenizer.json or GGUF file')
     .option('-m, --model <path>', 'take the tokenizer found beside this model')
     .option('--bos', 'prepend BOS')
     .option('--format <format>', 'text (ids and pieces) or json', format, 'text')
     .action(async (text: string, flags: TokenizeFlags) => {
-      let path = flags.tokenizer;
-      let vocabSize: number | undefined;
-      if (!path && flags.model) {
-        vocabSize = readCheckpoint(flags.model).config.vocabSize;
-        path = findTokenizer(flags.model, vocabSize);
-        if (!path) throw new Error(`no tokenizer found beside ${flags.model}; pass --tokenizer PATH`);
+      let tokenizer: Tokenizer | null;
+      if (flags.model) {
+        tokenizer = openTokenizer(readCheckpoint(flags.model), flags.tokenizer);
+        if (!tokenizer) throw new Error(`no tokenizer found for ${flags.model}; pass --tokenizer PATH`);
+      } else {
+        const path = flags.tokenizer ?? (await resolveDefaultModel((m) => process.stderr.write(`${m}\n`))).tokenizer;
+        tokenizer = readTokenizerFile(path);
       }
-      if (!path) path = (await resolveDefaultModel((m) => process.stderr.write(`${m}\n`))).tokenizer;
-      const tokenizer = createSentencePieceTokenizer(readTokenizerBin(path, vocabSize));
       const ids = tokenizer.encode(text, { bos: flags.bos ?? false });
       if (flags.format === 'json') {
         process.stdout.write(JSON.stringify({ ids }) + '\n');

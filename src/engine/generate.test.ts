@@ -93,3 +93,35 @@ test('bad requests: prompt longer than the context, ids outside the vocabulary, 
       await assert.rejects(generateText(loaded, { prompt: 'x', maxTokens: -3 }), /maxTokens/);
     });
   });
+
+test('chat messages are rendered with the model\'s template and encoded without a second BOS; ReDrafter stays exact',
+  async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { writeSyntheticHfFolder } = await import('../../test/synthetic-models.js');
+    const { loadDrafter } = await import('./load.js');
+    const { randomDrafter } = await import('../drafter/checkpoint.js');
+    const dir = mkdtempSync(join(tmpdir(), 'redrafter-chat-'));
+    try {
+      writeSyntheticHfFolder(dir, { kind: 'llama3', dim: 64, hiddenDim: 128, nLayers: 2, nHeads: 4, nKvHeads: 2 });
+      const loaded = await loadModel({ model: dir });
+      try {
+        const tokenizer = loaded.tokenizer!;
+        const messages = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hello there' }];
+        const rendered = tokenizer.applyChatTemplate!(messages, { addGenerationPrompt: true });
+        const result = await generateText(loaded, { messages, maxTokens: 12, temperature: 0.8, seed: 4, stopTokens: [] });
+        assert.deepEqual(result.promptIds, tokenizer.encode(rendered, { bos: false }));
+        assert.equal(result.promptIds.filter((id) => id === tokenizer.bosId).length, 1);
+        const drafter = loadDrafter(loaded, randomDrafter(loaded.model.config, { seed: 2 }));
+        const drafted = await generateText(loaded, { messages, maxTokens: 12, temperature: 0.8, seed: 4, stopTokens: [],
+          drafter, beams: 4, beamLength: 4 });
+        assert.deepEqual(drafted.ids, result.ids);
+        await assert.rejects(generateText(loaded, { maxTokens: 3 }), /give a prompt, messages or promptIds/);
+      } finally {
+        await loaded.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });

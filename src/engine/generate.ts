@@ -4,6 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import { validateSamplingOptions, type SamplingOptions } from '../sampling/index.js';
 import type { LoadedDrafter, LoadedModel } from './load.js';
+import type { ChatMessage } from '../tokenizer/types.js';
 import { createAutoregressiveDecoder, type Decoder, type DecoderStats } from './decoder.js';
 import { createRedrafterDecoder, type AcceptanceRule, type RedrafterStep } from './redrafter.js';
 import { validateBeamShape } from '../drafter/beam-search.js';
@@ -11,6 +12,8 @@ import { validateBeamShape } from '../drafter/beam-search.js';
 export interface GenerateOptions extends SamplingOptions {
   /** Text prompt, encoded with BOS. */
   prompt?: string;
+  /** A conversation rendered with the model's chat template (the template writes BOS itself). */
+  messages?: readonly ChatMessage[];
   /** Token ids fed as they are (no BOS added); takes precedence over `prompt`. */
   promptIds?: readonly number[];
   /** Most tokens to generate (default: until EOS or the context is full). */
@@ -87,11 +90,18 @@ function resolvePrompt(loaded: LoadedModel, options: GenerateOptions): number[] 
     });
     return [...options.promptIds];
   }
-  if (options.prompt === undefined) throw new RangeError('generate: give a prompt or promptIds');
-  if (!loaded.tokenizer) {
-    throw new RangeError(`generate: ${loaded.path} has no tokenizer; pass a tokenizer or promptIds`);
+  if (options.prompt === undefined && options.messages === undefined) {
+    throw new RangeError('generate: give a prompt, messages or promptIds');
   }
-  return loaded.tokenizer.encode(options.prompt, { bos: true });
+  const tokenizer = loaded.tokenizer;
+  if (!tokenizer) throw new RangeError(`generate: ${loaded.path} has no tokenizer; pass a tokenizer or promptIds`);
+  if (options.messages) {
+    if (!tokenizer.applyChatTemplate) {
+      throw new RangeError(`generate: ${loaded.path} has no chat template; pass a prompt instead of messages`);
+    }
+    return tokenizer.encode(tokenizer.applyChatTemplate(options.messages, { addGenerationPrompt: true }), { bos: false });
+  }
+  return tokenizer.encode(options.prompt ?? '', { bos: true });
 }
 
 export function generate(loaded: LoadedModel, options: GenerateOptions): Generation {
