@@ -171,7 +171,8 @@ export function ggufVocabFromTokenizerJson(dir: string, vocabSize: number): Map<
   return entries;
 }
 
-interface ModelDescription {
+/** Hyperparameters written as `llama.*` / `qwen2.*` keys. */
+export interface ModelDescription {
   readonly arch: 'llama' | 'qwen2';
   readonly contextLength: number;
   readonly dim: number;
@@ -229,13 +230,20 @@ function fromLlama2c(options: ConvertOptions, warnings: string[]): { model: Mode
     const t = tensors.get(canonical);
     if (t !== undefined) out.push({ name: ggufName, shape: t.shape, read: () => t.data });
   };
-  add('token_embd', 'token_embd.weight');
-  for (let l = 0; l < c.nLayers; l++) {
-    for (const kind of ['attn_norm', 'wq', 'wk', 'wv', 'wo', 'ffn_norm', 'w1', 'w2', 'w3']) add(`layers.${l}.${kind}`, `blk.${l}.${GGUF_LAYER_NAMES[kind]}`);
-  }
-  add('norm', 'output_norm.weight');
-  add('output', 'output.weight');
+  for (const [canonical, ggufName] of ggufTensorNames(c.nLayers)) add(canonical, ggufName);
   return { model, meta, tensors: out };
+}
+
+/** Canonical tensor names (`token_embd`, `layers.{l}.wq`, …) and their GGUF names, in file order. */
+export function ggufTensorNames(nLayers: number): [string, string][] {
+  const names: [string, string][] = [['token_embd', 'token_embd.weight']];
+  for (let l = 0; l < nLayers; l++) {
+    for (const kind of ['attn_norm', 'wq', 'wk', 'wv', 'wo', 'bq', 'bk', 'bv', 'ffn_norm', 'w1', 'w2', 'w3']) {
+      names.push([`layers.${l}.${kind}`, `blk.${l}.${GGUF_LAYER_NAMES[kind]}`]);
+    }
+  }
+  names.push(['norm', 'output_norm.weight'], ['output', 'output.weight']);
+  return names;
 }
 
 /** convert_hf_to_gguf's llama3 `rope_freqs`: per-frequency divisors of Hugging Face's `_compute_llama3_parameters`. */
@@ -339,8 +347,29 @@ export function convertToGguf(options: ConvertOptions): ConvertResult {
   }
   const warnings: string[] = [];
   const { model, meta, tensors } = options.from === 'llama2c' ? fromLlama2c(options, warnings) : fromHf(options, warnings);
-  const requested = TYPE_NAMES[options.type ?? 'f32'];
   const name = options.name ?? (options.input.split(/[\\/]/).filter((s) => s !== '').pop() ?? 'model').replace(/\.bin$/, '');
+  return writeModelGguf(options.output, model, meta, tensors, options.type ?? 'f32', name, warnings);
+}
+
+/**
+ * Writes a model held in memory as GGUF: canonical tensors (adjacent-pairs RoPE layout for llama), hyperparameters,
+ * and extra metadata (the vocabulary, e.g. from ggufVocabFromTokenizerBin).
+ */
+export function writeCanonicalGguf(output: string, model: ModelDescription, vocabulary: ReadonlyMap<string, GgufEntry>,
+  tensors: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>, type: GgufOutputType, name: string):
+  ConvertResult {
+  const sources: SourceTensor[] = [];
+  for (const [canonical, ggufName] of ggufTensorNames(model.nLayers)) {
+    const tensor = tensors.get(canonical);
+    if (tensor) sources.push({ name: ggufName, shape: tensor.shape, read: () => tensor.data });
+  }
+  return writeModelGguf(output, model, vocabulary, sources, type, name, []);
+}
+
+function writeModelGguf(output: string, model: ModelDescription, meta: ReadonlyMap<string, GgufEntry>,
+  tensors: readonly SourceTensor[], type: GgufOutputType, name: string, warnings: string[]): ConvertResult {
+  const options = { output };
+  const requested = TYPE_NAMES[type];
   const metadata = hyperparameters(model, name);
   metadata.set('general.file_type', gguf.uint32(FILE_TYPES[requested]));
   if (requested.startsWith('Q')) metadata.set('general.quantization_version', gguf.uint32(2));
