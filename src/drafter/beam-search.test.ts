@@ -86,3 +86,56 @@ test('beamSearch / packBeams convenience forms return plain arrays', async () =>
   assert.deepEqual([...tree.tokens.subarray(0, 5)], [4, 0, 1, 1, 0]);
   assert.throws(() => packBeams([]), /at least one beam/);
 });
+
+/** Spec §2.1 verbatim: every beam (dead copies included) computes its full distribution; a full sort picks the top W. */
+function referenceBeamSearch(table: (token: number) => Float32Array, vocab: number, g0: number, W: number, L: number):
+  { beams: number[][]; scores: number[] } {
+  let beams = Array.from({ length: W }, () => [g0]);
+  let scores: number[] = Array.from({ length: W }, (_, w) => (w === 0 ? 0 : LOG_0));
+  for (let t = 1; t < L; t++) {
+    const candidates: { joint: number; flat: number }[] = [];
+    beams.forEach((beam, w) => {
+      const row = Float32Array.from(table(beam[beam.length - 1]));
+      drafterLogProbs(row, 0, vocab, DEFAULT_TOP_K, LOG_0, new Float32Array(vocab));
+      for (let v = 0; v < vocab; v++) candidates.push({ joint: Math.fround(scores[w] + row[v]), flat: w * vocab + v });
+    });
+    candidates.sort((a, b) => b.joint - a.joint || a.flat - b.flat);
+    const top = candidates.slice(0, W);
+    beams = top.map((c) => [...beams[Math.floor(c.flat / vocab)], c.flat % vocab]);
+    scores = top.map((c) => c.joint);
+  }
+  return { beams, scores };
+}
+
+test('beam search equals the spec reference on random drafters (survivor fast path and full scan)', () => {
+  let seed = 99;
+  const random = () => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed / 2 ** 32;
+  };
+  for (let trial = 0; trial < 60; trial++) {
+    const vocab = [3, 7, 40, 60, 300][trial % 5];
+    const W = 1 + Math.floor(random() * (trial % 3 === 0 ? 64 : 12));
+    const L = 2 + Math.floor(random() * 5);
+    const rows = Array.from({ length: vocab }, () => Float32Array.from({ length: vocab }, () =>
+      // Coarse values make exact ties common.
+      Math.round(random() * 8) / 2));
+    const table = (token: number): Float32Array => rows[token];
+    const logits = new Float32Array(64 * vocab);
+    const drafter: Drafter = {
+      config: { vocabSize: vocab, hiddenSize: 4, exitDim: 8, numDraftLayers: 0, rnn: false, numLookbackTokens: -1,
+        embNorm: false, rmsNormEps: 1e-5, topK: DEFAULT_TOP_K, log0: LOG_0 },
+      maxRows: 64, setContext() {}, resetState() {}, reorderState() {}, dispose() {},
+      step(tokens, n) {
+        for (let r = 0; r < n; r++) logits.set(table(tokens[r]), r * vocab);
+        return logits;
+      },
+    };
+    const g0 = Math.floor(random() * vocab);
+    const got = createBeamSearch(drafter, { maxWidth: W, maxLength: L }).search(new Float32Array(4), 0, g0, W, L);
+    const expected = referenceBeamSearch(table, vocab, g0, W, L);
+    const gotBeams = Array.from({ length: W }, (_, w) => Array.from(got.beams.subarray(w * L, (w + 1) * L)));
+    assert.deepEqual(gotBeams, expected.beams, `trial ${trial}: V=${vocab} W=${W} L=${L}`);
+    assert.deepEqual(Array.from(got.scores.subarray(0, W)), expected.scores, `trial ${trial} scores`);
+  }
+});

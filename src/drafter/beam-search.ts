@@ -38,25 +38,35 @@ export function validateBeamShape(width: number, length: number): void {
 /**
  * Turns drafter logits into log q in place (spec §1.2 post-processing): subtract the max, replace every entry strictly
  * below the k-th largest by LOG_0 (ties at the threshold survive), log-softmax. `selection` is scratch of length V.
+ * With `survivors`, the indices of the entries that were not filtered are written there in ascending order (from
+ * `survivorsAt`); returns how many survived.
  */
 export function drafterLogProbs(row: Float32Array, offset: number, vocab: number, topK: number, log0: number,
-  selection: Float32Array): void {
+  selection: Float32Array, survivors?: Int32Array, survivorsAt = 0): number {
   let max = -Infinity;
   for (let v = 0; v < vocab; v++) if (row[offset + v] > max) max = row[offset + v];
   for (let v = 0; v < vocab; v++) row[offset + v] = Math.fround(row[offset + v] - max);
+  let threshold = -Infinity;
   if (topK < vocab) {
     for (let v = 0; v < vocab; v++) selection[v] = row[offset + v];
-    const threshold = kthLargest(selection, vocab, topK);
-    for (let v = 0; v < vocab; v++) if (row[offset + v] < threshold) row[offset + v] = log0;
+    threshold = kthLargest(selection, vocab, topK);
   }
   // exp(LOG_0) is 0 in float64, so filtered entries add nothing; the max is 0 after centering.
   let sum = 0;
+  let kept = 0;
   for (let v = 0; v < vocab; v++) {
     const value = row[offset + v];
-    if (value !== log0) sum += Math.exp(value);
+    if (value < threshold) {
+      row[offset + v] = log0;
+    } else {
+      sum += Math.exp(value);
+      if (survivors) survivors[survivorsAt + kept] = v;
+      kept++;
+    }
   }
   const logSum = Math.log(sum);
   for (let v = 0; v < vocab; v++) row[offset + v] = Math.fround(row[offset + v] - logSum);
+  return kept;
 }
 
 /** The k-th largest of values[0..n) (k ≥ 1), by quickselect; reorders `values`. */
@@ -107,12 +117,33 @@ export function createBeamSearch(drafter: Drafter, options: BeamSearchOptions): 
   const picked = new Int32Array(maxWidth);
   const lastTokens = new Int32Array(maxWidth);
   const selection = new Float32Array(V);
+  const survivors = new Int32Array(maxWidth * V);
+  const survivorCounts = new Int32Array(maxWidth);
   const logQ = options.keepDistributions ? new Float32Array(maxWidth * (maxLength - 1) * V) : null;
   const nextLogQ = options.keepDistributions ? new Float32Array(maxWidth * (maxLength - 1) * V) : null;
   const result: BeamSearchResult = { width: 0, length: 0, beams, scores, logQ };
+  let width = 0;
+  let found = 0;
 
-  function search(h: Float32Array, offset: number, g0: number, width: number, length: number): BeamSearchResult {
-    validateBeamShape(width, length);
+  /** Offers candidate (row r, token v) with score `joint` to the sorted top-`width` list. */
+  function select(r: number, v: number, joint: number): void {
+    if (found === width && joint <= nextScores[width - 1]) return;
+    let at = found < width ? found : width - 1;
+    while (at > 0 && nextScores[at - 1] < joint) {
+      nextScores[at] = nextScores[at - 1];
+      parents[at] = parents[at - 1];
+      picked[at] = picked[at - 1];
+      at--;
+    }
+    nextScores[at] = joint;
+    parents[at] = r;
+    picked[at] = v;
+    if (found < width) found++;
+  }
+
+  function search(h: Float32Array, offset: number, g0: number, beamWidth: number, length: number): BeamSearchResult {
+    validateBeamShape(beamWidth, length);
+    width = beamWidth;
     if (width > maxWidth || length > maxLength) {
       throw new RangeError(`beam search: ${width} × ${length} exceeds the prepared ${maxWidth} × ${maxLength}`);
     }
@@ -125,30 +156,40 @@ export function createBeamSearch(drafter: Drafter, options: BeamSearchOptions): 
 
     for (let t = 1; t < L; t++) {
       const logits = drafter.step(lastTokens, rows);
-      for (let r = 0; r < rows; r++) drafterLogProbs(logits, r * V, V, topK, log0, selection);
+      // Filtered entries of a row all hold the same value (LOG_0 − log Σ), the best a non-survivor can score there.
+      let bestFiltered = -Infinity;
+      for (let r = 0; r < rows; r++) {
+        survivorCounts[r] = drafterLogProbs(logits, r * V, V, topK, log0, selection, survivors, r * V);
+        if (survivorCounts[r] < V) {
+          // Survivors are listed in ascending order, so the first index missing from the list was filtered.
+          let filtered = 0;
+          while (filtered < survivorCounts[r] && survivors[r * V + filtered] === filtered) filtered++;
+          const base = t === 1 ? 0 : scores[r];
+          bestFiltered = Math.max(bestFiltered, Math.fround(base + logits[r * V + filtered]));
+        }
+      }
+      // At step 1 the W−1 dead copies (score LOG_0) take part with beam 0's distribution, as in the reference;
+      // their children score at most LOG_0.
+      if (t === 1 && width > 1) bestFiltered = Math.max(bestFiltered, log0);
 
-      // Top-W of the joint scores over (beam, token), best first, lowest flat index on ties. At step 1 the dead
-      // copies take part with score LOG_0 and beam 0's distribution, as in the reference.
-      let found = 0;
-      const candidateRows = t === 1 ? width : rows;
-      for (let r = 0; r < candidateRows; r++) {
-        const base = t === 1 ? (r === 0 ? 0 : log0) : scores[r];
-        const row = (t === 1 ? 0 : r) * V;
-        for (let v = 0; v < V; v++) {
-          const joint = Math.fround(base + logits[row + v]);
-          if (found === width && joint <= nextScores[width - 1]) continue;
-          // Insert after every entry with a score >= joint (earlier flat indices win ties).
-          let at = found < width ? found : width - 1;
-          while (at > 0 && nextScores[at - 1] < joint) {
-            nextScores[at] = nextScores[at - 1];
-            parents[at] = parents[at - 1];
-            picked[at] = picked[at - 1];
-            at--;
-          }
-          nextScores[at] = joint;
-          parents[at] = r;
-          picked[at] = v;
-          if (found < width) found++;
+      // Top-W of the joint scores over (beam, token), best first, lowest flat index on ties. Survivors are visited
+      // first, in flat-index order; if the W-th best of them beats every non-survivor, that is the answer, else every
+      // candidate is visited (junk beams, tiny vocabularies, W above the survivors).
+      found = 0;
+      for (let r = 0; r < rows; r++) {
+        const base = t === 1 ? 0 : scores[r];
+        for (let j = 0; j < survivorCounts[r]; j++) {
+          const v = survivors[r * V + j];
+          select(r, v, Math.fround(base + logits[r * V + v]));
+        }
+      }
+      if (found < width || !(nextScores[width - 1] > bestFiltered)) {
+        found = 0;
+        const candidateRows = t === 1 ? width : rows;
+        for (let r = 0; r < candidateRows; r++) {
+          const base = t === 1 ? (r === 0 ? 0 : log0) : scores[r];
+          const row = (t === 1 ? 0 : r) * V;
+          for (let v = 0; v < V; v++) select(r, v, Math.fround(base + logits[row + v]));
         }
       }
 
