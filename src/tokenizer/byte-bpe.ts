@@ -12,6 +12,7 @@ import type { HfNormalization, HfPreTokenizerStep } from '../formats/tokenizer-j
 import { bytesToUnicode, createPreTokenizer } from './pretokenize.js';
 import type { ChatMessage, ChatTemplateOptions, EncodeOptions, StreamingDecoder, Tokenizer } from './types.js';
 import { renderChatTemplate } from './chat-template.js';
+import { heapPop, heapPush } from './heap.js';
 
 export interface ByteBpeAddedToken {
   readonly id: number;
@@ -53,36 +54,8 @@ function before(a: Candidate, b: Candidate): boolean {
   return a.rank < b.rank || (a.rank === b.rank && a.left < b.left);
 }
 
-function heapPush(heap: Candidate[], c: Candidate): void {
-  let i = heap.length;
-  heap.push(c);
-  while (i > 0) {
-    const parent = (i - 1) >> 1;
-    if (!before(heap[i], heap[parent])) break;
-    [heap[i], heap[parent]] = [heap[parent], heap[i]];
-    i = parent;
-  }
-}
-
-function heapPop(heap: Candidate[]): Candidate | undefined {
-  const top = heap[0];
-  const last = heap.pop();
-  if (heap.length > 0 && last !== undefined) {
-    heap[0] = last;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let best = i;
-      if (l < heap.length && before(heap[l], heap[best])) best = l;
-      if (r < heap.length && before(heap[r], heap[best])) best = r;
-      if (best === i) break;
-      [heap[i], heap[best]] = [heap[best], heap[i]];
-      i = best;
-    }
-  }
-  return top;
-}
+const push = (heap: Candidate[], c: Candidate): void => heapPush(heap, c, before);
+const pop = (heap: Candidate[]): Candidate | undefined => heapPop(heap, before);
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -161,10 +134,10 @@ export function createByteLevelBpeTokenizer(vocab: ByteBpeVocab): Tokenizer {
       const consider = (left: number, right: number): void => {
         if (left < 0 || right < 0) return;
         const rank = ranks.get(`${symbols[left]}\u0000${symbols[right]}`);
-        if (rank !== undefined) heapPush(heap, { rank, left, right, length: symbols[left].length + symbols[right].length });
+        if (rank !== undefined) push(heap, { rank, left, right, length: symbols[left].length + symbols[right].length });
       };
       for (let i = 1; i < n; i++) consider(i - 1, i);
-      for (let top = heapPop(heap); top !== undefined; top = heapPop(heap)) {
+      for (let top = pop(heap); top !== undefined; top = pop(heap)) {
         const { left, right } = top;
         const a = symbols[left];
         const b = symbols[right];

@@ -14,6 +14,7 @@
 
 import { readTokenizerBin } from '../formats/tokenizer-bin.js';
 import type { EncodeOptions, StreamingDecoder, Tokenizer } from './types.js';
+import { heapPop, heapPush } from './heap.js';
 
 export interface SentencePieceVocab {
   readonly pieces: readonly Uint8Array[];
@@ -49,36 +50,8 @@ function before(a: Candidate, b: Candidate): boolean {
   return a.score > b.score || (a.score === b.score && a.left < b.left);
 }
 
-function heapPush(heap: Candidate[], c: Candidate): void {
-  let i = heap.length;
-  heap.push(c);
-  while (i > 0) {
-    const parent = (i - 1) >> 1;
-    if (!before(heap[i], heap[parent])) break;
-    [heap[i], heap[parent]] = [heap[parent], heap[i]];
-    i = parent;
-  }
-}
-
-function heapPop(heap: Candidate[]): Candidate | undefined {
-  const top = heap[0];
-  const last = heap.pop();
-  if (heap.length > 0 && last !== undefined) {
-    heap[0] = last;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let best = i;
-      if (l < heap.length && before(heap[l], heap[best])) best = l;
-      if (r < heap.length && before(heap[r], heap[best])) best = r;
-      if (best === i) break;
-      [heap[i], heap[best]] = [heap[best], heap[i]];
-      i = best;
-    }
-  }
-  return top;
-}
+const push = (heap: Candidate[], c: Candidate): void => heapPush(heap, c, before);
+const pop = (heap: Candidate[]): Candidate | undefined => heapPop(heap, before);
 
 function checkId(id: number, vocabSize: number): void {
   if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
@@ -159,11 +132,11 @@ export function createSentencePieceTokenizer(vocab: SentencePieceVocab, options:
       if (left < 0 || right < 0) return;
       const merged = symbols[left] + symbols[right];
       const id = pieceIds.get(merged);
-      if (id !== undefined) heapPush(heap, { score: scores[id], left, right, length: merged.length });
+      if (id !== undefined) push(heap, { score: scores[id], left, right, length: merged.length });
     };
     for (let i = 1; i < n; i++) consider(i - 1, i);
 
-    for (let top = heapPop(heap); top !== undefined; top = heapPop(heap)) {
+    for (let top = pop(heap); top !== undefined; top = pop(heap)) {
       const { left, right } = top;
       const a = symbols[left];
       const b = symbols[right];
