@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { compareSpeed, describeMachine, type SpeedComparison } from '../engine/benchmark.js';
 import { loadDrafter, type LoadedModel } from '../engine/load.js';
 import { writeTuning } from '../engine/tuning.js';
-import { addModelOptions, openModel, type ModelFlags } from './model-options.js';
+import { addModelOptions, openModel, resolveDrafterPath, type ModelFlags } from './model-options.js';
 import { decimal, format, integer } from './options.js';
 
 /** Story openings not used for training the default drafter (its training prompts come from src/train). */
@@ -15,7 +15,7 @@ export const BENCH_PROMPTS = [
 ];
 
 interface BenchFlags extends ModelFlags {
-  drafter: string;
+  drafter?: string;
   beams: number;
   beamLength: number;
   tokens: number;
@@ -32,7 +32,7 @@ function prompts(loaded: LoadedModel): (string | number[])[] {
 
 function addBenchOptions(command: Command): Command {
   return addModelOptions(command)
-    .requiredOption('--drafter <path>', 'drafter folder (Apple format)')
+    .option('--drafter <path>', 'drafter folder (Apple format; default: the shipped stories260K drafter)')
     .option('-n, --tokens <n>', 'tokens generated per prompt', integer(1), 128)
     .option('-t, --temperature <t>', 'sampling temperature; 0 = greedy', decimal(0, 100), 0)
     .option('--rounds <n>', 'measured rounds after one warm-up', integer(1, 100), 3)
@@ -48,7 +48,7 @@ export function registerBench(program: Command): void {
     .option('-L, --beam-length <n>', 'beam length L, counting g0', integer(2, 16), 5)
     .action(async (flags: BenchFlags) => {
       const loaded = await openModel(flags);
-      const drafter = loadDrafter(loaded, flags.drafter);
+      const drafter = loadDrafter(loaded, resolveDrafterPath(flags.drafter));
       try {
         const result = await compareSpeed(loaded, drafter, { prompts: prompts(loaded), tokens: flags.tokens,
           beams: flags.beams, beamLength: flags.beamLength, temperature: flags.temperature, seed: flags.seed,
@@ -79,7 +79,7 @@ export function registerBench(program: Command): void {
       const widths = list(flags.widths, 'widths', 1, 64);
       const lengths = list(flags.lengths, 'lengths', 2, 16);
       const loaded = await openModel(flags);
-      const drafter = loadDrafter(loaded, flags.drafter);
+      const drafter = loadDrafter(loaded, resolveDrafterPath(flags.drafter));
       try {
         let best: { beams: number; beamLength: number; result: SpeedComparison } | undefined;
         const rows: string[] = [];
@@ -98,7 +98,7 @@ export function registerBench(program: Command): void {
         }
         const chosen = best!;
         const modelPath = flags.model ?? loaded.path;
-        writeTuning(modelPath, flags.drafter, loaded.kernels.threads, {
+        writeTuning(modelPath, drafter.path, loaded.kernels.threads, {
           beams: chosen.beams, beamLength: chosen.beamLength, tokensPerSecond: chosen.result.redrafter.tokensPerSecond,
           speedup: chosen.result.speedup, measuredAt: new Date().toISOString(), machine: describeMachine(),
         });

@@ -5,11 +5,11 @@ import type { Command } from 'commander';
 import { generate } from '../engine/generate.js';
 import { loadDrafter, type LoadedModel } from '../engine/load.js';
 import type { RedrafterStep } from '../engine/redrafter.js';
-import { addModelOptions, openModel, type ModelFlags } from './model-options.js';
+import { addModelOptions, openModel, resolveDrafterPath, type ModelFlags } from './model-options.js';
 import { decimal, format, idList, integer } from './options.js';
 
 interface DraftFlags extends ModelFlags {
-  drafter: string;
+  drafter?: string;
   beams: number;
   beamLength: number;
   promptIds?: number[];
@@ -23,7 +23,7 @@ export function registerDraft(program: Command): void {
     .description('show one ReDrafter step: beams, packed tree, accepted path, bonus token')
     .argument('[prompt]', 'text prompt', 'Once upon a time');
   addModelOptions(command)
-    .requiredOption('--drafter <path>', 'drafter folder (Apple format)')
+    .option('--drafter <path>', 'drafter folder (Apple format; default: the shipped stories260K drafter)')
     .option('-W, --beams <n>', 'beam width W', integer(1, 64), 4)
     .option('-L, --beam-length <n>', 'beam length L, counting g0', integer(2, 16), 5)
     .option('--prompt-ids <ids>', 'comma-separated prompt token ids instead of text', idList)
@@ -32,7 +32,7 @@ export function registerDraft(program: Command): void {
     .option('--format <format>', 'text (a tree) or json', format, 'text')
     .action(async (prompt: string, flags: DraftFlags) => {
       const loaded = await openModel(flags);
-      const drafter = loadDrafter(loaded, flags.drafter);
+      const drafter = loadDrafter(loaded, resolveDrafterPath(flags.drafter));
       try {
         let step: RedrafterStep | undefined;
         const generation = generate(loaded, {

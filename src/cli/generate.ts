@@ -5,6 +5,7 @@ import { generate, type GenerationStats } from '../engine/generate.js';
 import { loadDrafter } from '../engine/load.js';
 import type { AcceptanceRule } from '../engine/redrafter.js';
 import { readTuning } from '../engine/tuning.js';
+import { defaultDrafterPath } from '../engine/default-model.js';
 import { addModelOptions, openModel, type ModelFlags } from './model-options.js';
 import { acceptance, collect, decimal, format, idList, integer } from './options.js';
 
@@ -42,7 +43,8 @@ export function registerGenerate(program: Command): void {
     .option('--repetition-penalty <r>', 'penalty for tokens in the last 64', decimal(0.01, 100), 1)
     .option('-s, --seed <s>', 'seed of the sampling random stream', integer(0, 0xffffffff), 0)
     .option('--stop <text>', 'stop before this string (repeatable)', collect, [])
-    .option('--drafter <path>', 'ReDrafter drafter folder (Apple format), or "none" for autoregressive decoding')
+    .option('--drafter <path>', 'ReDrafter drafter folder (Apple format), or "none" for autoregressive decoding ' +
+      '(default: the shipped stories260K drafter when --model is not given, else none)')
     .option('-W, --beams <n>', 'ReDrafter beam width W', integer(1, 64), 4)
     .option('-L, --beam-length <n>', 'ReDrafter beam length L, counting the LLM\'s own first token', integer(2, 16), 5)
     .option('--acceptance <rule>', 'ReDrafter verification: exact (reproduces plain decoding) or apple', acceptance,
@@ -53,7 +55,9 @@ export function registerGenerate(program: Command): void {
     .action(async (prompt: string | undefined, flags: GenerateFlags, command: Command) => {
       if (prompt === undefined && !flags.promptIds) prompt = 'Once upon a time';
       const loaded = await openModel(flags);
-      const drafter = flags.drafter && flags.drafter !== 'none' ? loadDrafter(loaded, flags.drafter) : undefined;
+      // The default model decodes with its shipped drafter unless told otherwise.
+      const drafterPath = flags.drafter ?? (flags.model === undefined ? defaultDrafterPath() : undefined);
+      const drafter = drafterPath && drafterPath !== 'none' ? loadDrafter(loaded, drafterPath) : undefined;
       if (drafter) {
         // Beam shape not given: the setting `redrafter tune` measured fastest here, if any.
         const tuned = readTuning(flags.model ?? loaded.path, drafter.path, loaded.kernels.threads);

@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import { loadModel, type LoadedModel } from '../engine/load.js';
-import { resolveDefaultModel } from '../engine/default-model.js';
+import { defaultDrafterPath, resolveDefaultModel } from '../engine/default-model.js';
 import { integer } from './options.js';
 
 export interface ModelFlags {
@@ -29,4 +29,11 @@ export async function openModel(flags: ModelFlags): Promise<LoadedModel> {
     tokenizer ??= found.tokenizer;
   }
   return loadModel({ model, tokenizer, threads: flags.threads, contextLength: flags.context });
+}
+
+/** --drafter, else the shipped stories260K drafter. */
+export function resolveDrafterPath(drafter: string | undefined): string {
+  const path = drafter ?? defaultDrafterPath();
+  if (!path) throw new Error('pass --drafter DIR: none was given and the default drafter is not installed');
+  return path;
 }

@@ -29,6 +29,12 @@ function repositoryRoot(): string {
   return distAt >= 0 ? parts.slice(0, distAt).join('/') || '/' : resolve(here, '..', '..');
 }
 
+/** The trained drafter for stories260K shipped in the package (models/stories260K-drafter), if present. */
+export function defaultDrafterPath(): string | undefined {
+  const path = join(repositoryRoot(), 'models', 'stories260K-drafter');
+  return existsSync(join(path, 'config.json')) ? path : undefined;
+}
+
 export function userCacheFolder(): string {
   const base = process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache');
   return join(base, 'redrafter', 'models');
