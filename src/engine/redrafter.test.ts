@@ -190,3 +190,28 @@ test('ReDrafter rejects bad beam shapes and mismatched drafters with clear error
     await loaded.close();
   }
 });
+
+test('ReDrafter with the trained default drafter: exact ids on 20 prompts × W × L × sampling, and high acceptance',
+  { skip }, async () => {
+    const { defaultDrafterPath } = await import('./default-model.js');
+    const path = defaultDrafterPath();
+    assert.ok(path, 'models/stories260K-drafter is part of the repository');
+    const loaded = await loadModel({ model: stories260K.model, tokenizer: stories260K.tokenizer, threads: 2 });
+    const drafter = loadDrafter(loaded, path);
+    try {
+      let greedySteps = 0;
+      let greedyTokens = 0;
+      for (const [i, text] of PROMPTS.entries()) {
+        const [W, L] = SHAPES[(i * 7) % SHAPES.length];
+        const { name, options } = SAMPLING[i % SAMPLING.length];
+        await compare(loaded, drafter, { prompt: text }, options, W, L, 64, `trained "${text}" W=${W} L=${L} ${name}`);
+        const steps = await compare(loaded, drafter, { prompt: text }, {}, 8, 5, 64, `trained "${text}" greedy W=8 L=5`);
+        greedySteps += steps;
+        greedyTokens += 63;
+      }
+      assert.ok(greedyTokens / greedySteps > 2.5, `trained drafter: ${(greedyTokens / greedySteps).toFixed(2)} tokens/step`);
+    } finally {
+      drafter.dispose();
+      await loaded.close();
+    }
+  });
