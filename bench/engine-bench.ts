@@ -1,5 +1,6 @@
 // Autoregressive decoding speed of the engine (`npm run bench`): tokens/s and effective weight bandwidth for
-// stories260K and a random-weight 110M Llama (stories110M's shape), at 1 and 2 threads. A measurement, not a test.
+// stories260K and a random-weight 110M Llama (stories110M's shape) in f32 and with Q8_0 matrices, at 1 and 2 threads.
+// A measurement, not a test; `npm run bench:llama-cpp` compares with llama.cpp on GGUF files.
 //
 //   npm run bench                 # all
 //   npm run bench -- --quick      # fewer tokens and rounds
@@ -10,6 +11,7 @@ import { createKernels } from '../src/kernels/index.js';
 import { readCheckpoint, type Checkpoint } from '../src/model/checkpoint.js';
 import { createModel } from '../src/model/model.js';
 import { randomCheckpoint } from '../src/model/random-checkpoint.js';
+import { quantize } from '../src/formats/quant.js';
 import { createAutoregressiveDecoder } from '../src/engine/decoder.js';
 import { resolveDefaultModel } from '../src/engine/default-model.js';
 
@@ -52,6 +54,16 @@ async function measure(name: string, checkpoint: Checkpoint, threads: number, to
   return row;
 }
 
+/** The checkpoint with its matrices offered as Q8_0 blocks, as a Q8_0 GGUF file holds them (the native kernels' input). */
+function withQ8_0Matrices(checkpoint: Checkpoint): Checkpoint {
+  const tensors = checkpoint.tensors;
+  return { ...checkpoint, tensors: { ...tensors, raw(name) {
+    const shape = tensors.shape(name);
+    if (shape === undefined || shape.length !== 2) return undefined;
+    return { type: 'Q8_0', shape, bytes: () => quantize('Q8_0', tensors.read(name)) };
+  } } };
+}
+
 const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} logical CPUs, ` +
   `${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 console.log(`# engine benchmark — autoregressive greedy decoding\n\nmachine: ${machine}\n` +
@@ -66,6 +78,10 @@ for (const threads of [1, 2]) {
 }
 for (const threads of [1, 2]) {
   rows.push(await measure('random 110M (dim 768, 12 layers, vocab 32000)', model110M, threads, quick ? 32 : 64));
+}
+const model110MQ8 = withQ8_0Matrices(model110M);
+for (const threads of [1, 2]) {
+  rows.push(await measure('random 110M, Q8_0 matrices', model110MQ8, threads, quick ? 32 : 64));
 }
 
 console.log('| model | threads | tokens | tokens/s | weight GB/s |');

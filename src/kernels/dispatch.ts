@@ -16,6 +16,15 @@ export interface KernelExports {
   add(out: number, a: number, b: number, n: number, tid: number, nt: number): void;
   attention(out: number, q: number, queries: number, rows: number, nHeads: number, nKvHeads: number, headDim: number,
     scale: number, scratch: number, scratchStride: number, tid: number, nt: number): void;
+  /** Fills the f16 → f32 table of the quantized kernels (HALF_TABLE_OFFSET, shared by every instance), once. */
+  initHalfTable(): void;
+  /** The table's address compiled into the module (must equal HALF_TABLE_OFFSET). */
+  halfTable(): number;
+  quantizeActivations(x: number, xq: number, xd: number, rows: number, inDim: number): void;
+  matmulQ8_0(out: number, xq: number, xd: number, w: number, bias: number, rows: number, inDim: number, outDim: number,
+    tid: number, nt: number): void;
+  matmulQ4_0(out: number, xq: number, xd: number, w: number, bias: number, rows: number, inDim: number, outDim: number,
+    tid: number, nt: number): void;
 }
 
 /** Kernel ids written to the control block. */
@@ -29,15 +38,19 @@ export const KERNEL = {
   silu: 7,
   add: 8,
   attention: 9,
+  matmulQ8_0: 10,
+  matmulQ4_0: 11,
 } as const;
 
 export const KERNEL_NAMES: readonly string[] = ['none', 'matmul', 'matmulBias', 'rmsnorm', 'rope', 'softmax', 'siluMul',
-  'silu', 'add', 'attention'];
+  'silu', 'add', 'attention', 'matmulQ8_0', 'matmulQ4_0'];
 
 // Memory map: [0, 512 KiB) AssemblyScript static data (checked against staticEnd() at start-up), the control
-// block at 512 KiB, the heap from 1 MiB. The low region never moves when the memory grows, so Int32Array views of
-// the control block made once stay valid.
+// block at 512 KiB, the f16 → f32 table of the quantized kernels at 576 KiB (256 KiB, quant.ts), the heap from
+// 1 MiB. The low region never moves when the memory grows, so Int32Array views of the control block made once stay
+// valid.
 export const CONTROL_OFFSET = 512 * 1024;
+export const HALF_TABLE_OFFSET = 576 * 1024;
 export const HEAP_BASE = 1024 * 1024;
 
 /**
@@ -127,6 +140,12 @@ export function runShare(ex: KernelExports, kernel: number, i: Int32Array, f: Fl
       return;
     case KERNEL.attention:
       ex.attention(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], i[a + 5], i[a + 6], f[a + 7], i[a + 8], i[a + 9], tid, nt);
+      return;
+    case KERNEL.matmulQ8_0:
+      ex.matmulQ8_0(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], i[a + 5], i[a + 6], i[a + 7], tid, nt);
+      return;
+    case KERNEL.matmulQ4_0:
+      ex.matmulQ4_0(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], i[a + 5], i[a + 6], i[a + 7], tid, nt);
       return;
     default:
       throw new Error(`runShare: unknown kernel id ${kernel}`);

@@ -2,13 +2,13 @@
 // worker pool and returns the Kernels of types.ts. Each method either runs on the calling thread alone (small work,
 // or threads = 1) or publishes the call to the pool; the split never changes a result's bits (invariant 1).
 import { readFile } from 'node:fs/promises';
-import { CONTROL, CONTROL_OFFSET, HEAP_BASE, KERNEL, wasmImports, type KernelExports } from './dispatch.js';
+import { CONTROL, CONTROL_OFFSET, HALF_TABLE_OFFSET, HEAP_BASE, KERNEL, wasmImports, type KernelExports } from './dispatch.js';
 import { createHeap } from './heap.js';
 import { createPool, type Pool } from './pool.js';
 import type { KernelOptions, Kernels, Ptr, RopeLayout } from './types.js';
 
-export type { Heap, KernelOptions, Kernels, Ptr, RopeLayout } from './types.js';
-export { QUERY_RECORD_INTS } from './types.js';
+export type { Heap, KernelOptions, Kernels, Ptr, QuantType, RopeLayout } from './types.js';
+export { QUANT_BLOCK_BYTES, QUERY_RECORD_INTS } from './types.js';
 export { ropeTable } from './rope-table.js';
 
 const PAGE = 65536;
@@ -57,7 +57,12 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
   if (ex.staticEnd() > CONTROL_OFFSET) {
     throw new Error(`createKernels: kernels.wasm static data ends at ${ex.staticEnd()}, above the control block at ${CONTROL_OFFSET}`);
   }
+  if (ex.halfTable() !== HALF_TABLE_OFFSET) {
+    throw new Error(`createKernels: kernels.wasm puts its f16 table at ${ex.halfTable()}, the memory map at ` +
+      `${HALF_TABLE_OFFSET}`);
+  }
   new Int32Array(memory.buffer, CONTROL_OFFSET, CONTROL.ints).fill(0);
+  ex.initHalfTable();
   const heap = createHeap(memory, HEAP_BASE);
   const pool: Pool | null = threads > 1 ? await createPool(module, memory, ex, threads, spinMs) : null;
   const args = pool?.args ?? new Int32Array(0);
@@ -67,6 +72,37 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
   // call needs more keys.
   let scratch = 0;
   let scratchKeys = 0;
+
+  // Quantized activations of the quantized matmuls: int16 values [rows, inDim], then f32 scales [rows, inDim/32];
+  // grown when a call needs more, so steady-state decoding allocates nothing.
+  let quantScratch = 0;
+  let quantBytes = 0;
+
+  /**
+   * The shared part of matmulQ8_0 / matmulQ4_0: quantizes x on this thread (rows·inDim work against
+   * rows·inDim·outDim for the product, and every thread needs all of it), then runs the product here or on the pool.
+   */
+  function quantMatmul(kernel: number, name: string, out: Ptr, x: Ptr, w: Ptr, rows: number, inDim: number,
+    outDim: number, bias: Ptr): void {
+    if (!(inDim > 0 && inDim % 32 === 0)) {
+      throw new RangeError(`${name}: inDim must be a positive multiple of 32, got ${inDim}`);
+    }
+    const valuesBytes = rows * inDim * 2;
+    const needed = valuesBytes + rows * (inDim / 32) * 4;
+    if (needed > quantBytes) {
+      if (quantScratch !== 0) heap.free(quantScratch);
+      quantBytes = needed;
+      quantScratch = heap.alloc(needed);
+    }
+    const xd = quantScratch + valuesBytes;
+    ex.quantizeActivations(x, quantScratch, xd, rows, inDim);
+    const fn = kernel === KERNEL.matmulQ8_0 ? ex.matmulQ8_0 : ex.matmulQ4_0;
+    const p = parallel(rows * inDim * outDim);
+    if (p === null) return fn(out, quantScratch, xd, w, bias, rows, inDim, outDim, 0, 1);
+    args[0] = out; args[1] = quantScratch; args[2] = xd; args[3] = w; args[4] = bias; args[5] = rows; args[6] = inDim;
+    args[7] = outDim;
+    p.run(kernel);
+  }
 
   /**
    * The pool when the call is worth spreading, else null (run on this thread alone). Row-split kernels pass 0 when
@@ -92,6 +128,14 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
       if (p === null) return ex.matmulBias(out, x, w, bias, rows, inDim, outDim, 0, 1);
       args[0] = out; args[1] = x; args[2] = w; args[3] = bias; args[4] = rows; args[5] = inDim; args[6] = outDim;
       p.run(KERNEL.matmulBias);
+    },
+
+    matmulQ8_0(out: Ptr, x: Ptr, w: Ptr, rows: number, inDim: number, outDim: number, bias: Ptr = 0): void {
+      quantMatmul(KERNEL.matmulQ8_0, 'matmulQ8_0', out, x, w, rows, inDim, outDim, bias);
+    },
+
+    matmulQ4_0(out: Ptr, x: Ptr, w: Ptr, rows: number, inDim: number, outDim: number, bias: Ptr = 0): void {
+      quantMatmul(KERNEL.matmulQ4_0, 'matmulQ4_0', out, x, w, rows, inDim, outDim, bias);
     },
 
     rmsnorm(out: Ptr, x: Ptr, weight: Ptr, rows: number, dim: number, eps: number): void {

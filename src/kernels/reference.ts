@@ -107,3 +107,94 @@ export function attention(out: Float32Array, q: Float32Array, queries: readonly 
     }
   });
 }
+
+// --- quantized matmul (GGML Q8_0 / Q4_0 weights, activations quantized per 32-block) ---
+
+/** f16 bits → float, from the definition (exact). */
+export function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 31) return mant === 0 ? sign * Infinity : NaN;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+/** Round to nearest, ties to even (what f32x4.nearest and x86's _MM_ROUND_NEAREST do). */
+function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** x ≥ 0 rounded to the nearest float16 value (ties to even), from the definition; 65520 and above give inf. */
+export function roundToHalf(x: number): number {
+  if (Number.isNaN(x)) return x;
+  if (x >= 65520) return Infinity;
+  if (x === 0) return 0;
+  let exponent = Math.floor(Math.log2(x));
+  if (2 ** exponent > x) exponent--; // log2 may round up just below a power of two
+  else if (2 ** (exponent + 1) <= x) exponent++;
+  exponent = Math.max(exponent, -14);
+  const spacing = 2 ** (exponent - 10);
+  return roundHalfEven(x / spacing) * spacing;
+}
+
+/**
+ * x [rows, inDim] quantized per 32-block as the kernels do (llama.cpp's quantize_row_q8_0, x86 path), in float32
+ * steps: d = amax/127 rounded to float16, q = nearest-even(x · (127/amax)), all 0 when amax is 0.
+ */
+export function quantizeActivations(x: Float32Array, rows: number, inDim: number): { q: Int8Array; d: Float32Array } {
+  const blocks = (rows * inDim) / 32;
+  const q = new Int8Array(rows * inDim);
+  const d = new Float32Array(blocks);
+  for (let b = 0; b < blocks; b++) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[32 * b + j]));
+    d[b] = roundToHalf(Math.fround(amax / 127));
+    const id = amax !== 0 ? Math.fround(127 / amax) : 0;
+    for (let j = 0; j < 32; j++) q[32 * b + j] = roundHalfEven(Math.fround(x[32 * b + j] * id));
+  }
+  return { q, d };
+}
+
+/** Weight j (0..31) of the block at byte `at`, as an integer, and the block's bytes. */
+function blockWeight(type: 'q8_0' | 'q4_0', w: Uint8Array, at: number, j: number): number {
+  if (type === 'q8_0') return (w[at + 2 + j] << 24) >> 24;
+  const byte = w[at + 2 + (j & 15)];
+  return (j < 16 ? byte & 15 : byte >> 4) - 8;
+}
+
+const BLOCK_BYTES = { q8_0: 34, q4_0: 18 } as const;
+
+/** A Q8_0 / Q4_0 matrix [outDim, inDim] widened to f32 (value = d · q). */
+export function dequantizeWeights(type: 'q8_0' | 'q4_0', w: Uint8Array, outDim: number, inDim: number): Float32Array {
+  const out = new Float32Array(outDim * inDim);
+  for (let b = 0; b < (outDim * inDim) / 32; b++) {
+    const at = b * BLOCK_BYTES[type];
+    const d = halfToFloat(w[at] | (w[at + 1] << 8));
+    for (let j = 0; j < 32; j++) out[32 * b + j] = d * blockWeight(type, w, at, j);
+  }
+  return out;
+}
+
+/**
+ * out[t][o] = (bias[o] +) Σ_b d_w · d_x · Σ_j q_w·q_x over the 32-blocks b of row t and weight row o, with x
+ * quantized by quantizeActivations: the kernels' arithmetic, accumulated in double.
+ */
+export function matmulQuant(type: 'q8_0' | 'q4_0', out: Float32Array, x: Float32Array, w: Uint8Array, rows: number,
+  inDim: number, outDim: number, bias?: Float32Array): void {
+  const { q, d } = quantizeActivations(x, rows, inDim);
+  const nb = inDim / 32;
+  for (let t = 0; t < rows; t++) {
+    for (let o = 0; o < outDim; o++) {
+      let s = 0;
+      for (let b = 0; b < nb; b++) {
+        const at = (o * nb + b) * BLOCK_BYTES[type];
+        let isum = 0;
+        for (let j = 0; j < 32; j++) isum += blockWeight(type, w, at, j) * q[t * inDim + 32 * b + j];
+        s += halfToFloat(w[at] | (w[at + 1] << 8)) * d[t * nb + b] * isum;
+      }
+      out[t * outDim + o] = s + (bias ? bias[o] : 0);
+    }
+  }
+}

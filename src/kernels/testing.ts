@@ -86,3 +86,31 @@ export function attentionCase(k: Kernels, rand: () => number, keyLists: Readonly
   });
   return { q: randomFloats(rand, keyLists.length * nHeads * headDim), queries, records, ptrs };
 }
+
+/**
+ * Random GGML Q8_0 / Q4_0 blocks for a [outDim, inDim] matrix: random quants (all 256 byte values) and f16 scales
+ * mostly in [2^-10, 2^-5) of either sign, with some zero and subnormal scales among them.
+ */
+export function randomQuantBlocks(rand: () => number, type: 'q8_0' | 'q4_0', outDim: number, inDim: number): Uint8Array {
+  const blockBytes = type === 'q8_0' ? 34 : 18;
+  const blocks = (outDim * inDim) / 32;
+  const w = new Uint8Array(blocks * blockBytes);
+  for (let i = 0; i < w.length; i++) w[i] = Math.floor(rand() * 256);
+  for (let b = 0; b < blocks; b++) {
+    const kind = rand();
+    // Exponent field 5..9 (2^-10 .. 2^-6 times 1.mantissa); 3% subnormal, 2% zero.
+    const exp = kind < 0.02 ? 0 : kind < 0.05 ? 0 : 5 + Math.floor(rand() * 5);
+    const mant = kind < 0.02 ? 0 : Math.floor(rand() * 1024);
+    const h = (rand() < 0.5 ? 0x8000 : 0) | (exp << 10) | mant;
+    w[b * blockBytes] = h & 0xff;
+    w[b * blockBytes + 1] = h >> 8;
+  }
+  return w;
+}
+
+/** Copies bytes into a fresh heap block. */
+export function putBytes(heap: Heap, data: Uint8Array): Ptr {
+  const ptr = heap.alloc(Math.max(1, data.length));
+  new Uint8Array(heap.memory.buffer, ptr, data.length).set(data);
+  return ptr;
+}

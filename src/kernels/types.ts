@@ -22,6 +22,12 @@ export interface Heap {
   readonly allocatedBytes: number;
 }
 
+/** Weight encodings of the quantized matmuls: GGML block types. */
+export type QuantType = 'q8_0' | 'q4_0';
+
+/** Bytes per block of 32 weights of each quantized type (GGML's block_q8_0 / block_q4_0). */
+export const QUANT_BLOCK_BYTES: Readonly<Record<QuantType, number>> = { q8_0: 34, q4_0: 18 };
+
 /** RoPE layout: `pairs` rotates (x[2i], x[2i+1]) (llama2.c, GGUF); `halves` rotates (x[i], x[i+d/2]) (Hugging Face). */
 export type RopeLayout = 'pairs' | 'halves';
 
@@ -43,6 +49,15 @@ export interface Kernels {
   matmul(out: Ptr, x: Ptr, w: Ptr, rows: number, inDim: number, outDim: number): void;
   /** out[t][o] = bias[o] + Σ_i x[t][i] · w[o][i] (the sum is computed exactly as in matmul, then the bias added). */
   matmulBias(out: Ptr, x: Ptr, w: Ptr, bias: Ptr, rows: number, inDim: number, outDim: number): void;
+  /**
+   * out[t][o] = (bias[o] +) Σ_i x[t][i] · w[o][i] with w [outDim, inDim] in GGML Q8_0 blocks (rows of inDim/32 blocks
+   * of 34 bytes: f16 scale, 32 int8), x f32. As llama.cpp does, x is quantized per 32-block to int8 with an f32 scale
+   * (d = max|x|/127, q = nearest(x/d)), then each block's integer dot product is scaled by d_w·d_x and added in block
+   * order. inDim must be a multiple of 32; bias 0 (the default) means none. Batch-invariant like matmul.
+   */
+  matmulQ8_0(out: Ptr, x: Ptr, w: Ptr, rows: number, inDim: number, outDim: number, bias?: Ptr): void;
+  /** matmulQ8_0 for GGML Q4_0 blocks (18 bytes: f16 scale, 16 bytes of nibbles; value = (q − 8)·d). */
+  matmulQ4_0(out: Ptr, x: Ptr, w: Ptr, rows: number, inDim: number, outDim: number, bias?: Ptr): void;
   /** out[t] = x[t] / sqrt(mean(x[t]²) + eps) · weight, for rows of length dim. out may equal x. */
   rmsnorm(out: Ptr, x: Ptr, weight: Ptr, rows: number, dim: number, eps: number): void;
   /**

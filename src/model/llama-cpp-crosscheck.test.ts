@@ -1,7 +1,17 @@
 // Our engine against llama.cpp (node-llama-cpp 3.21.1, CPU, 1 thread, F32 KV cache) on the same GGUF files:
-// stories260K converted from llama2.c, and random-weight models we generate (F32, Q8_0, Q4_0, Q4_K, Q6_K). Quantized
-// files are dequantized to f32 by us, while llama.cpp multiplies the blocks with quantized activations (Q8_0 / Q8_K),
-// so their logits differ by more than rounding; the tolerances and any divergence point are printed, not hidden.
+// stories260K converted from llama2.c, and random-weight models we generate (F32, Q8_0, Q4_0, Q4_K, Q6_K).
+//
+// Quantized files run on our native kernels (Q8_0 / Q4_0 blocks as stored, K-quants re-quantized to Q8_0), which
+// quantize activations per 32-block as llama.cpp does, f16 scale included, so our products are llama.cpp's up to
+// float summation order: with one group of quantized matrices, logits agree to ~2e-6 as for F32 files (an f32 path
+// differs by ~8e-3). Over a whole quantized model they agree that closely up to the first activation that lands within
+// float rounding of a rounding boundary (x·127/amax near k + 0.5): there the two engines' last-bit differences (FMA,
+// double sums in llama.cpp's rms_norm) pick different integers, the residual stream moves a little, and from then on
+// later quantizations decorrelate, leaving differences of the size of the activation quantization itself (~1e-2 in
+// log p; measured: a flip in layer 0 alone moved log p by 1e-4, the same flip with every layer quantized by 8e-3).
+// Which prompts hit such a flip, and where, is printed ("within 1e-4 before token N"), with the tolerances and our f32
+// path's numbers for comparison; nothing is hidden. K-quant files differ from the first token: llama.cpp multiplies
+// them with Q8_K activations, we with Q8_0 ones against the blocks re-quantized to Q8_0 (model.ts).
 //
 // llama.cpp's API gives probabilities, not logits: we compare log-probabilities, which are the logits up to a
 // per-position constant (log-sum-exp), so a difference in them is a difference in logits relative to each other.
@@ -12,10 +22,13 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { createKernels } from '../kernels/index.js';
 import { convertToGguf, type GgufOutputType } from '../formats/convert-gguf.js';
+import { readGguf } from '../formats/gguf.js';
+import { writeGguf } from '../formats/gguf-write.js';
+import { quantize, type GgmlTypeName } from '../formats/quant.js';
 import { withTempDirAsync } from '../formats/test-fixtures.js';
 import { loadHfTokenizer } from '../tokenizer/sources.js';
 import { readCheckpoint } from './checkpoint.js';
-import { createModel } from './model.js';
+import { createModel, type ModelOptions } from './model.js';
 import { missing, stories260K } from '../../test/fixtures.js';
 import { loadLlamaCpp, openLlamaCpp } from '../../test/llama-cpp.js';
 import { writeSyntheticGguf, type SyntheticShape } from '../../test/synthetic-models.js';
@@ -30,11 +43,13 @@ interface OurRun {
  * Greedy decoding with our engine, one forward per token, keeping the log-softmax at every step. With `forced`, those
  * ids are fed instead of our picks (teacher forcing on llama.cpp's sequence), while `ids` still records our picks.
  */
-async function ourGreedy(path: string, prompt: readonly number[], count: number, forced?: readonly number[]): Promise<OurRun> {
+async function ourGreedy(path: string, prompt: readonly number[], count: number, forced?: readonly number[],
+  weights: ModelOptions['weights'] = 'native'): Promise<OurRun> {
   const checkpoint = readCheckpoint(path);
   const kernels = await createKernels({ threads: 1 });
   try {
-    const model = createModel(kernels, checkpoint, { contextLength: Math.min(checkpoint.config.maxSequenceLength, 256) });
+    const model = createModel(kernels, checkpoint, { contextLength: Math.min(checkpoint.config.maxSequenceLength, 256),
+      weights });
     const cache = model.createCache(prompt.length + count);
     const vocab = model.config.vocabSize;
     const ids: number[] = [];
@@ -97,6 +112,27 @@ function compare(ours: OurRun, theirs: { ids: number[]; logProbs: Map<number, nu
   return { divergence, top1, top5, margin };
 }
 
+/** Teacher-forced comparison: max |Δ log p| of llama.cpp's top-1 and top-5 tokens, and the positions where top-1 differs. */
+function forcedDifference(forced: OurRun, theirs: { ids: number[]; logProbs: Map<number, number>[] }):
+  { top1: number; top5: number; ties: { k: number; margin: number }[]; exactTo: number } {
+  let top1 = 0;
+  let top5 = 0;
+  const ties: { k: number; margin: number }[] = [];
+  // The first position whose top-5 log-probabilities differ by more than 1e-4 (float rounding stays below 1e-5).
+  let exactTo = -1;
+  for (let k = 0; k < forced.ids.length; k++) {
+    const mine = forced.logProbs[k];
+    const ranked = [...theirs.logProbs[k].entries()].sort((a, b) => b[1] - a[1]).slice(0, 5);
+    let here = 0;
+    for (const [id, lp] of ranked) here = Math.max(here, Math.abs(mine[id] - lp));
+    if (here > 1e-4 && exactTo < 0) exactTo = k;
+    top5 = Math.max(top5, here);
+    top1 = Math.max(top1, Math.abs(mine[ranked[0][0]] - ranked[0][1]));
+    if (forced.ids[k] !== theirs.ids[k]) ties.push({ k, margin: mine[forced.ids[k]] - mine[theirs.ids[k]] });
+  }
+  return { top1, top5, ties, exactTo: exactTo < 0 ? forced.ids.length : exactTo };
+}
+
 const describe = (c: Comparison, n: number): string =>
   `${c.divergence < 0 ? `all ${n} ids agree` : `first divergence at token ${c.divergence} (our margin there ${c.margin.toExponential(2)})`}, ` +
   `max |Δ log p| top-1 ${c.top1.toExponential(2)}, top-5 ${c.top5.toExponential(2)}`;
@@ -130,8 +166,9 @@ test('stories260K → GGUF F32: llama.cpp agrees on 128 greedy ids and on top-1 
 const RANDOM: SyntheticShape = { kind: 'llama3', dim: 256, hiddenDim: 512, nLayers: 4, nHeads: 4, nKvHeads: 2, vocabSize: 1000, merges: 300, seed: 11 };
 const PROMPTS = ['Once upon a time', 'The quick brown fox', 'Hello world! 12345', "It's café time in München", 'function add(a, b) {'];
 
-// Tolerances on |Δ log p| for the agreeing positions: F32 is rounding only; the quantized types also carry llama.cpp's
-// activation quantization (measured: Q8_0 ~1e-2, Q4_0 / Q4_K ~1e-2, Q6_K ~2e-2).
+// Tolerances on |Δ log p| for the agreeing positions: F32 is rounding only; for the quantized types see the note at
+// the top (measured: Q8_0 / Q4_0 ~1.5e-2; Q4_K / Q6_K, re-quantized to Q8_0 by us and multiplied with Q8_K
+// activations by llama.cpp, ~2e-2).
 const CASES: Array<[GgufOutputType, number]> = [['f32', 1e-4], ['q8_0', 0.05], ['q4_0', 0.05], ['q4_k', 0.05], ['q6_k', 0.05]];
 
 for (const [type, tolerance] of CASES) {
@@ -153,25 +190,19 @@ for (const [type, tolerance] of CASES) {
           // Free-running: where the two greedy sequences part, if anywhere.
           const free = compare(await ourGreedy(path, prompt, 32), theirs);
           // Teacher-forced on llama.cpp's sequence: every position compared, disagreements must be near-ties.
-          const forced = await ourGreedy(path, prompt, 32, theirs.ids);
-          let top1 = 0;
-          let top5 = 0;
-          const ties: string[] = [];
-          for (let k = 0; k < 32; k++) {
-            const mine = forced.logProbs[k];
-            const ranked = [...theirs.logProbs[k].entries()].sort((a, b) => b[1] - a[1]).slice(0, 5);
-            for (const [id, lp] of ranked) top5 = Math.max(top5, Math.abs(mine[id] - lp));
-            top1 = Math.max(top1, Math.abs(mine[ranked[0][0]] - ranked[0][1]));
-            if (forced.ids[k] !== theirs.ids[k]) {
-              const margin = mine[forced.ids[k]] - mine[theirs.ids[k]];
-              ties.push(`token ${k}: margin ${margin.toExponential(2)}`);
-              assert.ok(margin < tolerance, `${JSON.stringify(text)} token ${k}: top-1 differs by a margin ${margin} beyond the tolerance`);
-            }
+          const { top1, top5, ties, exactTo } = forcedDifference(await ourGreedy(path, prompt, 32, theirs.ids), theirs);
+          for (const { k, margin } of ties) {
+            assert.ok(margin < tolerance, `${JSON.stringify(text)} token ${k}: top-1 differs by a margin ${margin} beyond the tolerance`);
           }
+          // For comparison, our f32 path on the same file (weights dequantized, activations not quantized).
+          const f32 = type === 'f32' ? undefined : forcedDifference(await ourGreedy(path, prompt, 32, theirs.ids, 'f32'), theirs);
           if (free.divergence < 0) agreeing++;
           t.diagnostic(`${type} ${JSON.stringify(text)}: greedy ${free.divergence < 0 ? 'agrees on all 32 ids' : `diverges at token ${free.divergence} (near-tie, our margin ${free.margin.toExponential(2)})`}; ` +
-            `teacher-forced: top-1 agrees at ${32 - ties.length}/32${ties.length > 0 ? ` (near-ties: ${ties.join(', ')})` : ''}, ` +
-            `max |Δ log p| top-1 ${top1.toExponential(2)}, top-5 ${top5.toExponential(2)}`);
+            `teacher-forced: top-1 agrees at ${32 - ties.length}/32${ties.length > 0 ? ` (near-ties: ${ties.map(({ k, margin }) => `token ${k}: margin ${margin.toExponential(2)}`).join(', ')})` : ''}, ` +
+            `max |Δ log p| top-1 ${top1.toExponential(2)}, top-5 ${top5.toExponential(2)}, ` +
+            `${exactTo === 32 ? 'within 1e-4 at all 32 tokens' : exactTo === 0 ? 'beyond 1e-4 from token 0'
+              : `within 1e-4 before token ${exactTo}`}` +
+            (f32 ? `; f32 path: top-1 ${f32.top1.toExponential(2)}, top-5 ${f32.top5.toExponential(2)}` : ''));
           assert.ok(top1 < tolerance && top5 < tolerance, `${JSON.stringify(text)}: |Δ log p| top-1 ${top1}, top-5 ${top5} > ${tolerance}`);
           if (type === 'f32') assert.equal(free.divergence, -1, `F32 ${JSON.stringify(text)}: ${describe(free, 32)}`);
         }
@@ -182,3 +213,51 @@ for (const [type, tolerance] of CASES) {
     });
   });
 }
+
+/**
+ * The F32 file at `source` rewritten with the matrices whose GGUF names match `quantized` in `type`: the token
+ * embedding and everything else stay as they are.
+ */
+function withQuantizedMatrices(source: string, output: string, type: GgmlTypeName, quantized: RegExp): void {
+  const file = readGguf(source);
+  writeGguf(output, file.metadata, [...file.tensors.values()].map((info) => {
+    const quantize_ = info.shape.length === 2 && quantized.test(info.name);
+    return { name: info.name, shape: info.shape, type: quantize_ ? type : info.type ?? 'F32',
+      bytes: () => (quantize_ ? quantize(type, file.getF32(info.name)) : file.getBytes(info.name)) };
+  }));
+}
+
+// With only matrices quantized, our Q8_0 / Q4_0 kernels compute llama.cpp's products (same activation quantization,
+// f16 scale included): logits agree to float rounding, as for F32 files. Layer 0's seven matrices run on llama.cpp's
+// AMX path, the classifier (1000 rows) on its ordinary one.
+test('one group of Q8_0 / Q4_0 matrices (layer 0 and the classifier): llama.cpp agrees within 1e-4', async (t) => {
+  const llama = await loadLlamaCpp();
+  if (typeof llama === 'string') {
+    t.skip(llama);
+    return;
+  }
+  await withTempDirAsync(async (dir) => {
+    const source = writeSyntheticGguf(dir, RANDOM, 'f32');
+    const tokenizer = loadHfTokenizer(join(dir, 'hf', 'tokenizer.json'));
+    for (const type of ['Q8_0', 'Q4_0'] as const) {
+      const path = join(dir, `layer0-${type}.gguf`);
+      withQuantizedMatrices(source, path, type, /^(blk\.0\.|output\.weight)/);
+      const cpp = await openLlamaCpp(llama, path);
+      try {
+        for (const text of PROMPTS.slice(0, 2)) {
+          const prompt = tokenizer.encode(text, { bos: true });
+          const theirs = await cpp.greedy(prompt, 16);
+          const free = compare(await ourGreedy(path, prompt, 16), theirs);
+          const forced = forcedDifference(await ourGreedy(path, prompt, 16, theirs.ids), theirs);
+          const f32 = forcedDifference(await ourGreedy(path, prompt, 16, theirs.ids, 'f32'), theirs);
+          t.diagnostic(`${type} layer 0 + classifier ${JSON.stringify(text)}: ${describe(free, 16)}; teacher-forced max |Δ log p| ` +
+            `top-5 ${forced.top5.toExponential(2)} (f32 path ${f32.top5.toExponential(2)})`);
+          assert.equal(free.divergence, -1, describe(free, 16));
+          assert.ok(forced.top1 < 1e-4 && forced.top5 < 1e-4, `${type} ${JSON.stringify(text)}: |Δ log p| ${forced.top5}`);
+        }
+      } finally {
+        await cpp.dispose();
+      }
+    }
+  });
+});

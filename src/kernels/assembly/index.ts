@@ -3,6 +3,7 @@
 // Pointers are byte offsets into the shared memory; f32 data is expected 16-byte aligned (loads tolerate less).
 import { matmulShare } from './matmul';
 import { attentionShare } from './attention';
+import { matmulQ8_0Share, matmulQ4_0Share } from './quant';
 import { rmsnormShare, softmaxShare, ropeShare, siluMulShare, siluShare, addShare } from './elementwise';
 
 /** End of the module's static data: the host keeps its control block and heap above it. */
@@ -17,6 +18,19 @@ export function matmul(out: usize, x: usize, w: usize, rows: i32, inDim: i32, ou
 export function matmulBias(out: usize, x: usize, w: usize, bias: usize, rows: i32, inDim: i32, outDim: i32,
   tid: i32, nt: i32): void {
   matmulShare(out, x, w, bias, rows, inDim, outDim, tid, nt);
+}
+
+export { quantizeActivations, initHalfTable, halfTable, quantSink } from './quant';
+
+/** Quantized matmuls: xq / xd are the activations quantized by quantizeActivations; bias 0 means none. */
+export function matmulQ8_0(out: usize, xq: usize, xd: usize, w: usize, bias: usize, rows: i32, inDim: i32, outDim: i32,
+  tid: i32, nt: i32): void {
+  matmulQ8_0Share(out, xq, xd, w, bias, rows, inDim, outDim, tid, nt);
+}
+
+export function matmulQ4_0(out: usize, xq: usize, xd: usize, w: usize, bias: usize, rows: i32, inDim: i32, outDim: i32,
+  tid: i32, nt: i32): void {
+  matmulQ4_0Share(out, xq, xd, w, bias, rows, inDim, outDim, tid, nt);
 }
 
 export function rmsnorm(out: usize, x: usize, weight: usize, rows: i32, dim: i32, eps: f32, tid: i32, nt: i32): void {

@@ -1,0 +1,110 @@
+// Quantized matmul throughput (`npm run bench:quant`): matmulQ8_0 / matmulQ4_0 GFLOP/s for several batch sizes and GB/s
+// of weight blocks streamed, at 1 and 2 threads, next to the f32 matmul on the same shapes. Weights rotate through
+// enough copies to leave the caches, as a forward pass over a real model does; thread counts alternate round by round
+// so that noise from other processes lands on both alike; the table shows medians.
+// Run: node dist/bench/quant-kernels-bench.js [--quick] [--rows 1,4,16]
+import { availableParallelism, cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { createKernels, QUANT_BLOCK_BYTES, type Kernels, type Ptr } from '../src/kernels/index.js';
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, rows: { type: 'string' },
+  types: { type: 'string', default: 'f32,q8_0,q4_0' } } });
+const quick = values.quick ?? false;
+const ROWS = values.rows !== undefined ? values.rows.split(',').map(Number) : [1, 4, 8, 16, 32];
+const TYPES = values.types.split(',') as Array<'f32' | 'q8_0' | 'q4_0'>;
+const SHAPES: ReadonlyArray<readonly [number, number]> = [[768, 2048], [2048, 768], [768, 32000]];
+const COLD_BYTES = 192 * 1024 * 1024;
+const ROUNDS = quick ? 3 : 7;
+const ROUND_MS = quick ? 30 : 80;
+
+/** Random weights of a type: f32 uniform ±0.05, or valid blocks (scale ~0.002, random quants). */
+function fillWeights(k: Kernels, type: string, p: Ptr, inDim: number, outDim: number, seed: number): void {
+  let s = seed >>> 0;
+  const next = (): number => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s;
+  };
+  if (type === 'f32') {
+    const a = k.heap.f32(p, inDim * outDim);
+    for (let i = 0; i < a.length; i++) a[i] = next() / 2 ** 32 * 0.1 - 0.05;
+    return;
+  }
+  const blockBytes = QUANT_BLOCK_BYTES[type as 'q8_0' | 'q4_0'];
+  const bytes = new Uint8Array(k.heap.memory.buffer, p, (inDim / 32) * outDim * blockBytes);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = next() >>> 24;
+  // f16 scales between 2^-10 and 2^-8 (exponent field 5..7).
+  for (let b = 0; b < bytes.length; b += blockBytes) {
+    bytes[b] = next() >>> 24;
+    bytes[b + 1] = 0x14 + ((next() >>> 24) % 3) * 4;
+  }
+}
+
+function bytesOf(type: string, inDim: number, outDim: number): number {
+  return type === 'f32' ? inDim * outDim * 4 : (inDim / 32) * outDim * QUANT_BLOCK_BYTES[type as 'q8_0' | 'q4_0'];
+}
+
+function median(v: readonly number[]): number {
+  const sorted = [...v].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+function measure(sets: readonly Kernels[], call: (k: Kernels, s: number, index: number) => void): number[][] {
+  const samples = sets.map((): number[] => []);
+  const counters = sets.map(() => 0);
+  sets.forEach((k, s) => {
+    for (let i = 0; i < 3; i++) call(k, s, counters[s]++);
+  });
+  for (let round = 0; round < ROUNDS; round++) {
+    sets.forEach((k, s) => {
+      const start = performance.now();
+      do {
+        const t0 = performance.now();
+        call(k, s, counters[s]++);
+        samples[s].push(performance.now() - t0);
+      } while (performance.now() - start < ROUND_MS);
+    });
+  }
+  return samples;
+}
+
+function bench(sets: readonly Kernels[], type: 'f32' | 'q8_0' | 'q4_0', inDim: number, outDim: number): void {
+  const wBytes = bytesOf(type, inDim, outDim);
+  const copies = Math.max(1, Math.ceil(COLD_BYTES / wBytes));
+  const maxRows = Math.max(...ROWS);
+  const buffers = sets.map((k) => {
+    const weights = Array.from({ length: copies }, (_, c) => {
+      const p = k.heap.alloc(wBytes);
+      fillWeights(k, type, p, inDim, outDim, c + 1);
+      return p;
+    });
+    const x = k.heap.alloc(maxRows * inDim * 4);
+    fillWeights(k, 'f32', x, inDim, maxRows, 99);
+    return { weights, x, out: k.heap.alloc(maxRows * outDim * 4) };
+  });
+  for (const rows of ROWS) {
+    const samples = measure(sets, (k, s, i) => {
+      const b = buffers[s];
+      const w = b.weights[i % copies];
+      if (type === 'f32') k.matmul(b.out, b.x, w, rows, inDim, outDim);
+      else if (type === 'q8_0') k.matmulQ8_0(b.out, b.x, w, rows, inDim, outDim);
+      else k.matmulQ4_0(b.out, b.x, w, rows, inDim, outDim);
+    });
+    const cells = samples.map((s) => {
+      const ms = median(s);
+      return `${ms.toFixed(3).padStart(8)} ${((2 * rows * inDim * outDim) / (ms * 1e6)).toFixed(1).padStart(6)} ` +
+        `${(wBytes / (ms * 1e6)).toFixed(1).padStart(6)}`;
+    });
+    console.log(`${type.padEnd(5)} ${`${inDim}x${outDim}`.padEnd(10)} ${String(rows).padStart(4)}  ${cells.join('  |')}`);
+  }
+  sets.forEach((k, s) => {
+    for (const p of [...buffers[s].weights, buffers[s].x, buffers[s].out]) k.heap.free(p);
+  });
+}
+
+const threadCounts = availableParallelism() >= 2 ? [1, 2] : [1];
+const sets = await Promise.all(threadCounts.map((threads) => createKernels({ threads })));
+console.log(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} logical CPUs, Node ${process.version}`);
+console.log(`matmul, weights read cold: median ms/call, GFLOP/s, weight GB/s for ${threadCounts.join(' | ')} thread(s)`);
+console.log(`type  shape      rows  ${threadCounts.map(() => '      ms GFLOP/s  GB/s').join('  |')}`);
+for (const [inDim, outDim] of SHAPES) for (const type of TYPES) bench(sets, type, inDim, outDim);
+await Promise.all(sets.map((k) => k.close()));
