@@ -30,6 +30,8 @@ export interface LoadOptions {
   threads?: number;
   /** Positions the model will be asked about (default: the checkpoint's maximum, capped at 4096). */
   contextLength?: number;
+  /** Quantized GGUF matrices run as stored ('native', the default) or dequantized to f32. */
+  weights?: 'native' | 'f32';
 }
 
 export interface LoadedModel {
@@ -47,7 +49,7 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   const tokenizer = openTokenizer(checkpoint, options.tokenizer);
   const kernels = await createKernels({ threads: options.threads ?? 1 });
   try {
-    const model = createModel(kernels, checkpoint, { contextLength: options.contextLength });
+    const model = createModel(kernels, checkpoint, { contextLength: options.contextLength, weights: options.weights });
     return {
       path: options.model,
       format: checkpoint.format,
