@@ -3,9 +3,8 @@ import assert from 'node:assert/strict';
 import { loadDrafter, loadModel, type LoadedDrafter, type LoadedModel } from './load.js';
 import { generateText, type GenerateOptions } from './generate.js';
 import { randomDrafter } from '../drafter/checkpoint.js';
-import type { Drafter } from '../drafter/drafter.js';
-import { DEFAULT_TOP_K, LOG_0 } from '../drafter/config.js';
 import { missing, stories260K } from '../../test/fixtures.js';
+import { bigramDrafter } from '../../test/drafters.js';
 
 const skip = missing('stories260K', 'stories260K.bin');
 
@@ -16,37 +15,6 @@ const PROMPTS = [
   'Once', 'The little boy saw a big box', 'Anna liked to',
 ];
 
-/** A drafter that proposes the most common successor of each token seen in `text` (high acceptance). */
-function bigramDrafter(loaded: LoadedModel, sequences: number[][], maxRows = 64): LoadedDrafter {
-  const vocab = loaded.model.config.vocabSize;
-  const counts = new Map<number, Map<number, number>>();
-  for (const ids of sequences) {
-    for (let i = 0; i + 1 < ids.length; i++) {
-      const next = counts.get(ids[i]) ?? new Map<number, number>();
-      next.set(ids[i + 1], (next.get(ids[i + 1]) ?? 0) + 1);
-      counts.set(ids[i], next);
-    }
-  }
-  const logits = new Float32Array(maxRows * vocab);
-  const drafter: Drafter = {
-    config: { vocabSize: vocab, hiddenSize: loaded.model.config.dim, exitDim: 1, numDraftLayers: 0, rnn: false,
-      numLookbackTokens: -1, embNorm: false, rmsNormEps: 1e-5, topK: DEFAULT_TOP_K, log0: LOG_0 },
-    maxRows,
-    setContext() {},
-    resetState() {},
-    step(tokens, rows) {
-      for (let r = 0; r < rows; r++) {
-        for (let v = 0; v < vocab; v++) logits[r * vocab + v] = ((v * 2654435761) % 1000) / 1000;
-        for (const [next, count] of counts.get(tokens[r]) ?? []) logits[r * vocab + next] += 2 + count;
-      }
-      return logits;
-    },
-    reorderState() {},
-    dispose() {},
-  };
-  return { path: '(bigram)', weights: { config: drafter.config, tensors: new Map(), extraConfig: {} }, drafter,
-    dispose() {} };
-}
 
 const SAMPLING: { name: string; options: GenerateOptions }[] = [
   { name: 'greedy', options: {} },

@@ -9,13 +9,12 @@ import { createKernels } from '../kernels/index.js';
 import type { GgufOutputType } from '../formats/convert-gguf.js';
 import { withTempDirAsync } from '../formats/test-fixtures.js';
 import { randomDrafter } from '../drafter/checkpoint.js';
-import { DEFAULT_TOP_K, LOG_0 } from '../drafter/config.js';
-import type { Drafter } from '../drafter/drafter.js';
 import { generateText, type GenerateOptions } from '../engine/generate.js';
-import { loadDrafter, loadModel, type LoadedDrafter, type LoadedModel } from '../engine/load.js';
+import { loadDrafter, loadModel } from '../engine/load.js';
 import { readCheckpoint } from './checkpoint.js';
 import { createModel, type Model, type ModelOptions } from './model.js';
 import { writeSyntheticGguf, type SyntheticShape } from '../../test/synthetic-models.js';
+import { bigramDrafter } from '../../test/drafters.js';
 
 const SHAPE: SyntheticShape = { kind: 'llama3', dim: 64, hiddenDim: 128, nLayers: 2, nHeads: 4, nKvHeads: 2, merges: 150, seed: 5 };
 const TOKENS = [5, 77, 200, 13, 99, 1, 42, 150, 260, 7, 8, 301];
@@ -120,36 +119,6 @@ test('quantized models are batch-invariant: N tokens in one forward give the bit
   });
 });
 
-/** A drafter that proposes the most common successor of each token in `sequences` (deep acceptance). */
-function bigramDrafter(loaded: LoadedModel, sequences: readonly number[][], maxRows = 64): LoadedDrafter {
-  const vocab = loaded.model.config.vocabSize;
-  const next = new Map<number, Map<number, number>>();
-  for (const ids of sequences) {
-    for (let i = 0; i + 1 < ids.length; i++) {
-      const counts = next.get(ids[i]) ?? new Map<number, number>();
-      counts.set(ids[i + 1], (counts.get(ids[i + 1]) ?? 0) + 1);
-      next.set(ids[i], counts);
-    }
-  }
-  const out = new Float32Array(maxRows * vocab);
-  const drafter: Drafter = {
-    config: { vocabSize: vocab, hiddenSize: loaded.model.config.dim, exitDim: 1, numDraftLayers: 0, rnn: false,
-      numLookbackTokens: -1, embNorm: false, rmsNormEps: 1e-5, topK: DEFAULT_TOP_K, log0: LOG_0 },
-    maxRows,
-    setContext() {},
-    resetState() {},
-    step(tokens, rows) {
-      for (let r = 0; r < rows; r++) {
-        for (let v = 0; v < vocab; v++) out[r * vocab + v] = ((v * 2654435761) % 1000) / 1000;
-        for (const [id, count] of next.get(tokens[r]) ?? []) out[r * vocab + id] += 2 + count;
-      }
-      return out;
-    },
-    reorderState() {},
-    dispose() {},
-  };
-  return { path: '(bigram)', weights: { config: drafter.config, tensors: new Map(), extraConfig: {} }, drafter, dispose() {} };
-}
 
 test('ReDrafter on a Q8_0 model emits exactly the autoregressive ids (random and high-acceptance drafters, 1 and 2 threads)', async () => {
   await withTempDirAsync(async (dir) => {
