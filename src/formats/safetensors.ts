@@ -9,6 +9,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describeValue, FormatError } from './errors.js';
 import { f32Bytes, LITTLE_ENDIAN, readInto, swapBytes32, withFile, writeFileAtomic } from './io.js';
+import { halfToFloatTable } from './quant.js';
 
 export const SAFETENSORS_DTYPE_BYTES = {
   F64: 8,
@@ -171,23 +172,6 @@ function checkTiling(path: string, entries: readonly RawEntry[], dataLength: num
   }
 }
 
-let f16Table: Float32Array | undefined;
-
-/** float16 bit pattern → float32, for all 65536 patterns (subnormals, ±inf and NaN included). */
-function f16ToF32Table(): Float32Array {
-  if (f16Table !== undefined) return f16Table;
-  const table = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >> 10) & 0x1f;
-    const mant = h & 0x3ff;
-    if (exp === 0) table[h] = sign * mant * 2 ** -24;
-    else if (exp === 31) table[h] = mant === 0 ? sign * Infinity : NaN;
-    else table[h] = sign * (1 + mant / 1024) * 2 ** (exp - 15);
-  }
-  f16Table = table;
-  return table;
-}
 
 type WidenableDtype = 'F32' | 'F16' | 'BF16' | 'F64';
 
@@ -204,7 +188,7 @@ function widenToF32(dtype: WidenableDtype, bytes: Uint8Array): Float32Array {
       return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
     }
     case 'F16': {
-      const table = f16ToF32Table();
+      const table = halfToFloatTable();
       const out = new Float32Array(bytes.byteLength / 2);
       for (let i = 0; i < out.length; i++) out[i] = table[view.getUint16(2 * i, true)];
       return out;
