@@ -1,19 +1,14 @@
 // Batch invariance (architecture.md, invariant 1): a row's outputs have the same bits whether it is computed alone,
 // in batches of other sizes at other positions, with 1 thread or with 2 threads splitting the call.
-import { after, before, describe, it } from 'node:test';
-import { createKernels, QUERY_RECORD_INTS, ropeTable, type Kernels, type Ptr } from './index.js';
-import { assertSameBits, attentionCase, put, randomFloats, randomInt, read, seeded } from './testing.js';
+import { describe, it } from 'node:test';
+import { QUERY_RECORD_INTS, ropeTable, type Kernels, type Ptr } from './index.js';
+import { assertSameBits, attentionCase, put, randomFloats, randomInt, read, seeded, useKernelPair } from './testing.js';
 
 let one: Kernels;
 let two: Kernels;
-before(async () => {
-  one = await createKernels({ threads: 1 });
-  // minParallelWork 0: every call is split, so thread boundaries fall at many different places.
-  two = await createKernels({ threads: 2, minParallelWork: 0 });
-});
-after(async () => {
-  await one.close();
-  await two.close();
+useKernelPair((a, b) => {
+  one = a;
+  two = b;
 });
 
 /**

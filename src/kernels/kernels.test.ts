@@ -1,21 +1,17 @@
 // Each kernel against the plain TypeScript reference, on odd sizes, with 1 thread and with 2 threads that split
 // every call (minParallelWork 0).
-import { after, before, describe, it } from 'node:test';
-import { createKernels, ropeTable, type Kernels } from './index.js';
+import { describe, it } from 'node:test';
+import { ropeTable, type Kernels } from './index.js';
 import * as ref from './reference.js';
-import { assertClose, attentionCase, put, randomFloats, randomInt, read, seeded } from './testing.js';
+import { assertClose, attentionCase, put, randomFloats, randomInt, read, seeded, useKernelPair } from './testing.js';
 
 const DIMS = [2, 5, 7, 8, 13, 64, 172, 768];
 
 let one: Kernels;
 let two: Kernels;
-before(async () => {
-  one = await createKernels({ threads: 1 });
-  two = await createKernels({ threads: 2, minParallelWork: 0 });
-});
-after(async () => {
-  await one.close();
-  await two.close();
+useKernelPair((a, b) => {
+  one = a;
+  two = b;
 });
 
 function each(test: (k: Kernels) => void): () => void {

@@ -3,23 +3,18 @@
 // quantization error); the f16 scales of every bit pattern; batch invariance bit for bit across rows, batch
 // positions and thread counts (architecture.md, invariant 1).
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { createKernels, type Kernels, type Ptr, type QuantType } from './index.js';
+import { describe, it } from 'node:test';
+import { type Kernels, type Ptr, type QuantType } from './index.js';
 import * as ref from './reference.js';
-import { assertSameBits, put, putBytes, randomFloats, randomInt, randomQuantBlocks, read, seeded } from './testing.js';
+import { assertSameBits, put, putBytes, randomFloats, randomInt, randomQuantBlocks, read, seeded, useKernelPair } from './testing.js';
 
 const TYPES: readonly QuantType[] = ['q8_0', 'q4_0'];
 
 let one: Kernels;
 let two: Kernels;
-before(async () => {
-  one = await createKernels({ threads: 1 });
-  // minParallelWork 0: every call is split, so thread boundaries fall at many different places.
-  two = await createKernels({ threads: 2, minParallelWork: 0 });
-});
-after(async () => {
-  await one.close();
-  await two.close();
+useKernelPair((a, b) => {
+  one = a;
+  two = b;
 });
 
 function matmulQ(k: Kernels, type: QuantType, out: Ptr, x: Ptr, w: Ptr, rows: number, inDim: number, outDim: number,

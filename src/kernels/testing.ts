@@ -1,5 +1,7 @@
 // Helpers for the kernel tests: a seeded generator, copying arrays into the heap, and comparisons.
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
+import { createKernels } from './index.js';
 import type { ReferenceQuery } from './reference.js';
 import { QUERY_RECORD_INTS, type Heap, type Kernels, type Ptr } from './types.js';
 
@@ -113,4 +115,22 @@ export function putBytes(heap: Heap, data: Uint8Array): Ptr {
   const ptr = heap.alloc(Math.max(1, data.length));
   new Uint8Array(heap.memory.buffer, ptr, data.length).set(data);
   return ptr;
+}
+
+/**
+ * Registers suite hooks that create a 1-thread kernel set and a 2-thread one whose every call is split
+ * (minParallelWork 0, so thread boundaries fall at many different places), and close both afterwards.
+ */
+export function useKernelPair(assign: (one: Kernels, two: Kernels) => void): void {
+  let one: Kernels | undefined;
+  let two: Kernels | undefined;
+  before(async () => {
+    one = await createKernels({ threads: 1 });
+    two = await createKernels({ threads: 2, minParallelWork: 0 });
+    assign(one, two);
+  });
+  after(async () => {
+    await one?.close();
+    await two?.close();
+  });
 }
