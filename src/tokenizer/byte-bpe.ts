@@ -12,7 +12,7 @@ import type { HfNormalization, HfPreTokenizerStep } from '../formats/tokenizer-j
 import { bytesToUnicode, createPreTokenizer } from './pretokenize.js';
 import type { ChatMessage, ChatTemplateOptions, EncodeOptions, StreamingDecoder, Tokenizer } from './types.js';
 import { renderChatTemplate } from './chat-template.js';
-import { heapPop, heapPush } from './heap.js';
+import { mergeSymbols } from './merge.js';
 
 export interface ByteBpeAddedToken {
   readonly id: number;
@@ -42,20 +42,6 @@ export interface ByteBpeVocab {
   /** The model's vocabulary size when its embedding has padding rows beyond the tokens (they decode to nothing). */
   readonly vocabSize?: number;
 }
-
-interface Candidate {
-  readonly rank: number;
-  readonly left: number;
-  readonly right: number;
-  readonly length: number;
-}
-
-function before(a: Candidate, b: Candidate): boolean {
-  return a.rank < b.rank || (a.rank === b.rank && a.left < b.left);
-}
-
-const push = (heap: Candidate[], c: Candidate): void => heapPush(heap, c, before);
-const pop = (heap: Candidate[]): Candidate | undefined => heapPop(heap, before);
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -123,42 +109,16 @@ export function createByteLevelBpeTokenizer(vocab: ByteBpeVocab): Tokenizer {
       result.push(whole);
     } else {
       const symbols = Array.from(word);
-      const n = symbols.length;
-      const prev = new Int32Array(n);
-      const next = new Int32Array(n);
-      for (let i = 0; i < n; i++) {
-        prev[i] = i - 1;
-        next[i] = i + 1 < n ? i + 1 : -1;
-      }
-      const heap: Candidate[] = [];
-      const consider = (left: number, right: number): void => {
-        if (left < 0 || right < 0) return;
-        const rank = ranks.get(`${symbols[left]}\u0000${symbols[right]}`);
-        if (rank !== undefined) push(heap, { rank, left, right, length: symbols[left].length + symbols[right].length });
-      };
-      for (let i = 1; i < n; i++) consider(i - 1, i);
-      for (let top = pop(heap); top !== undefined; top = pop(heap)) {
-        const { left, right } = top;
-        const a = symbols[left];
-        const b = symbols[right];
-        // Stale when either side has merged since (symbols only grow) or the right one was absorbed.
-        if (a === '' || b === '' || next[left] !== right || a.length + b.length !== top.length) continue;
-        symbols[left] = a + b;
-        symbols[right] = '';
-        next[left] = next[right];
-        if (next[right] >= 0) prev[next[right]] = left;
-        consider(prev[left], left);
-        consider(left, next[left]);
-      }
-      for (let i = 0; i >= 0; i = next[i]) {
-        const id = ids.get(symbols[i]);
+      const pieces = mergeSymbols(symbols, (left, right) => ranks.get(`${left}\u0000${right}`));
+      for (const piece of pieces) {
+        const id = ids.get(piece);
         if (id !== undefined) {
           result.push(id);
         } else if (vocab.unkId !== null) {
           result.push(vocab.unkId);
         } else {
           // No unknown token: fall back to the single-byte tokens (every byte-level vocabulary has all 256).
-          for (const ch of symbols[i]) {
+          for (const ch of piece) {
             const single = ids.get(ch);
             if (single !== undefined) result.push(single);
           }

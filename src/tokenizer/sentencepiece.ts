@@ -14,7 +14,7 @@
 
 import { readTokenizerBin } from '../formats/tokenizer-bin.js';
 import type { EncodeOptions, StreamingDecoder, Tokenizer } from './types.js';
-import { heapPop, heapPush } from './heap.js';
+import { mergeSymbols } from './merge.js';
 
 export interface SentencePieceVocab {
   readonly pieces: readonly Uint8Array[];
@@ -36,22 +36,6 @@ export interface SentencePieceOptions {
 const UNK_SURFACE = new TextEncoder().encode(' \u2047 ');
 const BYTE_PIECE = /^<0x([0-9A-F]{2})>$/;
 const SPACE = 0x20;
-
-interface Candidate {
-  readonly score: number;
-  readonly left: number;
-  readonly right: number;
-  /** Combined length when queued; a mismatch later means either side has changed since (pieces only grow). */
-  readonly length: number;
-}
-
-/** Best score first, then the leftmost pair: SentencePiece's agenda order. */
-function before(a: Candidate, b: Candidate): boolean {
-  return a.score > b.score || (a.score === b.score && a.left < b.left);
-}
-
-const push = (heap: Candidate[], c: Candidate): void => heapPush(heap, c, before);
-const pop = (heap: Candidate[]): Candidate | undefined => heapPop(heap, before);
 
 function checkId(id: number, vocabSize: number): void {
   if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
@@ -120,41 +104,18 @@ export function createSentencePieceTokenizer(vocab: SentencePieceVocab, options:
       const cp = ch.codePointAt(0) ?? 0;
       symbols.push(cp === 0x2581 ? ' ' : cp >= 0xd800 && cp <= 0xdfff ? '\ufffd' : ch);
     }
-    const n = symbols.length;
-    const prev = new Int32Array(n);
-    const next = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      prev[i] = i - 1;
-      next[i] = i + 1 < n ? i + 1 : -1;
-    }
-    const heap: Candidate[] = [];
-    const consider = (left: number, right: number): void => {
-      if (left < 0 || right < 0) return;
-      const merged = symbols[left] + symbols[right];
-      const id = pieceIds.get(merged);
-      if (id !== undefined) push(heap, { score: scores[id], left, right, length: merged.length });
-    };
-    for (let i = 1; i < n; i++) consider(i - 1, i);
+    // Best score first (SentencePiece's agenda order): the cost is the negated score of the merged piece.
+    const pieces = mergeSymbols(symbols, (left, right) => {
+      const id = pieceIds.get(left + right);
+      return id === undefined ? undefined : -scores[id];
+    });
 
-    for (let top = pop(heap); top !== undefined; top = pop(heap)) {
-      const { left, right } = top;
-      const a = symbols[left];
-      const b = symbols[right];
-      if (a === '' || b === '' || a.length + b.length !== top.length) continue; // stale
-      symbols[left] = a + b;
-      symbols[right] = '';
-      next[left] = next[right];
-      if (next[right] >= 0) prev[next[right]] = left;
-      consider(prev[left], left);
-      consider(left, next[left]);
-    }
-
-    for (let i = 0; i >= 0; i = next[i]) {
-      const id = pieceIds.get(symbols[i]);
+    for (const piece of pieces) {
+      const id = pieceIds.get(piece);
       if (id !== undefined) {
         out.push(id);
       } else if (byteFallback) {
-        for (const byte of encoder.encode(symbols[i])) out.push(byteIds[byte]);
+        for (const byte of encoder.encode(piece)) out.push(byteIds[byte]);
       } else {
         out.push(unkId);
       }
