@@ -32,7 +32,8 @@ const TOKENS = quick ? 48 : 96;
 const ROUNDS = quick ? 1 : 3;
 const VERIFY_SIZES = [1, 4, 8, 16, 32];
 const WIDTHS = [1, 2, 4, 8];
-const LENGTHS = [2, 3, 4, 5, 6];
+const LENGTHS = [2, 3, 4, 5, 6, 7, 8];
+const TEMPERATURES = [0, 1];
 
 interface ModelSpec {
   name: string;
@@ -52,7 +53,8 @@ interface Run {
 interface SectionResult {
   name: string;
   runs: Run[];
-  sweep: { beams: number; beamLength: number; speedup: number; tokensPerStep: number; tokensPerSecond: number }[];
+  sweep: { temperature: number; beams: number; beamLength: number; speedup: number; tokensPerStep: number;
+    tokensPerSecond: number }[];
   verifyCost: { threads: number; curve: { tokens: number; seconds: number; relative: number }[] }[];
   llamaCpp?: LlamaCppSpeed | string;
   peakRssMb: number;
@@ -76,33 +78,40 @@ async function models(): Promise<ModelSpec[]> {
   ];
 }
 
-/** One model: sweep (2 threads, greedy), then the chosen W/L at 1 and 2 threads, greedy and T = 1; verify cost. */
+/**
+ * One model: a W × L sweep per temperature (2 threads), then each temperature's best W/L at 1 and 2 threads;
+ * verify cost. Greedy and sampling want different trees (sampling accepts less deep), so each gets its own best.
+ */
 async function runSection(spec: ModelSpec): Promise<SectionResult> {
   const result: SectionResult = { name: spec.name, runs: [], sweep: [], verifyCost: [], peakRssMb: 0 };
-  let best = { beams: Number(values.beams ?? 4), beamLength: Number(values['beam-length'] ?? 5) };
+  const chosen = { beams: Number(values.beams ?? 4), beamLength: Number(values['beam-length'] ?? 5) };
+  const best = new Map(TEMPERATURES.map((t) => [t, chosen]));
   for (const threads of [2, 1]) {
     const loaded = await loadModel({ model: spec.model, threads, contextLength: 512 });
     const drafter = loadDrafter(loaded, spec.drafter);
     try {
       if (threads === 2 && values.beams === undefined) {
-        let bestSpeed = 0;
-        for (const beams of WIDTHS) {
-          for (const beamLength of LENGTHS) {
-            const r = await compareSpeed(loaded, drafter, { prompts: BENCH_PROMPTS.slice(0, 3), tokens: quick ? 32 : 48,
-              beams, beamLength, rounds: 1 });
-            result.sweep.push({ beams, beamLength, speedup: r.speedup, tokensPerStep: r.redrafter.tokensPerStep,
-              tokensPerSecond: r.redrafter.tokensPerSecond });
-            if (r.redrafter.tokensPerSecond > bestSpeed) {
-              bestSpeed = r.redrafter.tokensPerSecond;
-              best = { beams, beamLength };
+        for (const temperature of TEMPERATURES) {
+          let bestSpeed = 0;
+          for (const beams of WIDTHS) {
+            for (const beamLength of LENGTHS) {
+              const r = await compareSpeed(loaded, drafter, { prompts: BENCH_PROMPTS.slice(0, 3),
+                tokens: quick ? 32 : 48, beams, beamLength, temperature, seed: 1, rounds: 1 });
+              result.sweep.push({ temperature, beams, beamLength, speedup: r.speedup,
+                tokensPerStep: r.redrafter.tokensPerStep, tokensPerSecond: r.redrafter.tokensPerSecond });
+              if (r.redrafter.tokensPerSecond > bestSpeed) {
+                bestSpeed = r.redrafter.tokensPerSecond;
+                best.set(temperature, { beams, beamLength });
+              }
             }
           }
         }
       }
-      for (const temperature of [0, 1]) {
-        const r = await compareSpeed(loaded, drafter, { prompts: BENCH_PROMPTS, tokens: TOKENS, ...best, temperature,
+      for (const temperature of TEMPERATURES) {
+        const shape = best.get(temperature)!;
+        const r = await compareSpeed(loaded, drafter, { prompts: BENCH_PROMPTS, tokens: TOKENS, ...shape, temperature,
           seed: 1, rounds: ROUNDS });
-        result.runs.push({ threads, temperature, ...best, result: r });
+        result.runs.push({ threads, temperature, ...shape, result: r });
       }
       result.verifyCost.push({ threads, curve: verifyCostCurve(loaded, 64, VERIFY_SIZES) });
     } finally {
@@ -184,14 +193,18 @@ function report(sections: SectionResult[], llamaBench: Map<string, LlamaBenchRow
     }
   }
   for (const s of sections.filter((x) => x.sweep.length)) {
-    const best = s.sweep.reduce((a, b) => (b.tokensPerSecond > a.tokensPerSecond ? b : a));
-    lines.push('', `### W × L sweep: ${s.name}, 2 threads, greedy (speed-up / tokens per step; best marked ★)`, '');
-    lines.push(`| W \\ L | ${LENGTHS.join(' | ')} |`, `|---|${LENGTHS.map(() => '---:').join('|')}|`);
-    for (const w of WIDTHS) {
-      lines.push(`| ${w} | ${LENGTHS.map((l) => {
-        const cell = s.sweep.find((x) => x.beams === w && x.beamLength === l)!;
-        return `${cell === best ? '★ ' : ''}${cell.speedup.toFixed(2)}x / ${cell.tokensPerStep.toFixed(2)}`;
-      }).join(' | ')} |`);
+    for (const temperature of TEMPERATURES) {
+      const cells = s.sweep.filter((x) => x.temperature === temperature);
+      const best = cells.reduce((a, b) => (b.tokensPerSecond > a.tokensPerSecond ? b : a));
+      lines.push('', `### W × L sweep: ${s.name}, 2 threads, ${temperature === 0 ? 'greedy' : `T = ${temperature}`} ` +
+        '(speed-up / tokens per step; best marked ★)', '');
+      lines.push(`| W \\ L | ${LENGTHS.join(' | ')} |`, `|---|${LENGTHS.map(() => '---:').join('|')}|`);
+      for (const w of WIDTHS) {
+        lines.push(`| ${w} | ${LENGTHS.map((l) => {
+          const cell = cells.find((x) => x.beams === w && x.beamLength === l)!;
+          return `${cell === best ? '★ ' : ''}${cell.speedup.toFixed(2)}x / ${cell.tokensPerStep.toFixed(2)}`;
+        }).join(' | ')} |`);
+      }
     }
   }
   return lines.join('\n') + '\n';
@@ -204,7 +217,7 @@ function writeCharts(sections: SectionResult[]): string[] {
   if (xl) {
     const svg = lineChart('stories260K-xl F32, 2 threads, greedy: speed-up over autoregressive', 'beam length L',
       'speed-up', WIDTHS.map((w) => ({ name: `W = ${w}`, points: LENGTHS.map((l) => ({ x: l,
-        y: xl.sweep.find((c) => c.beams === w && c.beamLength === l)!.speedup })) })), 1);
+        y: xl.sweep.find((c) => c.temperature === 0 && c.beams === w && c.beamLength === l)!.speedup })) })), 1);
     writeFileSync(join(repository, 'docs', 'speedup-sweep.svg'), svg);
     written.push('docs/speedup-sweep.svg');
   }
