@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { compareSpeed, describeMachine, type SpeedComparison } from '../engine/benchmark.js';
 import { loadDrafter, type LoadedModel } from '../engine/load.js';
-import { writeTuning } from '../engine/tuning.js';
+import { decodingMode, writeTuning } from '../engine/tuning.js';
 import { addModelOptions, openModel, resolveDrafterPath, type ModelFlags } from './model-options.js';
 import { decimal, format, integer } from './options.js';
 
@@ -69,7 +69,7 @@ export function registerBench(program: Command): void {
     .description('sweep beam width and length on this machine and keep the fastest as the default of generate');
   addBenchOptions(tune)
     .option('--widths <list>', 'beam widths to try', '1,2,4,8')
-    .option('--lengths <list>', 'beam lengths to try', '2,3,4,5,6')
+    .option('--lengths <list>', 'beam lengths to try', '2,3,4,5,6,7,8')
     .action(async (flags: BenchFlags & { widths: string; lengths: string; model?: string }) => {
       const list = (value: string, name: string, min: number, max: number): number[] => value.split(',').map((v) => {
         const n = Number(v);
@@ -98,7 +98,7 @@ export function registerBench(program: Command): void {
         }
         const chosen = best!;
         const modelPath = flags.model ?? loaded.path;
-        writeTuning(modelPath, drafter.path, loaded.kernels.threads, {
+        writeTuning(modelPath, drafter.path, loaded.kernels.threads, decodingMode(flags.temperature), {
           beams: chosen.beams, beamLength: chosen.beamLength, tokensPerSecond: chosen.result.redrafter.tokensPerSecond,
           speedup: chosen.result.speedup, measuredAt: new Date().toISOString(), machine: describeMachine(),
         });
@@ -106,7 +106,8 @@ export function registerBench(program: Command): void {
           tokensPerSecond: chosen.result.redrafter.tokensPerSecond, speedup: chosen.result.speedup };
         process.stdout.write(flags.format === 'json' ? JSON.stringify(summary) + '\n'
           : `best: W=${chosen.beams} L=${chosen.beamLength} (${summary.tokensPerSecond.toFixed(1)} tokens/s, ` +
-            `${summary.speedup.toFixed(2)}x); generate will use it by default with this model, drafter and thread count\n`);
+            `${summary.speedup.toFixed(2)}x); generate will use it by default with this model, drafter, thread count ` +
+            `and ${decodingMode(flags.temperature)} decoding\n`);
       } finally {
         drafter.dispose();
         await loaded.close();

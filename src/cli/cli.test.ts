@@ -75,6 +75,35 @@ test('generate --drafter gives the same ids as without, plus ReDrafter stats (gr
   }
 });
 
+test('tune keeps a best tree per decoding mode, and generate uses the one of its mode', { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'redrafter-tune-'));
+  const env = { ...process.env, REDRAFTER_MODELS: modelsFolder, REDRAFTER_TUNING: join(dir, 'tuning.json') };
+  const cli = (args: string[]): Record<string, unknown> => {
+    const result = spawnSync(process.execPath, [main, ...args], { encoding: 'utf8', env, timeout: 120_000 });
+    assert.equal(result.status, 0, result.stderr);
+    return JSON.parse(result.stdout) as Record<string, unknown>;
+  };
+  try {
+    // One shape per mode, so that the test knows what each mode must have stored.
+    const greedy = cli(['tune', '--widths', '2', '--lengths', '3', '--tokens', '8', '--format', 'json']);
+    const sampled = cli(['tune', '--widths', '1', '--lengths', '4', '--tokens', '8', '--temperature', '1',
+      '--format', 'json']);
+    assert.deepEqual([greedy['beams'], greedy['beamLength'], sampled['beams'], sampled['beamLength']], [2, 3, 1, 4]);
+    const stored = JSON.parse(readFileSync(join(dir, 'tuning.json'), 'utf8')) as Record<string, { beams: number }>;
+    assert.deepEqual(Object.keys(stored).map((k) => k.split('|').pop()).sort(), ['greedy', 'sampled']);
+    const shape = (args: string[]): unknown[] => {
+      const out = cli(['generate', 'Once upon a time', '--max-tokens', '8', '--format', 'json', ...args]);
+      const redrafter = (out['stats'] as Record<string, Record<string, unknown>>)['redrafter'];
+      return [redrafter['beams'], redrafter['beamLength']];
+    };
+    assert.deepEqual(shape([]), [2, 3]);
+    assert.deepEqual(shape(['--temperature', '0.8', '--seed', '3']), [1, 4]);
+    assert.deepEqual(shape(['--beams', '4']), [4, 3], 'an explicit option wins over the tuned one');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('tokenize --format json prints ids, with BOS only when asked', { skip: missing('llama2-tokenizer') }, () => {
   const tokenizer = fixture('llama2-tokenizer', 'tokenizer.bin');
   assert.deepEqual(json(['tokenize', 'Hello world!', '--tokenizer', tokenizer, '--format', 'json']),

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { generate, type GenerationStats } from '../engine/generate.js';
 import { loadDrafter } from '../engine/load.js';
 import type { AcceptanceRule } from '../engine/redrafter.js';
-import { readTuning } from '../engine/tuning.js';
+import { decodingMode, readTuning } from '../engine/tuning.js';
 import { defaultDrafterPath } from '../engine/default-model.js';
 import { addModelOptions, openModel, type ModelFlags } from './model-options.js';
 import { acceptance, collect, decimal, format, idList, integer } from './options.js';
@@ -59,8 +59,9 @@ export function registerGenerate(program: Command): void {
       const drafterPath = flags.drafter ?? (flags.model === undefined ? defaultDrafterPath() : undefined);
       const drafter = drafterPath && drafterPath !== 'none' ? loadDrafter(loaded, drafterPath) : undefined;
       if (drafter) {
-        // Beam shape not given: the setting `redrafter tune` measured fastest here, if any.
-        const tuned = readTuning(flags.model ?? loaded.path, drafter.path, loaded.kernels.threads);
+        // Beam shape not given: the setting `redrafter tune` measured fastest here for this decoding mode, if any.
+        const tuned = readTuning(flags.model ?? loaded.path, drafter.path, loaded.kernels.threads,
+          decodingMode(flags.temperature));
         if (tuned && command.getOptionValueSource('beams') === 'default') flags.beams = tuned.beams;
         if (tuned && command.getOptionValueSource('beamLength') === 'default') flags.beamLength = tuned.beamLength;
       }

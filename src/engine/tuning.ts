@@ -1,5 +1,6 @@
-// Tuned ReDrafter settings per (model, drafter, threads) on this machine: written by `redrafter tune`, read by
-// `generate` (and the server) as their default beam width and length.
+// Tuned ReDrafter settings per (model, drafter, threads, decoding mode) on this machine: written by `redrafter tune`,
+// read by `generate` (and the server) as their default beam width and length. Greedy and sampled decoding are tuned
+// apart: sampling accepts fewer drafted tokens per step, so its fastest tree is smaller.
 
 import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -19,7 +20,14 @@ export function tuningFile(): string {
   return process.env['REDRAFTER_TUNING'] ?? join(base, 'redrafter', 'tuning.json');
 }
 
-function key(model: string, drafter: string, threads: number): string {
+/** Greedy (temperature 0) or sampled decoding: the two accept differently, so each has its own best tree. */
+export type DecodingMode = 'greedy' | 'sampled';
+
+export function decodingMode(temperature: number): DecodingMode {
+  return temperature > 0 ? 'sampled' : 'greedy';
+}
+
+function key(model: string, drafter: string, threads: number, mode: DecodingMode): string {
   const real = (path: string): string => {
     try {
       return realpathSync(path);
@@ -27,7 +35,7 @@ function key(model: string, drafter: string, threads: number): string {
       return path;
     }
   };
-  return `${real(model)}|${real(drafter)}|${threads}`;
+  return `${real(model)}|${real(drafter)}|${threads}|${mode}`;
 }
 
 function readAll(): Record<string, TunedSetting> {
@@ -40,14 +48,16 @@ function readAll(): Record<string, TunedSetting> {
   }
 }
 
-export function readTuning(model: string, drafter: string, threads: number): TunedSetting | undefined {
-  return readAll()[key(model, drafter, threads)];
+export function readTuning(model: string, drafter: string, threads: number, mode: DecodingMode):
+  TunedSetting | undefined {
+  return readAll()[key(model, drafter, threads, mode)];
 }
 
-export function writeTuning(model: string, drafter: string, threads: number, setting: TunedSetting): void {
+export function writeTuning(model: string, drafter: string, threads: number, mode: DecodingMode,
+  setting: TunedSetting): void {
   const file = tuningFile();
   const all = readAll();
-  all[key(model, drafter, threads)] = setting;
+  all[key(model, drafter, threads, mode)] = setting;
   mkdirSync(dirname(file), { recursive: true });
   const temporary = `${file}.tmp-${process.pid}`;
   writeFileSync(temporary, JSON.stringify(all, null, 2) + '\n');
