@@ -1,5 +1,6 @@
 // Plain TypeScript versions of every kernel, on typed arrays: straightforward loops (double accumulation), the
-// ground truth the tests compare the WebAssembly kernels against with a tolerance.
+// ground truth the tests compare the WebAssembly kernels against with a tolerance. matmulQuant is the exception: it
+// follows the quantized kernels' f32 chain, so they agree to the bit.
 import type { RopeLayout } from './types.js';
 
 export function matmul(out: Float32Array, x: Float32Array, w: Float32Array, rows: number, inDim: number, outDim: number): void {
@@ -179,7 +180,8 @@ export function dequantizeWeights(type: 'q8_0' | 'q4_0', w: Uint8Array, outDim: 
 
 /**
  * out[t][o] = (bias[o] +) Σ_b d_w · d_x · Σ_j q_w·q_x over the 32-blocks b of row t and weight row o, with x
- * quantized by quantizeActivations: the kernels' arithmetic, accumulated in double.
+ * quantized by quantizeActivations, in the kernels' (and llama.cpp's) order and rounding: one f32 chain per element,
+ * acc = f32(acc + isum · f32(d_w · d_x)) per block, the product exact in double (assembly/quant.ts).
  */
 export function matmulQuant(type: 'q8_0' | 'q4_0', out: Float32Array, x: Float32Array, w: Uint8Array, rows: number,
   inDim: number, outDim: number, bias?: Float32Array): void {
@@ -187,14 +189,14 @@ export function matmulQuant(type: 'q8_0' | 'q4_0', out: Float32Array, x: Float32
   const nb = inDim / 32;
   for (let t = 0; t < rows; t++) {
     for (let o = 0; o < outDim; o++) {
-      let s = 0;
+      let acc = 0;
       for (let b = 0; b < nb; b++) {
         const at = (o * nb + b) * BLOCK_BYTES[type];
         let isum = 0;
         for (let j = 0; j < 32; j++) isum += blockWeight(type, w, at, j) * q[t * inDim + 32 * b + j];
-        s += halfToFloat(w[at] | (w[at + 1] << 8)) * d[t * nb + b] * isum;
+        acc = Math.fround(acc + isum * Math.fround(halfToFloat(w[at] | (w[at + 1] << 8)) * d[t * nb + b]));
       }
-      out[t * outDim + o] = s + (bias ? bias[o] : 0);
+      out[t * outDim + o] = bias ? Math.fround(acc + bias[o]) : acc;
     }
   }
 }

@@ -2,16 +2,15 @@
 // stories260K converted from llama2.c, and random-weight models we generate (F32, Q8_0, Q4_0, Q4_K, Q6_K).
 //
 // Quantized files run on our native kernels (Q8_0 / Q4_0 blocks as stored, K-quants re-quantized to Q8_0), which
-// quantize activations per 32-block as llama.cpp does, f16 scale included, so our products are llama.cpp's up to
-// float summation order: with one group of quantized matrices, logits agree to ~2e-6 as for F32 files (an f32 path
-// differs by ~8e-3). Over a whole quantized model they agree that closely up to the first activation that lands within
-// float rounding of a rounding boundary (x·127/amax near k + 0.5): there the two engines' last-bit differences (FMA,
-// double sums in llama.cpp's rms_norm) pick different integers, the residual stream moves a little, and from then on
-// later quantizations decorrelate, leaving differences of the size of the activation quantization itself (~1e-2 in
-// log p; measured: a flip in layer 0 alone moved log p by 1e-4, the same flip with every layer quantized by 8e-3).
-// Which prompts hit such a flip, and where, is printed ("within 1e-4 before token N"), with the tolerances and our f32
-// path's numbers for comparison; nothing is hidden. K-quant files differ from the first token: llama.cpp multiplies
-// them with Q8_K activations, we with Q8_0 ones against the blocks re-quantized to Q8_0 (model.ts).
+// quantize activations per 32-block as llama.cpp does, f16 scale included, and sum each output as llama.cpp's x86
+// kernels do: one f32 FMA chain over the blocks in order (kernels/assembly/quant.ts). So our products are llama.cpp's
+// to the bit, and greedy ids agree on every prompt (asserted for F32, Q8_0 and Q4_0). Logits still part a little
+// where a remaining last-bit difference (e.g. llama.cpp's rms_norm sums in double, ours in f32 as llama2.c's does)
+// lands an activation within rounding of a quantization boundary (x·127/amax near k + 0.5): from then on later
+// quantizations decorrelate, leaving differences of the size of the activation quantization itself (~1e-2 in log p).
+// Where that happens is printed ("within 1e-4 before token N"), with the tolerances and our f32 path's numbers for
+// comparison. K-quant files differ from the first token: llama.cpp multiplies them with Q8_K activations, we with
+// Q8_0 ones against the blocks re-quantized to Q8_0 (model.ts), so only near-ties are checked for them.
 //
 // llama.cpp's API gives probabilities, not logits: we compare log-probabilities, which are the logits up to a
 // per-position constant (log-sum-exp), so a difference in them is a difference in logits relative to each other.
@@ -167,9 +166,11 @@ const RANDOM: SyntheticShape = { kind: 'llama3', dim: 256, hiddenDim: 512, nLaye
 const PROMPTS = ['Once upon a time', 'The quick brown fox', 'Hello world! 12345', "It's café time in München", 'function add(a, b) {'];
 
 // Tolerances on |Δ log p| for the agreeing positions: F32 is rounding only; for the quantized types see the note at
-// the top (measured: Q8_0 / Q4_0 ~1.5e-2; Q4_K / Q6_K, re-quantized to Q8_0 by us and multiplied with Q8_K
-// activations by llama.cpp, ~2e-2).
+// the top (measured: Q8_0 / Q4_0 ~1.5e-2 after a late flip, 1e-6 before; Q4_K / Q6_K, re-quantized to Q8_0 by us and
+// multiplied with Q8_K activations by llama.cpp, ~2e-2).
 const CASES: Array<[GgufOutputType, number]> = [['f32', 1e-4], ['q8_0', 0.05], ['q4_0', 0.05], ['q4_k', 0.05], ['q6_k', 0.05]];
+/** Types whose greedy ids must agree with llama.cpp's on all 32 tokens of every prompt. */
+const EXACT_IDS: ReadonlySet<GgufOutputType> = new Set(['f32', 'q8_0', 'q4_0']);
 
 for (const [type, tolerance] of CASES) {
   test(`random 4-layer model, ${type.toUpperCase()} GGUF: llama.cpp's greedy ids over 32 tokens of 5 prompts, log p within ${tolerance}`, async (t) => {
@@ -204,7 +205,9 @@ for (const [type, tolerance] of CASES) {
               : `within 1e-4 before token ${exactTo}`}` +
             (f32 ? `; f32 path: top-1 ${f32.top1.toExponential(2)}, top-5 ${f32.top5.toExponential(2)}` : ''));
           assert.ok(top1 < tolerance && top5 < tolerance, `${JSON.stringify(text)}: |Δ log p| top-1 ${top1}, top-5 ${top5} > ${tolerance}`);
-          if (type === 'f32') assert.equal(free.divergence, -1, `F32 ${JSON.stringify(text)}: ${describe(free, 32)}`);
+          if (EXACT_IDS.has(type)) {
+            assert.equal(free.divergence, -1, `${type.toUpperCase()} ${JSON.stringify(text)}: ${describe(free, 32)}`);
+          }
         }
         t.diagnostic(`${type}: greedy ids agree on all 32 tokens for ${agreeing}/5 prompts`);
       } finally {

@@ -6,33 +6,43 @@
 // the calling thread): dx = max|x|/127 rounded to f16, qx = round-half-even(x·127/max|x|), kept as int16 so that no
 // kernel has to widen them again.
 //
-// Every output element is one chain: a 4-lane f32 accumulator, and for each block b in order
-//   acc += f32(isum_b) · (dw_b · dx_b)
-// where isum_b is the block's exact integer dot product as an i32x4 whose lane j holds the products of elements
-// {2j, 2j+1} of each 8-element group. Integer sums are exact, so how a kernel forms isum_b (alone, or sharing the
-// widened weights with other rows) cannot change it; the f32 operations are the same everywhere. Then the fixed
-// horizontal reduction (common.ts hsum) and the bias. Hence an element's bits depend neither on the rows in the
-// batch, nor on its row's place, nor on the thread count (architecture.md, invariant 1).
+// Every output element is one chain of f32 steps, llama.cpp's arithmetic for Q8_0 / Q4_0 matrices on x86 (ggml-cpu
+// amx/mmq.cpp, what node-llama-cpp runs on AVX-512 VNNI machines): acc = 0, then for each block b in order
+//   acc = fma(f32(isum_b), dw_b·dx_b, acc)
+// isum_b, the block's integer dot product, is exact (|isum_b| < 2^19) however a kernel forms it; d_b = dw_b·dx_b, a
+// product of two f16 values, is exact in f32. WebAssembly has no FMA: the step runs in f64, where f64(isum_b)·f64(d_b)
+// is exact (at most 19 + 22 significant bits), and acc + that product is rounded to f64, then to f32 (demote).
+// That is the FMA's single rounding except when the f64 sum falls exactly halfway between two f32 values without the
+// exact sum doing so (double rounding): it needs 29 particular bits below the f32 ulp, ~2^-29 per step, and then moves
+// one element by one ulp. Rounding to odd would remove it (TwoSum error, sticky bit: ~8 more vector operations per
+// step); plain f64 already makes greedy ids agree with llama.cpp on every crosscheck prompt, so we keep it cheap.
+// Matching the FMA chain matters because any last-bit difference can flip a later activation's rounding to int8.
+//
+// Kernels compute four chains side by side: four blocks' i32x4 partial sums become one i32x4 of totals by a
+// transpose-add (totals4), and the f64 steps run on lanes (0, 1) and (2, 3). Every chain sees the same operations
+// whichever lane, kernel, batch size, row position or thread computes it (architecture.md, invariant 1).
+// Cost, measured on x64 (V8 TurboFan): the transpose-add and the f64 step (each f32<->f64 conversion is two uops)
+// add ~12 vector uops to the ~52 of four 4-lane f32 block steps, so compute-bound calls (several rows, or one row whose
+// weights stay in cache) run 15-30% slower than 4-lane f32 chains did; one row streaming cold weights is memory bound.
 //
 // The hot loops advance pointers and load at immediate offsets (see matmul.ts), read block scales through a table,
-// and retire one column's arithmetic before loading the next (`sink`), so that V8 keeps few vectors live. Checked
-// in the generated code: no extract_lane / replace_lane in the matmul loops (quantizeActivations takes one
-// horizontal max per block).
-import { hsum, shareStart, shareEnd } from './common';
+// and retire each row's or column's integer sum before the next one's loads (`sink`), so that V8 keeps few vectors
+// live. Checked in the generated code: no extract_lane / replace_lane in the matmul loops (quantizeActivations takes
+// one horizontal max per block; cols4 gathers four block scales with load32_lane, one vpinsrd from memory each).
+import { shareStart, shareEnd } from './common';
 
 /** Bytes of a Q8_0 / Q4_0 block. */
 const Q8_BYTES: usize = 34;
 const Q4_BYTES: usize = 18;
 /** Bytes of one quantized activation block: 32 int16. */
 const X_BYTES: usize = 64;
-// Output columns per tile: every row of the batch passes over a tile's weights while they are in L1/L2.
-const TILE: i32 = 16;
 
 /**
  * A store target that pins V8's instruction order. V8 keeps loads in program order but places arithmetic as late as
  * it can, so a loop body that loads the weights of four columns would hold all sixteen widened vectors until the end
  * and spill. Writing each column's new accumulator here (a store, which stays in program order, and needs the
- * arithmetic done) retires one column before the next one's loads: measured 5-13% faster (rows1, rows4). Each
+ * arithmetic done) retires one column before the next one's loads: without it rows4 loaded all sixteen activation
+ * vectors up front and kept its accumulators on the stack. Each
  * thread has its own instance, hence its own global.
  */
 let sink: v128 = i32x4.splat(0);
@@ -81,11 +91,6 @@ export function initHalfTable(): void {
   }
 }
 
-/** The f16 scale at q as f32 (ggml's GGML_FP16_TO_FP32). */
-@inline function scale(q: usize): f32 {
-  return load<f32>(HALF_TABLE + (<usize>load<u16>(q) << 2));
-}
-
 /**
  * x ≥ 0 rounded to the nearest f16 value, ties to even (F16C's vcvtps2ph, which llama.cpp's GGML_FP32_TO_FP16 is
  * on x86), returned as f32: 65520 and above become inf, NaN stays NaN.
@@ -100,33 +105,38 @@ export function initHalfTable(): void {
 
 /**
  * Quantizes rows of x (f32, [rows, inDim], inDim a multiple of 32) per 32-block: int16 values to xq ([rows, inDim])
- * and f32 scales to xd ([rows, inDim/32]). llama.cpp's quantize_row_q8_0 (x86 path): d = amax/127 stored as f16,
- * q = nearest(x · (127/amax)) (from the unrounded scale), all 0 when amax is 0. Keeping d at f16 precision costs
- * nothing measurable (a relative 2^-11 on the scale against 2^-8 of rounding to int8) and makes our products
- * llama.cpp's to the last bits but summation order: on GGUF files with one group of Q8_0 matrices, logits agree
- * with llama.cpp's to 2e-6 (as F32 files do) instead of 3e-3 with an f32 d.
+ * and f32 scales to xd. llama.cpp's quantize_row_q8_0 (x86 path): d = amax/127 stored as f16, q = nearest(x ·
+ * (127/amax)) (from the unrounded scale), all 0 when amax is 0. Keeping d at f16 precision costs nothing measurable
+ * (a relative 2^-11 on the scale against 2^-8 of rounding to int8) and makes our products llama.cpp's to the bit.
+ * xd holds rows·inDim/32 scales: the rows of each complete group of four interleaved by block ([group][block][row]),
+ * so that rows4 loads a block's four scales at once, then the last rows % 4 rows one after the other.
  */
 export function quantizeActivations(x: usize, xq: usize, xd: usize, rows: i32, inDim: i32): void {
-  const blocks = <usize>rows * <usize>(inDim >> 5);
-  let p = x, q = xq, d = xd;
-  const end = xd + (blocks << 2);
-  while (d < end) {
-    const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
-    const v4 = v128.load(p, 64), v5 = v128.load(p, 80), v6 = v128.load(p, 96), v7 = v128.load(p, 112);
-    // pmax: a plain compare (max keeps NaN semantics at 6 extra instructions per lane group).
-    const m = f32x4.pmax(f32x4.pmax(f32x4.pmax(f32x4.abs(v0), f32x4.abs(v1)), f32x4.pmax(f32x4.abs(v2), f32x4.abs(v3))),
-      f32x4.pmax(f32x4.pmax(f32x4.abs(v4), f32x4.abs(v5)), f32x4.pmax(f32x4.abs(v6), f32x4.abs(v7))));
-    const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)),
-      max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
-    store<f32>(d, roundToHalf(amax / <f32>127.0));
-    const s = f32x4.splat(amax != 0 ? <f32>127.0 / amax : <f32>0.0);
-    v128.store(q, i16x8.narrow_i32x4_s(roundScaled(v0, s), roundScaled(v1, s)));
-    v128.store(q, i16x8.narrow_i32x4_s(roundScaled(v2, s), roundScaled(v3, s)), 16);
-    v128.store(q, i16x8.narrow_i32x4_s(roundScaled(v4, s), roundScaled(v5, s)), 32);
-    v128.store(q, i16x8.narrow_i32x4_s(roundScaled(v6, s), roundScaled(v7, s)), 48);
-    p += 128;
-    q += X_BYTES;
-    d += 4;
+  const nb = <usize>(inDim >> 5);
+  const r4 = rows & ~3;
+  let p = x, q = xq;
+  for (let r = 0; r < rows; r++) {
+    let d = r < r4 ? xd + ((<usize>(r & ~3) * nb + <usize>(r & 3)) << 2) : xd + (<usize>r * nb << 2);
+    const dStep: usize = r < r4 ? 16 : 4;
+    const end = q + (nb << 6);
+    while (q < end) {
+      const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
+      const v4 = v128.load(p, 64), v5 = v128.load(p, 80), v6 = v128.load(p, 96), v7 = v128.load(p, 112);
+      // pmax: a plain compare (max keeps NaN semantics at 6 extra instructions per lane group).
+      const m = f32x4.pmax(f32x4.pmax(f32x4.pmax(f32x4.abs(v0), f32x4.abs(v1)), f32x4.pmax(f32x4.abs(v2), f32x4.abs(v3))),
+        f32x4.pmax(f32x4.pmax(f32x4.abs(v4), f32x4.abs(v5)), f32x4.pmax(f32x4.abs(v6), f32x4.abs(v7))));
+      const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)),
+        max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+      store<f32>(d, roundToHalf(amax / <f32>127.0));
+      const s = f32x4.splat(amax != 0 ? <f32>127.0 / amax : <f32>0.0);
+      v128.store(q, i16x8.narrow_i32x4_s(roundScaled(v0, s), roundScaled(v1, s)));
+      v128.store(q, i16x8.narrow_i32x4_s(roundScaled(v2, s), roundScaled(v3, s)), 16);
+      v128.store(q, i16x8.narrow_i32x4_s(roundScaled(v4, s), roundScaled(v5, s)), 32);
+      v128.store(q, i16x8.narrow_i32x4_s(roundScaled(v6, s), roundScaled(v7, s)), 48);
+      p += 128;
+      q += X_BYTES;
+      d += dStep;
+    }
   }
 }
 
@@ -134,9 +144,15 @@ export function quantizeActivations(x: usize, xq: usize, xd: usize, rows: i32, i
   return i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v, s)));
 }
 
+/** Address of the f32 value of the f16 scale at q (in HALF_TABLE). */
+@inline function scaleAt(q: usize): usize {
+  return HALF_TABLE + (<usize>load<u16>(q) << 2);
+}
+
 /**
- * Q8_0: the integer dot product of the block at q with the activation block at px. The weights widen as they load
- * (load8x8_s is one pmovsxbw from memory; extend_high of a 16-byte load would add a shuffle).
+ * Q8_0: the integer dot product of the block at q with the activation block at px, as an i32x4 of partial sums.
+ * The weights widen as they load (load8x8_s is one pmovsxbw from memory; extend_high of a 16-byte load would add a
+ * shuffle).
  */
 @inline function isumQ8(q: usize, px: usize): v128 {
   let s = i32x4.dot_i16x8_s(v128.load8x8_s(q, 2), v128.load(px));
@@ -164,184 +180,156 @@ export function quantizeActivations(x: usize, xq: usize, xd: usize, rows: i32, i
   return isSigned<K>() ? isumQ8(q, px) : isumQ4(q, px);
 }
 
-/** acc + f32(s) · d with d = dw · dx: the one f32 step of every block, in every kernel. */
-@inline function step(acc: v128, s: v128, d: f32): v128 {
-  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(d)));
+/** (Σa, Σb, Σc, Σd) of four i32x4 partial sums: a 4×4 transpose-add (exact integers: any order gives the same). */
+@inline function totals4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7));
+  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7));
+  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
 }
 
-@inline function storeOut(out: usize, bias: usize, r: i32, o: i32, outDim: i32, acc: v128): void {
-  let v = hsum(acc);
+/** Lanes 2, 3 of a 32-bit-lane vector moved to lanes 0, 1. */
+@inline function high(v: v128): v128 {
+  return v128.shuffle<i32>(v, v, 2, 3, 2, 3);
+}
+
+/**
+ * One block step of two chains, lanes 0 and 1 of t (integer totals) and d (f32 scales): acc (f64x2 lanes holding f32
+ * values) + t·d, rounded to f32. See the header for why this is llama.cpp's FMA.
+ */
+@inline function chain(acc: v128, t: v128, d: v128): v128 {
+  const sum = f64x2.add(acc, f64x2.mul(f64x2.convert_low_i32x4_s(t), f64x2.promote_low_f32x4(d)));
+  return f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(sum));
+}
+
+@inline function storeOut(out: usize, bias: usize, r: i32, o: i32, outDim: i32, acc: f64): void {
+  let v = <f32>acc;
   if (bias != 0) v += load<f32>(bias + (<usize>o << 2));
   store<f32>(out + ((<usize>r * <usize>outDim + <usize>o) << 2), v);
 }
 
+/** The four widened weight vectors of the block at q (i16x8: elements 0-7, 8-15, 16-23, 24-31). */
+@inline function widen<K>(q: usize, k: i32): v128 {
+  if (isSigned<K>()) return v128.load8x8_s(q + 2 + <usize>(k << 3));
+  const e = v128.load8x8_u(q + 2 + <usize>((k & 1) << 3));
+  return i16x8.sub(k < 2 ? v128.and(e, i16x8.splat(15)) : i16x8.shr_u(e, 4), i16x8.splat(8));
+}
+
+/** The integer dot product of widened weights w0..w3 with the activation block at p, as an i32x4 of partial sums. */
+@inline function isumW(w0: v128, w1: v128, w2: v128, w3: v128, p: usize): v128 {
+  return i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(p)), i32x4.dot_i16x8_s(w1, v128.load(p, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(p, 32)), i32x4.dot_i16x8_s(w3, v128.load(p, 48))));
+}
+
 /**
- * Rows r..r+3 against output columns [oStart, oEnd), one column at a time: each weight block is widened once and
- * serves the four rows (tree verification and prefill). 4 widened weight vectors + 4 accumulators live.
+ * Rows r..r+3 (a complete group of four) against column o: each weight block is widened once and serves the four
+ * rows, whose block scales are one load (xd layout, quantizeActivations). (Eight rows per column measured no faster:
+ * V8 spilled the extra accumulators.)
  */
 function rows4<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i32, inDim: i32, outDim: i32,
-  oStart: i32, oEnd: i32): void {
+  o: i32): void {
   const nb = <usize>(inDim >> 5);
-  const rowBytes = nb * blockBytes<K>();
   const xStride = <usize>inDim << 1;
-  const dStride = nb << 2;
-  const x0 = xq + <usize>r * xStride;
-  const d0 = xd + <usize>r * dStride;
-  const dEnd = d0 + dStride;
-  for (let o = oStart; o < oEnd; o++) {
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    let q = w + <usize>o * rowBytes;
-    let px = x0;
-    let pd = d0;
-    while (pd < dEnd) {
-      const dw = scale(q); // before the vector loads (see rows1)
-      const e0 = dw * load<f32>(pd), e1 = dw * load<f32>(pd + dStride);
-      const e2 = dw * load<f32>(pd + 2 * dStride), e3 = dw * load<f32>(pd + 3 * dStride);
-      let w0: v128, w1: v128, w2: v128, w3: v128;
-      if (isSigned<K>()) {
-        w0 = v128.load8x8_s(q, 2);
-        w1 = v128.load8x8_s(q, 10);
-        w2 = v128.load8x8_s(q, 18);
-        w3 = v128.load8x8_s(q, 26);
-      } else {
-        const e0 = v128.load8x8_u(q, 2);
-        const e1 = v128.load8x8_u(q, 10);
-        const mask = i16x8.splat(15);
-        const eight = i16x8.splat(8);
-        w0 = i16x8.sub(v128.and(e0, mask), eight);
-        w1 = i16x8.sub(v128.and(e1, mask), eight);
-        w2 = i16x8.sub(i16x8.shr_u(e0, 4), eight);
-        w3 = i16x8.sub(i16x8.shr_u(e1, 4), eight);
-      }
-      let p = px;
-      let s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(p)), i32x4.dot_i16x8_s(w1, v128.load(p, 16))),
-        i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(p, 32)), i32x4.dot_i16x8_s(w3, v128.load(p, 48))));
-      a0 = step(a0, s, e0);
-      sink = a0;
-      p += xStride;
-      s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(p)), i32x4.dot_i16x8_s(w1, v128.load(p, 16))),
-        i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(p, 32)), i32x4.dot_i16x8_s(w3, v128.load(p, 48))));
-      a1 = step(a1, s, e1);
-      sink = a1;
-      p += xStride;
-      s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(p)), i32x4.dot_i16x8_s(w1, v128.load(p, 16))),
-        i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(p, 32)), i32x4.dot_i16x8_s(w3, v128.load(p, 48))));
-      a2 = step(a2, s, e2);
-      sink = a2;
-      p += xStride;
-      s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(p)), i32x4.dot_i16x8_s(w1, v128.load(p, 16))),
-        i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(p, 32)), i32x4.dot_i16x8_s(w3, v128.load(p, 48))));
-      a3 = step(a3, s, e3);
-      q += blockBytes<K>();
-      px += X_BYTES;
-      pd += 4;
-    }
-    storeOut(out, bias, r, o, outDim, a0);
-    storeOut(out, bias, r + 1, o, outDim, a1);
-    storeOut(out, bias, r + 2, o, outDim, a2);
-    storeOut(out, bias, r + 3, o, outDim, a3);
+  let q = w + <usize>o * nb * blockBytes<K>();
+  let px = xq + <usize>r * xStride;
+  let pd = xd + (<usize>r * nb << 2);
+  const dEnd = pd + (nb << 4);
+  let a01 = f64x2.splat(0), a23 = f64x2.splat(0);
+  while (pd < dEnd) {
+    const dw = v128.load32_splat(scaleAt(q)); // scalar loads first (see cols4)
+    const w0 = widen<K>(q, 0), w1 = widen<K>(q, 1), w2 = widen<K>(q, 2), w3 = widen<K>(q, 3);
+    let p = px;
+    const s0 = isumW(w0, w1, w2, w3, p);
+    sink = s0;
+    p += xStride;
+    const s1 = isumW(w0, w1, w2, w3, p);
+    sink = s1;
+    p += xStride;
+    const s2 = isumW(w0, w1, w2, w3, p);
+    sink = s2;
+    p += xStride;
+    const t = totals4(s0, s1, s2, isumW(w0, w1, w2, w3, p));
+    const d = f32x4.mul(dw, v128.load(pd));
+    a01 = chain(a01, t, d);
+    a23 = chain(a23, high(t), high(d));
+    q += blockBytes<K>();
+    px += X_BYTES;
+    pd += 16;
   }
+  storeOut(out, bias, r, o, outDim, f64x2.extract_lane(a01, 0));
+  storeOut(out, bias, r + 1, o, outDim, f64x2.extract_lane(a01, 1));
+  storeOut(out, bias, r + 2, o, outDim, f64x2.extract_lane(a23, 0));
+  storeOut(out, bias, r + 3, o, outDim, f64x2.extract_lane(a23, 1));
 }
 
 /**
- * Row r against output columns [oStart, oEnd): groups of columns far apart (see below), then one at a time. The
- * activation block is loaded once per block for the group.
+ * Row r (one of the last rows % 4, whose scales lie row after row in xd) against columns c0..c3: the activation
+ * block serves the four columns.
  */
-function rows1<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i32, inDim: i32, outDim: i32,
-  oStart: i32, oEnd: i32): void {
+function cols4<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i32, inDim: i32, outDim: i32,
+  c0: i32, c1: i32, c2: i32, c3: i32): void {
   const nb = <usize>(inDim >> 5);
   const rowBytes = nb * blockBytes<K>();
-  const x0 = xq + (<usize>r * <usize>inDim << 1);
-  const d0 = xd + (<usize>r * nb << 2);
-  const dEnd = d0 + (nb << 2);
-  let o = oStart;
-  // Columns far apart, (o, o + span, ...): their weight rows stream from different pages, which keeps more cache
-  // misses in flight than neighbouring rows (one sequential stream); measured +30-40% on cold Q8_0 weights. Four
-  // streams for Q8_0; Q4_0, compute-bound, keeps two (four spill its nibble-unpacking registers).
-  if (isSigned<K>()) {
-    const quarter = (oEnd - o) >> 2;
-    for (let p = 0; p < quarter; p++) {
-      const c0 = o + p, c1 = c0 + quarter, c2 = c1 + quarter, c3 = c2 + quarter;
-      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-      let q0 = w + <usize>c0 * rowBytes, q1 = w + <usize>c1 * rowBytes;
-      let q2 = w + <usize>c2 * rowBytes, q3 = w + <usize>c3 * rowBytes;
-      let px = x0;
-      let pd = d0;
-      while (pd < dEnd) {
-        const dx = load<f32>(pd);
-        a0 = step(a0, isum<K>(q0, px), scale(q0) * dx);
-        sink = a0;
-        a1 = step(a1, isum<K>(q1, px), scale(q1) * dx);
-        sink = a1;
-        a2 = step(a2, isum<K>(q2, px), scale(q2) * dx);
-        sink = a2;
-        a3 = step(a3, isum<K>(q3, px), scale(q3) * dx);
-        q0 += blockBytes<K>(); q1 += blockBytes<K>(); q2 += blockBytes<K>(); q3 += blockBytes<K>();
-        px += X_BYTES;
-        pd += 4;
-      }
-      storeOut(out, bias, r, c0, outDim, a0);
-      storeOut(out, bias, r, c1, outDim, a1);
-      storeOut(out, bias, r, c2, outDim, a2);
-      storeOut(out, bias, r, c3, outDim, a3);
-    }
-    o += 4 * quarter;
-  } else {
-    const half = (oEnd - o) >> 1;
-    for (let p = 0; p < half; p++) {
-      const c0 = o + p, c1 = o + p + half;
-      let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
-      let q0 = w + <usize>c0 * rowBytes;
-      let q1 = w + <usize>c1 * rowBytes;
-      let px = x0;
-      let pd = d0;
-      while (pd < dEnd) {
-        const dx = load<f32>(pd);
-        a0 = step(a0, isum<K>(q0, px), scale(q0) * dx);
-        a1 = step(a1, isum<K>(q1, px), scale(q1) * dx);
-        q0 += blockBytes<K>(); q1 += blockBytes<K>();
-        px += X_BYTES;
-        pd += 4;
-      }
-      storeOut(out, bias, r, c0, outDim, a0);
-      storeOut(out, bias, r, c1, outDim, a1);
-    }
-    o += 2 * half;
+  let q0 = w + <usize>c0 * rowBytes, q1 = w + <usize>c1 * rowBytes;
+  let q2 = w + <usize>c2 * rowBytes, q3 = w + <usize>c3 * rowBytes;
+  let px = xq + (<usize>r * <usize>inDim << 1);
+  let pd = xd + (<usize>r * nb << 2);
+  const dEnd = pd + (nb << 2);
+  let a01 = f64x2.splat(0), a23 = f64x2.splat(0);
+  while (pd < dEnd) {
+    let dw = v128.load32_splat(scaleAt(q0));
+    dw = v128.load32_lane(scaleAt(q1), dw, 1);
+    dw = v128.load32_lane(scaleAt(q2), dw, 2);
+    dw = v128.load32_lane(scaleAt(q3), dw, 3);
+    const d = f32x4.mul(dw, v128.load32_splat(pd));
+    const s0 = isum<K>(q0, px);
+    sink = s0;
+    const s1 = isum<K>(q1, px);
+    sink = s1;
+    const s2 = isum<K>(q2, px);
+    sink = s2;
+    const t = totals4(s0, s1, s2, isum<K>(q3, px));
+    a01 = chain(a01, t, d);
+    a23 = chain(a23, high(t), high(d));
+    q0 += blockBytes<K>(); q1 += blockBytes<K>(); q2 += blockBytes<K>(); q3 += blockBytes<K>();
+    px += X_BYTES;
+    pd += 4;
   }
-  for (; o < oEnd; o++) {
-    let a = f32x4.splat(0);
-    let q = w + <usize>o * rowBytes;
-    let px = x0;
-    let pd = d0;
-    while (pd < dEnd) {
-      const d = scale(q) * load<f32>(pd);
-      a = step(a, isum<K>(q, px), d);
-      q += blockBytes<K>();
-      px += X_BYTES;
-      pd += 4;
-    }
-    storeOut(out, bias, r, o, outDim, a);
-  }
+  storeOut(out, bias, r, c0, outDim, f64x2.extract_lane(a01, 0));
+  storeOut(out, bias, r, c1, outDim, f64x2.extract_lane(a01, 1));
+  storeOut(out, bias, r, c2, outDim, f64x2.extract_lane(a23, 0));
+  storeOut(out, bias, r, c3, outDim, f64x2.extract_lane(a23, 1));
 }
 
 /**
- * The share of thread tid: output columns [o0, o1), tile by tile, every row of the batch per tile. xq / xd hold the
- * activations quantized by quantizeActivations.
+ * The share of thread tid: output columns [o0, o1) cut into 8 runs of `run` columns; a tile is one column from each
+ * run (matmul.ts), so the weights stream from 8 places, and every row of the batch passes over a tile while its 8
+ * weight rows are in L1/L2. xq / xd hold the activations quantized by quantizeActivations.
  */
 function quantShare<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, rows: i32, inDim: i32, outDim: i32,
   tid: i32, nt: i32): void {
   const o0 = shareStart(outDim, 8, tid, nt);
   const o1 = shareEnd(outDim, 8, tid, nt);
-  // One row reuses nothing across tiles: its pairs of columns (rows1) may as well be the whole share apart.
-  if (rows == 1) {
-    rows1<K>(out, xq, xd, w, bias, 0, inDim, outDim, o0, o1);
-    return;
+  const r4 = rows & ~3;
+  const run = (o1 - o0) >> 3;
+  for (let j = 0; j < run; j++) {
+    const c = o0 + j;
+    for (let r = 0; r < r4; r += 4) {
+      for (let k = 0; k < 8; k++) rows4<K>(out, xq, xd, w, bias, r, inDim, outDim, c + k * run);
+    }
+    for (let r = r4; r < rows; r++) {
+      cols4<K>(out, xq, xd, w, bias, r, inDim, outDim, c, c + run, c + 2 * run, c + 3 * run);
+      cols4<K>(out, xq, xd, w, bias, r, inDim, outDim, c + 4 * run, c + 5 * run, c + 6 * run, c + 7 * run);
+    }
   }
-  for (let t = o0; t < o1; t += TILE) {
-    const te = min(t + TILE, o1);
-    let r = 0;
-    for (; r + 4 <= rows; r += 4) rows4<K>(out, xq, xd, w, bias, r, inDim, outDim, t, te);
-    for (; r < rows; r++) rows1<K>(out, xq, xd, w, bias, r, inDim, outDim, t, te);
+  // The fewer than 8 columns left, by the same kernels: a group of four repeats the last column where it runs out.
+  for (let c = o0 + 8 * run; c < o1; c += 4) {
+    const last = o1 - 1;
+    for (let r = 0; r < r4; r += 4) {
+      for (let o = c; o < min(c + 4, o1); o++) rows4<K>(out, xq, xd, w, bias, r, inDim, outDim, o);
+    }
+    for (let r = r4; r < rows; r++) {
+      cols4<K>(out, xq, xd, w, bias, r, inDim, outDim, c, min(c + 1, last), min(c + 2, last), min(c + 3, last));
+    }
   }
 }
 
