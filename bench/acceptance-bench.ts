@@ -3,6 +3,7 @@
 // greedy and at temperature 1 (exact verification: the output is the model's own). A measurement, not a test.
 //
 //   node dist/bench/acceptance-bench.js [--prompts N] [--tokens N] [--drafter DIR] [--threads N]
+//     [--widths 1,2,4,8] [--lengths 2,3,4,5,6]   (a sub-grid, for quick comparisons between drafters)
 
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -24,8 +25,9 @@ const drafterDir = resolve(flag('--drafter', join(here, '..', '..', 'models', 's
 const promptCount = Number(flag('--prompts', String(HELDOUT_PROMPTS.length)));
 const maxTokens = Number(flag('--tokens', '128'));
 const threads = Number(flag('--threads', '1'));
-const widths = [1, 2, 4, 8];
-const lengths = [2, 3, 4, 5, 6];
+const list = (text: string): number[] => text.split(',').map(Number);
+const widths = list(flag('--widths', '1,2,4,8'));
+const lengths = list(flag('--lengths', '2,3,4,5,6'));
 
 const files = await resolveDefaultModel();
 const loaded = await loadModel({ model: files.model, tokenizer: files.tokenizer, threads });
