@@ -8,7 +8,7 @@ import { integer } from './options.js';
 export interface ModelFlags {
   model?: string;
   tokenizer?: string;
-  threads?: number;
+  threads?: number | 'auto';
   context?: number;
 }
 
@@ -16,8 +16,13 @@ export function addModelOptions(command: Command): Command {
   return command
     .option('-m, --model <path>', 'llama2.c checkpoint, GGUF file or Hugging Face folder (default: stories260K)')
     .option('--tokenizer <path>', 'tokenizer.bin, tokenizer.json or GGUF (default: embedded or found beside the model)')
-    .option('--threads <n>', 'computing threads', integer(1, 64), 1)
+    .option('--threads <n>', 'computing threads, or "auto": every core for models big enough to gain from them, ' +
+      'else 1', threadCount, 'auto')
     .option('--context <n>', 'context length (default: the model\'s, at most 4096)', integer(1));
+}
+
+function threadCount(value: string): number | 'auto' {
+  return value === 'auto' ? 'auto' : integer(1, 64)(value);
 }
 
 export async function openModel(flags: ModelFlags): Promise<LoadedModel> {
