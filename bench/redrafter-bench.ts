@@ -92,19 +92,27 @@ async function runSection(spec: ModelSpec): Promise<SectionResult> {
     try {
       if (threads === 2 && values.beams === undefined) {
         for (const temperature of TEMPERATURES) {
-          let bestSpeed = 0;
+          const sweepOptions = { prompts: BENCH_PROMPTS.slice(0, 3), tokens: quick ? 32 : 48, temperature, seed: 1 };
+          const cells: SectionResult['sweep'] = [];
           for (const beams of WIDTHS) {
             for (const beamLength of LENGTHS) {
-              const r = await compareSpeed(loaded, drafter, { prompts: BENCH_PROMPTS.slice(0, 3),
-                tokens: quick ? 32 : 48, beams, beamLength, temperature, seed: 1, rounds: 1 });
-              result.sweep.push({ temperature, beams, beamLength, speedup: r.speedup,
+              const r = await compareSpeed(loaded, drafter, { ...sweepOptions, beams, beamLength, rounds: 1 });
+              cells.push({ temperature, beams, beamLength, speedup: r.speedup,
                 tokensPerStep: r.redrafter.tokensPerStep, tokensPerSecond: r.redrafter.tokensPerSecond });
-              // The speed-up, not ReDrafter's tokens/s: it is a ratio of alternating rounds, so a change in machine
-              // speed between cells (other tenants, frequency) does not pick the winner.
-              if (r.speedup > bestSpeed) {
-                bestSpeed = r.speedup;
-                best.set(temperature, { beams, beamLength });
-              }
+            }
+          }
+          result.sweep.push(...cells);
+          // One round per cell is noisy on a shared machine (a burst of other work during one side's turn can
+          // double a ratio), so the three best cells are measured again over more rounds and the best of those
+          // runs. Ranked by speed-up, a ratio of alternating turns, not by tokens/s, which drifts with the machine.
+          const finalists = [...cells].sort((a, b) => b.speedup - a.speedup).slice(0, 3);
+          let bestSpeedup = 0;
+          for (const cell of finalists) {
+            const r = await compareSpeed(loaded, drafter, { ...sweepOptions, beams: cell.beams,
+              beamLength: cell.beamLength, rounds: 3 });
+            if (r.speedup > bestSpeedup) {
+              bestSpeedup = r.speedup;
+              best.set(temperature, { beams: cell.beams, beamLength: cell.beamLength });
             }
           }
         }
@@ -197,9 +205,10 @@ function report(sections: SectionResult[], llamaBench: Map<string, LlamaBenchRow
   for (const s of sections.filter((x) => x.sweep.length)) {
     for (const temperature of TEMPERATURES) {
       const cells = s.sweep.filter((x) => x.temperature === temperature);
-      const best = cells.reduce((a, b) => (b.speedup > a.speedup ? b : a));
+      const chosen = s.runs.find((r) => r.threads === 2 && r.temperature === temperature);
+      const best = cells.find((c) => c.beams === chosen?.beams && c.beamLength === chosen?.beamLength);
       lines.push('', `### W × L sweep: ${s.name}, 2 threads, ${temperature === 0 ? 'greedy' : `T = ${temperature}`} ` +
-        '(speed-up / tokens per step; best marked ★)', '');
+        '(speed-up in one round / tokens per step; ★ = the shape chosen after re-measuring the best three)', '');
       lines.push(`| W \\ L | ${LENGTHS.join(' | ')} |`, `|---|${LENGTHS.map(() => '---:').join('|')}|`);
       for (const w of WIDTHS) {
         lines.push(`| ${w} | ${LENGTHS.map((l) => {
