@@ -21,6 +21,7 @@ interface TrainFlags extends ModelFlags {
   weightDecay: number;
   warmup: number;
   softWeight: number;
+  stepDecay: number;
   data: string;
   samples: number;
   temperature: number;
@@ -36,6 +37,7 @@ interface TrainFlags extends ModelFlags {
   evalBeams: number;
   evalBeamLength: number;
   evalTokens: number;
+  evalSamples: number;
   evalCount?: number;
 }
 
@@ -75,6 +77,8 @@ export function registerTrainDrafter(program: Command): void {
       r.warmupRatio)
     .option('--soft-weight <w>', 'weight of the LLM\'s distribution in each target (0 = sampled token only)',
       decimal(0, 1), r.softWeight)
+    .option('--step-decay <x>', 'loss weight of step i ∝ x^(i−1) (1: equal weights, as Apple\'s recipe)',
+      decimal(0, 1), r.stepDecay)
     .option('--data <source>', '"distill" (sample from the model) or a text file to tokenize', dataSource, 'distill')
     .option('--samples <n>', 'distillation: sequences sampled from the model', integer(1), r.samples)
     .option('--temperature <t>', 'distillation: sampling temperature', decimal(0, 100), r.temperature)
@@ -93,6 +97,7 @@ export function registerTrainDrafter(program: Command): void {
     .option('--eval-beam-length <L>', 'evaluation beam length (counting the LLM\'s own token)', integer(2, 16),
       r.evalBeamLength)
     .option('--eval-tokens <n>', 'most tokens generated per evaluation prompt', integer(1), r.evalTokens)
+    .option('--eval-samples <n>', 'sampled texts per evaluation prompt at temperature 1', integer(1), r.evalSamples)
     .action(async (flags: TrainFlags) => {
       const loaded = await openModel(flags);
       try {
@@ -105,7 +110,7 @@ export function registerTrainDrafter(program: Command): void {
           recipe: {
             steps: flags.steps, batch: flags.batch, lr: flags.lr, predict: flags.predict, exitDim, layers: flags.layers,
             rnn: flags.rnn, weightDecay: flags.weightDecay, warmupRatio: flags.warmup, clip: r.clip, seed: flags.seed,
-            softWeight: flags.softWeight,
+            softWeight: flags.softWeight, stepDecay: flags.stepDecay,
           },
           data: flags.data === 'distill'
             ? { kind: 'distill', prompts, samples: flags.samples, temperature: flags.temperature,
@@ -115,7 +120,7 @@ export function registerTrainDrafter(program: Command): void {
           resume: flags.resume,
           checkpointEvery: flags.checkpointEvery,
           evaluation: { prompts: evalPrompts, beams: flags.evalBeams, beamLength: flags.evalBeamLength,
-            maxTokens: flags.evalTokens, every: flags.evalEvery },
+            maxTokens: flags.evalTokens, samplesPerPrompt: flags.evalSamples, every: flags.evalEvery },
           stream: process.stderr,
         });
         const accuracy = result.finalAccuracy.map((a) => `${Math.round(a * 100)}%`).join('/');

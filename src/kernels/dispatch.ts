@@ -25,6 +25,17 @@ export interface KernelExports {
     tid: number, nt: number): void;
   matmulQ4_0(out: number, xq: number, xd: number, w: number, bias: number, rows: number, inDim: number, outDim: number,
     tid: number, nt: number): void;
+  gradWeight(out: number, dY: number, x: number, rows: number, inDim: number, outDim: number, tid: number, nt: number): void;
+  gradInput(out: number, dY: number, w: number, add: number, rows: number, inDim: number, outDim: number, first: number,
+    count: number, tid: number, nt: number): void;
+  siluGrad(out: number, dOut: number, x: number, n: number, tid: number, nt: number): void;
+  columnSums(out: number, x: number, rows: number, cols: number, tid: number, nt: number): void;
+  crossEntropyGrad(out: number, logits: number, teacher: number, targets: number, params: number, results: number,
+    rows: number, n: number, tid: number, nt: number): void;
+  adamW(data: number, grad: number, m: number, v: number, n: number, params: number, tid: number, nt: number): void;
+  /** Single-threaded (a reduction whose order must not depend on the thread count). */
+  sumOfSquares(x: number, n: number): number;
+  scale(x: number, n: number, factor: number): void;
 }
 
 /** Kernel ids written to the control block. */
@@ -40,10 +51,17 @@ export const KERNEL = {
   attention: 9,
   matmulQ8_0: 10,
   matmulQ4_0: 11,
+  gradWeight: 12,
+  gradInput: 13,
+  siluGrad: 14,
+  columnSums: 15,
+  crossEntropyGrad: 16,
+  adamW: 17,
 } as const;
 
 export const KERNEL_NAMES: readonly string[] = ['none', 'matmul', 'matmulBias', 'rmsnorm', 'rope', 'softmax', 'siluMul',
-  'silu', 'add', 'attention', 'matmulQ8_0', 'matmulQ4_0'];
+  'silu', 'add', 'attention', 'matmulQ8_0', 'matmulQ4_0', 'gradWeight', 'gradInput', 'siluGrad', 'columnSums',
+  'crossEntropyGrad', 'adamW'];
 
 // Memory map: [0, 512 KiB) AssemblyScript static data (checked against staticEnd() at start-up), the control
 // block at 512 KiB, the f16 → f32 table of the quantized kernels at 576 KiB (256 KiB, quant.ts), the heap from
@@ -146,6 +164,24 @@ export function runShare(ex: KernelExports, kernel: number, i: Int32Array, f: Fl
       return;
     case KERNEL.matmulQ4_0:
       ex.matmulQ4_0(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], i[a + 5], i[a + 6], i[a + 7], tid, nt);
+      return;
+    case KERNEL.gradWeight:
+      ex.gradWeight(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], i[a + 5], tid, nt);
+      return;
+    case KERNEL.gradInput:
+      ex.gradInput(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], i[a + 5], i[a + 6], i[a + 7], i[a + 8], tid, nt);
+      return;
+    case KERNEL.siluGrad:
+      ex.siluGrad(i[a], i[a + 1], i[a + 2], i[a + 3], tid, nt);
+      return;
+    case KERNEL.columnSums:
+      ex.columnSums(i[a], i[a + 1], i[a + 2], i[a + 3], tid, nt);
+      return;
+    case KERNEL.crossEntropyGrad:
+      ex.crossEntropyGrad(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], i[a + 5], i[a + 6], i[a + 7], tid, nt);
+      return;
+    case KERNEL.adamW:
+      ex.adamW(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], i[a + 5], tid, nt);
       return;
     default:
       throw new Error(`runShare: unknown kernel id ${kernel}`);

@@ -198,6 +198,63 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
       p.run(KERNEL.attention);
     },
 
+    gradWeight(out: Ptr, dY: Ptr, x: Ptr, rows: number, inDim: number, outDim: number): void {
+      const p = parallel(outDim < 8 ? 0 : rows * inDim * outDim);
+      if (p === null) return ex.gradWeight(out, dY, x, rows, inDim, outDim, 0, 1);
+      args[0] = out; args[1] = dY; args[2] = x; args[3] = rows; args[4] = inDim; args[5] = outDim;
+      p.run(KERNEL.gradWeight);
+    },
+
+    gradInput(out: Ptr, dY: Ptr, w: Ptr, rows: number, inDim: number, outDim: number, add: Ptr = 0, first = 0,
+      count = inDim - first): void {
+      if (!(first >= 0 && count >= 0 && first + count <= inDim)) {
+        throw new RangeError(`gradInput: columns ${first}..${first + count} outside 0..${inDim}`);
+      }
+      const p = parallel(rows < 4 ? 0 : rows * count * outDim);
+      if (p === null) return ex.gradInput(out, dY, w, add, rows, inDim, outDim, first, count, 0, 1);
+      args[0] = out; args[1] = dY; args[2] = w; args[3] = add; args[4] = rows; args[5] = inDim; args[6] = outDim;
+      args[7] = first; args[8] = count;
+      p.run(KERNEL.gradInput);
+    },
+
+    siluGrad(out: Ptr, dOut: Ptr, x: Ptr, n: number): void {
+      const p = parallel(n * 8);
+      if (p === null) return ex.siluGrad(out, dOut, x, n, 0, 1);
+      args[0] = out; args[1] = dOut; args[2] = x; args[3] = n;
+      p.run(KERNEL.siluGrad);
+    },
+
+    columnSums(out: Ptr, x: Ptr, rows: number, cols: number): void {
+      const p = parallel(cols < 32 ? 0 : rows * cols);
+      if (p === null) return ex.columnSums(out, x, rows, cols, 0, 1);
+      args[0] = out; args[1] = x; args[2] = rows; args[3] = cols;
+      p.run(KERNEL.columnSums);
+    },
+
+    crossEntropyGrad(out: Ptr, logits: Ptr, teacher: Ptr, targets: Ptr, params: Ptr, results: Ptr, rows: number,
+      n: number): void {
+      const p = parallel(rows < 2 ? 0 : rows * n * 16);
+      if (p === null) return ex.crossEntropyGrad(out, logits, teacher, targets, params, results, rows, n, 0, 1);
+      args[0] = out; args[1] = logits; args[2] = teacher; args[3] = targets; args[4] = params; args[5] = results;
+      args[6] = rows; args[7] = n;
+      p.run(KERNEL.crossEntropyGrad);
+    },
+
+    adamW(data: Ptr, grad: Ptr, m: Ptr, v: Ptr, n: number, params: Ptr): void {
+      const p = parallel(n * 16);
+      if (p === null) return ex.adamW(data, grad, m, v, n, params, 0, 1);
+      args[0] = data; args[1] = grad; args[2] = m; args[3] = v; args[4] = n; args[5] = params;
+      p.run(KERNEL.adamW);
+    },
+
+    sumOfSquares(x: Ptr, n: number): number {
+      return ex.sumOfSquares(x, n);
+    },
+
+    scale(x: Ptr, n: number, factor: number): void {
+      ex.scale(x, n, factor);
+    },
+
     async close(): Promise<void> {
       if (pool !== null) await pool.close();
     },

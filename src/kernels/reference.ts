@@ -1,6 +1,6 @@
 // Plain TypeScript versions of every kernel, on typed arrays: straightforward loops (double accumulation), the
-// ground truth the tests compare the WebAssembly kernels against with a tolerance. matmulQuant is the exception: it
-// follows the quantized kernels' f32 chain, so they agree to the bit.
+// ground truth the tests compare the WebAssembly kernels against with a tolerance. matmulQuant and the training
+// kernels are the exception: they follow the kernels' f32 (or f64) chains, so they agree to the bit.
 import type { RopeLayout } from './types.js';
 
 export function matmul(out: Float32Array, x: Float32Array, w: Float32Array, rows: number, inDim: number, outDim: number): void {
@@ -198,5 +198,98 @@ export function matmulQuant(type: 'q8_0' | 'q4_0', out: Float32Array, x: Float32
       }
       out[t * outDim + o] = bias ? Math.fround(acc + bias[o]) : acc;
     }
+  }
+}
+
+// Training kernels (types.ts): one f32 chain per output element, acc = f32(acc + f32(a·b)) from acc = 0.
+
+export function gradWeight(out: Float32Array, dY: Float32Array, x: Float32Array, rows: number, inDim: number,
+  outDim: number): void {
+  for (let o = 0; o < outDim; o++) {
+    for (let i = 0; i < inDim; i++) {
+      let acc = 0;
+      for (let r = 0; r < rows; r++) acc = Math.fround(acc + Math.fround(dY[r * outDim + o] * x[r * inDim + i]));
+      out[o * inDim + i] = acc;
+    }
+  }
+}
+
+export function gradInput(out: Float32Array, dY: Float32Array, w: Float32Array, rows: number, inDim: number,
+  outDim: number, add: Float32Array | null = null, first = 0, count = inDim - first): void {
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < count; c++) {
+      let acc = 0;
+      for (let o = 0; o < outDim; o++) acc = Math.fround(acc + Math.fround(dY[r * outDim + o] * w[o * inDim + first + c]));
+      out[r * count + c] = add ? Math.fround(add[r * count + c] + acc) : acc;
+    }
+  }
+}
+
+/** dOut · silu'(x) in double: σ(x)(1 + x(1 − σ(x))). */
+export function siluGrad(out: Float32Array, dOut: Float32Array, x: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const s = 1 / (1 + Math.exp(-x[i]));
+    out[i] = dOut[i] * s * (1 + x[i] * (1 - s));
+  }
+}
+
+export function columnSums(out: Float32Array, x: Float32Array, rows: number, cols: number): void {
+  for (let c = 0; c < cols; c++) {
+    let acc = 0;
+    for (let r = 0; r < rows; r++) acc = Math.fround(acc + x[r * cols + c]);
+    out[c] = acc;
+  }
+}
+
+/** The f64 loop the kernel follows (types.ts); returns (ce, best) per row. */
+export function crossEntropyGrad(probs: Float32Array, logits: Float32Array, teacher: Float32Array | null,
+  targets: Int32Array, soft: number, scales: Float64Array, rows: number, n: number): Float64Array {
+  const results = new Float64Array(rows * 2);
+  for (let r = 0; r < rows; r++) {
+    const p = r * n;
+    const target = targets[r];
+    if (target < 0) {
+      probs.fill(0, p, p + n);
+      results[2 * r + 1] = -1;
+      continue;
+    }
+    let best = 0;
+    for (let v = 1; v < n; v++) if (logits[p + v] > logits[p + best]) best = v;
+    const lse = logits[p + best] - Math.log(probs[p + best]);
+    let ce = (1 - soft) * (lse - logits[p + target]);
+    if (soft > 0 && teacher) {
+      // Σ_v in the kernel's order: lanes v ≡ 0, 1, 2, 3 (mod 4) over v < n4, reduced ((0 + 1) + (2 + 3)), then the tail.
+      const lanes = [0, 0, 0, 0];
+      const n4 = n & ~3;
+      for (let v = 0; v < n; v++) {
+        const weight = soft * teacher[p + v];
+        const term = weight * (lse - logits[p + v]);
+        if (v < n4) lanes[v & 3] += term;
+        else {
+          if (v === n4) ce += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+          ce += term;
+        }
+        probs[p + v] = (probs[p + v] - weight) * scales[r];
+      }
+      if (n4 === n) ce += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    } else {
+      for (let v = 0; v < n; v++) probs[p + v] *= scales[r];
+    }
+    probs[p + target] -= (1 - soft) * scales[r];
+    results[2 * r] = ce;
+    results[2 * r + 1] = best;
+  }
+  return results;
+}
+
+/** One AdamW update as optim.ts's loop computes it (f64, m and v rounded to f32 when stored). */
+export function adamW(data: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, beta1: number,
+  beta2: number, correction1: number, correction2: number, epsilon: number, lr: number, decay: number): void {
+  for (let j = 0; j < data.length; j++) {
+    const g = grad[j];
+    m[j] = beta1 * m[j] + (1 - beta1) * g;
+    v[j] = beta2 * v[j] + (1 - beta2) * g * g;
+    const update = (m[j] / correction1) / (Math.sqrt(v[j] / correction2) + epsilon);
+    data[j] = data[j] * decay - lr * update;
   }
 }

@@ -80,6 +80,52 @@ export interface Kernels {
    */
   attention(out: Ptr, q: Ptr, queries: Ptr, rows: number, nHeads: number, nKvHeads: number, headDim: number,
     scale: number, maxKeys: number): void;
+
+  // Training (src/train/graph.ts, src/train/optim.ts). Every result is computed in an order fixed by its own inputs
+  // (the products and column sums: one f32 chain per element over the reduction index in order, acc = 0 then
+  // acc += term), so its bits depend neither on the thread count nor on the rest of the batch.
+
+  /**
+   * The weight gradient of out = x·wᵀ: out[o][i] = Σ_r dY[r][o] · x[r][i] (r in order) for dY [rows, outDim],
+   * x [rows, inDim], out [outDim, inDim]. rows 0 gives zeros.
+   */
+  gradWeight(out: Ptr, dY: Ptr, x: Ptr, rows: number, inDim: number, outDim: number): void;
+  /**
+   * The input gradient of out = x·wᵀ: out[r][c] = (add[r][c] +) Σ_o dY[r][o] · w[o][first + c] (o in order) for
+   * c < count, dY [rows, outDim], w [outDim, inDim], out and add [rows, count]. Defaults: no add (0), all the columns
+   * (first 0, count inDim). add may equal out; out must not overlap dY or w.
+   */
+  gradInput(out: Ptr, dY: Ptr, w: Ptr, rows: number, inDim: number, outDim: number, add?: Ptr, first?: number,
+    count?: number): void;
+  /** out[i] = dOut[i] · silu'(x[i]), silu' computed with the exp of `silu`. out may equal dOut or x. */
+  siluGrad(out: Ptr, dOut: Ptr, x: Ptr, n: number): void;
+  /** out[c] = Σ_r x[r][c] (r in order) for x [rows, cols]: a bias gradient. */
+  columnSums(out: Ptr, x: Ptr, rows: number, cols: number): void;
+  /**
+   * Cross-entropy against soft targets and its gradient with respect to the logits (see src/train/graph.ts). For
+   * row r with targets[r] (i32) ≥ 0: out[r] = softmax(logits[r]) and teacher[r] = softmax(teacher[r]) in place, with
+   * the bits of `softmax`; then in f64: best = first argmax of the logits, lse = ℓ_best − ln p_best,
+   * ce = (1 − soft)(lse − ℓ_target) + Σ_v soft·q_v·(lse − ℓ_v), and out[r][v] = f32((p_v − soft·q_v)·scale_r), minus
+   * (1 − soft)·scale_r at the target. A row with a negative target gets a zero gradient (its teacher row is left as
+   * it is). params is f64 [1 + rows]: soft, then scale_r; teacher is [rows, n] logits, or 0 for none (soft 0).
+   * results is f64 [rows, 2]: (ce, best), (0, −1) for no target. Σ_v is summed in 4 lanes over v < n & ~3 (lane
+   * v mod 4), reduced ((0 + 1) + (2 + 3)), then the tail in order. out must not overlap logits or teacher.
+   */
+  crossEntropyGrad(out: Ptr, logits: Ptr, teacher: Ptr, targets: Ptr, params: Ptr, results: Ptr, rows: number,
+    n: number): void;
+  /**
+   * One AdamW update of n f32 parameters in place, in f64 element by element exactly as this loop (src/train/optim.ts):
+   * m ← f32(β1·m + (1−β1)·g), v ← f32(β2·v + (1−β2)·g·g), data ← f32(data·decay − lr·((m / c1) / (√(v / c2) + ε))).
+   * params is f64 [9]: β1, 1 − β1, β2, 1 − β2, c1, c2, ε, lr, decay.
+   */
+  adamW(data: Ptr, grad: Ptr, m: Ptr, v: Ptr, n: number, params: Ptr): void;
+  /**
+   * Σ x_i² over n f32 in f64, on the calling thread: 4 lanes over i < n & ~3 (lane i mod 4), reduced
+   * ((0 + 1) + (2 + 3)), then the tail in order.
+   */
+  sumOfSquares(x: Ptr, n: number): number;
+  /** x[i] = f32(x[i] · factor), the product in f64 (as a JS loop over a Float32Array computes it). */
+  scale(x: Ptr, n: number, factor: number): void;
   /** Stops the worker threads. The kernels are unusable afterwards. */
   close(): Promise<void>;
 }

@@ -28,6 +28,8 @@ export interface TrainingRecipe {
   seed: number;
   /** Weight of the LLM's own distribution in each step's target (0 = the sampled token only). */
   softWeight: number;
+  /** Loss weight of step i is stepDecay^(i−1), normalised to sum to T (absent in older checkpoints: 1). */
+  stepDecay?: number;
 }
 
 export interface TrainingState {

@@ -42,9 +42,12 @@ function logSumExp(values: number[]): number {
   return Math.log(values.reduce((acc, l) => acc + Math.exp(l - max), 0)) + max;
 }
 
-/** Spec §6.1 in float64, straight from the equations (soft > 0: the mixed target of GraphOptions.teacher). */
+/**
+ * Spec §6.1 in float64, straight from the equations (soft > 0: the mixed target of GraphOptions.teacher; decay < 1:
+ * step i weighted by decay^(i−1), the weights scaled to sum to T).
+ */
 function referenceLoss(weights: Map<string, Float64Array>, config: DrafterWeights['config'], embedding: Float32Array,
-  batch: TrainingBatch, T: number, soft = 0): number {
+  batch: TrainingBatch, T: number, soft = 0, decay = 1): number {
   const { hiddenSize: H, exitDim: E, vocabSize: V, numDraftLayers: R, rnn } = config;
   const t = (name: string): Float64Array => weights.get(name)!;
   const sums = new Array<number>(T).fill(0);
@@ -83,7 +86,9 @@ function referenceLoss(weights: Map<string, Float64Array>, config: DrafterWeight
       counts[i]++;
     }
   }
-  return sums.reduce((acc, sum, i) => acc + (counts[i] > 0 ? sum / counts[i] : 0), 0);
+  let weightSum = 0;
+  for (let i = 0; i < T; i++) weightSum += decay ** i;
+  return sums.reduce((acc, sum, i) => acc + (counts[i] > 0 ? ((decay ** i * T) / weightSum) * (sum / counts[i]) : 0), 0);
 }
 
 interface Case {
@@ -95,6 +100,7 @@ interface Case {
   T: number;
   B: number;
   soft?: number;
+  stepDecay?: number;
 }
 
 function setup(kernels: Kernels, c: Case, seed: number) {
@@ -120,13 +126,14 @@ async function checkGradients(c: Case): Promise<void> {
   try {
     const { weights, embedding, batch } = setup(kernels, c, 7);
     const soft = c.soft ?? 0;
+    const decay = c.stepDecay ?? 1;
     const graph = createTrainingGraph(kernels, weights.config, embedding, { maxBatch: c.B + 3, predict: c.T,
-      teacher: { classifier: embedding, softWeight: soft } });
+      teacher: { classifier: embedding, softWeight: soft }, stepDecay: decay });
     graph.setWeights(weights);
     const result = graph.forwardBackward(batch);
     const reference = new Map<string, Float64Array>();
     for (const [name, data] of weights.tensors) reference.set(name, Float64Array.from(data));
-    const loss = referenceLoss(reference, weights.config, embedding, batch, c.T, soft);
+    const loss = referenceLoss(reference, weights.config, embedding, batch, c.T, soft, decay);
     assert.ok(Math.abs(result.loss - loss) <= 1e-5 * Math.abs(loss), `loss ${result.loss} vs reference ${loss}`);
     const step = 1e-4;
     for (const tensor of graph.tensors) {
@@ -136,9 +143,9 @@ async function checkGradients(c: Case): Promise<void> {
       for (let j = 0; j < values.length; j++) {
         const saved = values[j];
         values[j] = saved + step;
-        const plus = referenceLoss(reference, weights.config, embedding, batch, c.T, soft);
+        const plus = referenceLoss(reference, weights.config, embedding, batch, c.T, soft, decay);
         values[j] = saved - step;
-        const minus = referenceLoss(reference, weights.config, embedding, batch, c.T, soft);
+        const minus = referenceLoss(reference, weights.config, embedding, batch, c.T, soft, decay);
         values[j] = saved;
         const numeric = (plus - minus) / (2 * step);
         diff += (tensor.grad[j] - numeric) ** 2;
@@ -166,6 +173,10 @@ test('gradients match finite differences: rnn, input projection (E ≠ 2H), two 
 test('gradients match finite differences: soft targets (the LLM\'s distribution mixed with the sampled token)', async () => {
   await checkGradients({ H: 8, V: 24, E: 12, R: 2, rnn: true, T: 3, B: 5, soft: 0.7 });
   await checkGradients({ H: 6, V: 20, E: 12, R: 1, rnn: true, T: 2, B: 4, soft: 1 });
+});
+
+test('gradients match finite differences: steps weighted by a decay (stepDecay)', async () => {
+  await checkGradients({ H: 8, V: 24, E: 12, R: 2, rnn: true, T: 4, B: 5, soft: 0.5, stepDecay: 0.6 });
 });
 
 test('gradients match finite differences: rnn, E = 2H (no input projection), one block', async () => {
@@ -205,4 +216,26 @@ test('the training forward reproduces the inference head bit for bit', async () 
   } finally {
     await kernels.close();
   }
+});
+
+test('the gradient has the same bits on 1 thread and on 2 threads splitting every call', async () => {
+  const c: Case = { H: 16, V: 40, E: 24, R: 2, rnn: true, T: 3, B: 37 };
+  const grads: Float32Array[][] = [];
+  const losses: number[] = [];
+  for (const threads of [1, 2]) {
+    const kernels = await createKernels({ threads, minParallelWork: 0 });
+    try {
+      const { weights, embedding, batch } = setup(kernels, c, 11);
+      const graph = createTrainingGraph(kernels, weights.config, embedding, { maxBatch: c.B, predict: c.T,
+        teacher: { classifier: embedding, softWeight: 0.5 }, stepDecay: 0.7 });
+      graph.setWeights(weights);
+      losses.push(graph.forwardBackward(batch).loss);
+      grads.push(graph.tensors.map((t) => t.grad.slice()));
+      graph.dispose();
+    } finally {
+      await kernels.close();
+    }
+  }
+  assert.equal(losses[1], losses[0]);
+  grads[0].forEach((g, i) => assert.deepEqual(grads[1][i], g, `tensor ${i}`));
 });

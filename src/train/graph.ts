@@ -4,10 +4,10 @@
 // next tokens x_{p+1} … x_{p+T+1}, step i = 1..T feeds x_{p+i} and predicts x_{p+i+1}:
 //   s_i = SiLU(W e(x_{p+i}) + (U s_{i−1} + b)),  s_0 = 0          (or s_i = s_{i−1} + e(x_{p+i}) without rnn)
 //   z_0 = [h_p, s_i] (→ A z_0 + a when E ≠ 2H),  z_{r+1} = z_r + SiLU(M_r z_r + c_r),  ℓ_i = O z_R
-//   loss = Σ_i mean_b CE(ℓ_i, x_{p+i+1})
+//   loss = Σ_i w_i · mean_b CE(ℓ_i, x_{p+i+1})      (w_i = 1 as in Apple's recipe, or decaying with i: stepDecay)
 // The forward issues exactly the kernel calls of src/drafter/drafter.ts, so its logits are bit-identical to the
-// inference head's. Gradients use the same matmul kernel on transposed copies (out = x·wᵀ, so dW = dYᵀ·X is
-// matmul(dYᵀ, Xᵀ)); elementwise work and reductions are plain loops in a fixed order, so a batch's gradient depends on
+// inference head's. The backward runs on the training kernels (types.ts: gradWeight = dYᵀ·X, gradInput = dY·W,
+// siluGrad, columnSums, crossEntropyGrad), each output one chain in a fixed order, so a batch's gradient depends on
 // neither the thread count nor anything but the batch. The LLM and its embedding table are read, never written.
 
 import type { Kernels, Ptr } from '../kernels/types.js';
@@ -33,7 +33,7 @@ export interface TrainingBatch {
 }
 
 export interface BatchResult {
-  /** Σ over steps of the mean cross-entropy (the training objective). */
+  /** Σ over steps of the weighted mean cross-entropy (the training objective). */
   loss: number;
   /** Mean cross-entropy per step (0 where a step had no target). */
   stepLoss: Float64Array;
@@ -53,6 +53,8 @@ export interface TrainableTensor {
   readonly grad: Float32Array;
   /** Weight decay applies to weight matrices, not to biases (as Hugging Face's Trainer does). */
   readonly decay: boolean;
+  /** The kernels whose heap holds data and grad (the optimizer runs there: optim.ts). */
+  readonly kernels: Kernels;
 }
 
 export interface TrainingGraph {
@@ -83,6 +85,12 @@ export interface GraphOptions {
    * view into the heap). Soft targets carry the whole distribution of the next token instead of one sample of it.
    */
   teacher?: { classifier: Float32Array; softWeight: number };
+  /**
+   * Step i (1-based) of the summed loss is weighted by stepDecay^(i−1), the weights scaled to sum to T (1 = Apple's
+   * equal weights). Why decay: a drafted token only counts when every earlier one was accepted, so the first steps
+   * carry most of the tokens per decoding step.
+   */
+  stepDecay?: number;
 }
 
 export function createTrainingGraph(kernels: Kernels, config: DrafterConfig, tokenEmbedding: Float32Array,
@@ -90,6 +98,11 @@ export function createTrainingGraph(kernels: Kernels, config: DrafterConfig, tok
   const { hiddenSize: H, exitDim: E, vocabSize: V, numDraftLayers: R, rnn } = config;
   const T = options.predict;
   const maxB = options.maxBatch;
+  const decay = options.stepDecay ?? 1;
+  if (!(decay > 0 && decay <= 1)) throw new RangeError(`stepDecay: expected a number in (0, 1], got ${decay}`);
+  const rawWeights = Array.from({ length: T }, (_, i) => decay ** i);
+  const weightSum = rawWeights.reduce((a, b) => a + b, 0);
+  const stepWeights = rawWeights.map((w) => (w * T) / weightSum);
   if (!Number.isInteger(T) || T < 1) throw new RangeError(`predict: expected an integer ≥ 1, got ${T}`);
   if (!Number.isInteger(maxB) || maxB < 1) throw new RangeError(`maxBatch: expected an integer ≥ 1, got ${maxB}`);
   if (tokenEmbedding.length !== V * H) {
@@ -114,7 +127,7 @@ export function createTrainingGraph(kernels: Kernels, config: DrafterConfig, tok
     const ptr = alloc(size);
     const gradPtr = alloc(size);
     slots.set(name, { name, shape, ptr, gradPtr, data: heap.f32(ptr, size), grad: heap.f32(gradPtr, size),
-      decay: shape.length === 2 });
+      decay: shape.length === 2, kernels });
   }
   const slot = (name: string): Slot => slots.get(name)!;
 
@@ -137,26 +150,33 @@ export function createTrainingGraph(kernels: Kernels, config: DrafterConfig, tok
   const logitsPtr = alloc(N * V);
   const probs = alloc(N * V);
   // Backward scratch.
-  const wide = Math.max(E, D);
-  const transposedA = alloc(N * Math.max(V, wide));
-  const transposedB = alloc(N * wide);
-  const dz = alloc(N * wide);
-  const dPre = alloc(N * wide);
-  const dTmp = alloc(N * wide);
-  const weightT = alloc(Math.max(V * E, E * E, D * E, H * H));
+  const dz = alloc(N * E);
+  const dPre = alloc(N * E);
   const dState = alloc(N * H);
-  const carry = alloc(maxB * H);
+  // crossEntropyGrad's rows: targets (i32), soft and the row scales (f64), results (ce, best) (f64 pairs).
+  const targetsPtr = alloc(N);
+  const paramsPtr = alloc(2 * (N + 1));
+  const resultsPtr = alloc(4 * N);
   const teacher = options.teacher && options.teacher.softWeight > 0 ? options.teacher : null;
   if (teacher && teacher.classifier.length !== V * H) {
     throw new RangeError(`teacher classifier: expected ${V}×${H} floats, got ${teacher.classifier.length}`);
   }
   const teacherHidden = teacher ? alloc(N * H) : 0;
-  const teacherProbs = teacher ? alloc(N * V) : 0;
+  const teacherLogits = teacher ? alloc(N * V) : 0;
+  // Cᵀ [H, V], so that the teacher's logits h·Cᵀ are gradInput's dY·W (its rank-1 loop runs ~1.5× the matmul's
+  // speed at inDim = H); the classifier is frozen, so one copy serves the whole training.
+  const classifierT = teacher ? alloc(H * V) : 0;
 
   // One view of the whole memory: buffers are addressed by float offset (ptr / 4).
   const memory = heap.f32(0, heap.memory.buffer.byteLength / 4);
   const embeddingBase = tokenEmbedding.byteOffset / 4;
   const at = (ptr: Ptr): number => ptr / 4;
+  if (teacher) {
+    for (let v = 0; v < V; v++) for (let h = 0; h < H; h++) memory[at(classifierT) + h * V + v] = teacher.classifier[v * H + h];
+  }
+  const targets = heap.i32(targetsPtr, N);
+  const params = new Float64Array(heap.memory.buffer, paramsPtr, N + 1);
+  const results = new Float64Array(heap.memory.buffer, resultsPtr, 2 * N);
 
   let B = 0;
   const stepLoss = new Float64Array(T);
@@ -224,8 +244,6 @@ export function createTrainingGraph(kernels: Kernels, config: DrafterConfig, tok
   /** Softmax, loss and metrics; leaves dLoss/dlogits in `probs` (zero rows for absent targets). */
   function lossAndLogitGrad(batch: TrainingBatch): BatchResult {
     const rows = T * B;
-    memory.copyWithin(at(probs), at(logitsPtr), at(logitsPtr) + rows * V);
-    kernels.softmax(probs, rows, V);
     if (teacher) {
       if (!batch.targetHidden || batch.targetHidden.length < B * T * H) {
         throw new RangeError(`batch: soft targets need targetHidden (${B}×${T}×${H} floats)`);
@@ -236,149 +254,84 @@ export function createTrainingGraph(kernels: Kernels, config: DrafterConfig, tok
           memory.set(batch.targetHidden.subarray(from, from + H), at(teacherHidden) + (i * B + b) * H);
         }
       }
-      kernels.matmul(teacherProbs, teacherHidden, teacher.classifier.byteOffset, rows, H, V);
-      kernels.softmax(teacherProbs, rows, V);
+      kernels.gradInput(teacherLogits, teacherHidden, classifierT, rows, V, H);
     }
     const soft = teacher ? teacher.softWeight : 0;
     stepLoss.fill(0);
     stepCorrect.fill(0);
     stepCount.fill(0);
     for (let i = 0; i < T; i++) for (let b = 0; b < B; b++) if (batch.tokens[b * (T + 1) + i + 1] >= 0) stepCount[i]++;
+    params[0] = soft;
+    for (let i = 0; i < T; i++) {
+      const scale = stepCount[i] > 0 ? stepWeights[i] / stepCount[i] : 0;
+      for (let b = 0; b < B; b++) {
+        targets[i * B + b] = batch.tokens[b * (T + 1) + i + 1];
+        params[1 + i * B + b] = scale;
+      }
+    }
+    // Per row: both softmaxes, then probs becomes dLoss/dlogits and results gets (cross-entropy, argmax); see
+    // Kernels.crossEntropyGrad.
+    kernels.crossEntropyGrad(probs, logitsPtr, teacher ? teacherLogits : 0, targetsPtr, paramsPtr, resultsPtr, rows, V);
     let loss = 0;
     for (let i = 0; i < T; i++) {
-      const scale = stepCount[i] > 0 ? 1 / stepCount[i] : 0;
       let sum = 0;
       for (let b = 0; b < B; b++) {
-        const row = (i * B + b) * V;
-        const p = at(probs) + row;
-        const target = batch.tokens[b * (T + 1) + i + 1];
-        if (target < 0) {
-          memory.fill(0, p, p + V);
-          continue;
-        }
-        const l = at(logitsPtr) + row;
-        let best = 0;
-        for (let v = 1; v < V; v++) if (memory[l + v] > memory[l + best]) best = v;
-        if (best === target) stepCorrect[i]++;
-        // log q_v = ℓ_v − logsumexp(ℓ), the logsumexp read off the most likely token (q_best ≥ 1/V: no underflow).
-        const logSumExp = memory[l + best] - Math.log(memory[p + best]);
-        let ce = (1 - soft) * (logSumExp - memory[l + target]);
-        if (soft > 0) {
-          const t = at(teacherProbs) + row;
-          for (let v = 0; v < V; v++) {
-            const weight = soft * memory[t + v];
-            ce += weight * (logSumExp - memory[l + v]);
-            memory[p + v] = (memory[p + v] - weight) * scale;
-          }
-        } else {
-          for (let v = 0; v < V; v++) memory[p + v] *= scale;
-        }
-        memory[p + target] -= (1 - soft) * scale;
-        sum += ce;
+        const row = i * B + b;
+        if (targets[row] < 0) continue;
+        if (results[2 * row + 1] === targets[row]) stepCorrect[i]++;
+        sum += results[2 * row];
       }
       stepLoss[i] = stepCount[i] > 0 ? sum / stepCount[i] : 0;
-      loss += stepLoss[i];
+      loss += stepWeights[i] * stepLoss[i];
     }
     return { loss, stepLoss: stepLoss.slice(), stepCorrect: stepCorrect.slice(), stepCount: stepCount.slice() };
   }
 
-  /** dst[c][r] = src[r][c] for a rows × cols block; blocked so both sides stay in cache. */
-  function transpose(dst: Ptr, src: Ptr, rows: number, cols: number): void {
-    const s = at(src);
-    const d = at(dst);
-    const TILE = 32;
-    for (let r0 = 0; r0 < rows; r0 += TILE) {
-      const r1 = Math.min(r0 + TILE, rows);
-      for (let c0 = 0; c0 < cols; c0 += TILE) {
-        const c1 = Math.min(c0 + TILE, cols);
-        for (let r = r0; r < r1; r++) {
-          for (let c = c0; c < c1; c++) memory[d + c * rows + r] = memory[s + r * cols + c];
-        }
-      }
-    }
-  }
-
-  /** grad = dYᵀ·X for dY [rows, outDim] and X [rows, inDim]: the matmul kernel on transposed copies. */
-  function weightGradient(grad: Ptr, dY: Ptr, x: Ptr, rows: number, inDim: number, outDim: number): void {
-    transpose(transposedA, dY, rows, outDim);
-    transpose(transposedB, x, rows, inDim);
-    kernels.matmul(grad, transposedA, transposedB, outDim, rows, inDim);
-  }
-
-  /** grad[c] = Σ_r dY[r][c], summed in row order. */
-  function biasGradient(grad: Ptr, dY: Ptr, rows: number, cols: number): void {
-    const g = at(grad);
-    const d = at(dY);
-    memory.fill(0, g, g + cols);
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) memory[g + c] += memory[d + r * cols + c];
-  }
-
-  /** dX = dY·W for W [outDim, inDim] (matmul against Wᵀ). */
-  function inputGradient(dX: Ptr, dY: Ptr, w: Ptr, rows: number, inDim: number, outDim: number): void {
-    transpose(weightT, w, outDim, inDim);
-    kernels.matmul(dX, dY, weightT, rows, outDim, inDim);
-  }
-
-  /** out[j] = dOut[j] · SiLU'(pre[j]) = dOut · σ(u)(1 + u(1 − σ(u))). */
-  function siluBackward(out: Ptr, dOut: Ptr, pre: Ptr, n: number): void {
-    const o = at(out);
-    const d = at(dOut);
-    const u = at(pre);
-    for (let j = 0; j < n; j++) {
-      const x = memory[u + j];
-      const sigmoid = 1 / (1 + Math.exp(-x));
-      memory[o + j] = memory[d + j] * sigmoid * (1 + x * (1 - sigmoid));
-    }
-  }
-
+  // Backward (spec §6.1) for out = x·wᵀ (+ bias): dW = dYᵀ·X (gradWeight), db = Σ_rows dY (columnSums), dX = dY·W
+  // (gradInput).
   function backwardPass(): void {
+    const k = kernels;
     const rows = T * B;
     const vocab = slot(`lm_head.${R}.weight`);
-    weightGradient(vocab.gradPtr, probs, zs[R], rows, E, V);
-    inputGradient(dz, probs, vocab.ptr, rows, E, V);
+    k.gradWeight(vocab.gradPtr, probs, zs[R], rows, E, V);
+    k.gradInput(dz, probs, vocab.ptr, rows, E, V);
     for (let r = R - 1; r >= 0; r--) {
       const weight = slot(`lm_head.${r}.linear.weight`);
-      siluBackward(dPre, dz, preBlock[r], rows * E);
-      weightGradient(weight.gradPtr, dPre, zs[r], rows, E, E);
-      biasGradient(slot(`lm_head.${r}.linear.bias`).gradPtr, dPre, rows, E);
+      k.siluGrad(dPre, dz, preBlock[r], rows * E);
+      k.gradWeight(weight.gradPtr, dPre, zs[r], rows, E, E);
+      k.columnSums(slot(`lm_head.${r}.linear.bias`).gradPtr, dPre, rows, E);
       // Residual: dz_r = dz_{r+1} + dPre·M_r.
-      inputGradient(dTmp, dPre, weight.ptr, rows, E, E);
-      kernels.add(dz, dz, dTmp, rows * E);
+      k.gradInput(dz, dPre, weight.ptr, rows, E, E, dz);
     }
-    let dHead = dz;
     if (hasProjection) {
       const projection = slot('input_proj.weight');
-      weightGradient(projection.gradPtr, dz, headInput, rows, D, E);
-      biasGradient(slot('input_proj.bias').gradPtr, dz, rows, E);
-      inputGradient(dTmp, dz, projection.ptr, rows, D, E);
-      dHead = dTmp;
+      k.gradWeight(projection.gradPtr, dz, headInput, rows, D, E);
+      k.columnSums(slot('input_proj.bias').gradPtr, dz, rows, E);
     }
-    // The state half of each head-input row; the context half belongs to the frozen LLM.
-    const dh = at(dHead);
-    const ds = at(dState);
-    for (let row = 0; row < rows; row++) memory.copyWithin(ds + row * H, dh + row * D + H, dh + row * D + D);
     if (!rnn) return;
+    // The state half of each head-input row's gradient; the context half belongs to the frozen LLM.
+    if (hasProjection) {
+      k.gradInput(dState, dz, slot('input_proj.weight').ptr, rows, D, E, 0, H, H);
+    } else {
+      const dh = at(dz);
+      const ds = at(dState);
+      for (let row = 0; row < rows; row++) memory.copyWithin(ds + row * H, dh + row * D + H, dh + row * D + D);
+    }
 
     // Back through time: ds_i = dhead_i + dA_{i+1}·U, dA_i = ds_i ⊙ SiLU'(a_i); dState ends up holding dA.
     const u = slot('rnn_u.weight');
-    transpose(weightT, u.ptr, H, H);
-    const c = at(carry);
     for (let i = T - 1; i >= 0; i--) {
       const block = dState + i * B * H * 4;
-      if (i < T - 1) kernels.add(block, block, carry, B * H);
-      siluBackward(block, block, preState + i * B * H * 4, B * H);
-      if (i > 0) kernels.matmul(carry, block, weightT, B, H, H);
-      else memory.fill(0, c, c + B * H);
+      k.siluGrad(block, block, preState + i * B * H * 4, B * H);
+      if (i > 0) {
+        const before = block - B * H * 4;
+        k.gradInput(before, block, u.ptr, B, H, H, before);
+      }
     }
-    weightGradient(slot('rnn_w.weight').gradPtr, dState, embedded, rows, H, H);
-    const du = slot('rnn_u.weight');
-    if (T > 1) {
-      // s_0 = 0 contributes nothing: pair dA of steps 2..T with the states of steps 1..T−1.
-      weightGradient(du.gradPtr, dState + B * H * 4, state, (T - 1) * B, H, H);
-    } else {
-      du.grad.fill(0);
-    }
-    biasGradient(slot('rnn_u.bias').gradPtr, dState, rows, H);
+    k.gradWeight(slot('rnn_w.weight').gradPtr, dState, embedded, rows, H, H);
+    // s_0 = 0 contributes nothing: pair dA of steps 2..T with the states of steps 1..T−1 (none when T = 1: zeros).
+    k.gradWeight(u.gradPtr, dState + B * H * 4, state, (T - 1) * B, H, H);
+    k.columnSums(slot('rnn_u.bias').gradPtr, dState, rows, H);
   }
 
   const tensors = [...slots.values()];

@@ -2,9 +2,9 @@
 // (see its TRAINING.md for the command, data, time and metrics).
 
 export const DEFAULT_RECIPE = {
-  steps: 10000,
+  steps: 14000,
   batch: 256,
-  lr: 3e-3,
+  lr: 5e-3,
   predict: 5,
   exitDim: 256,
   layers: 2,
@@ -13,10 +13,11 @@ export const DEFAULT_RECIPE = {
   warmupRatio: 0.05,
   clip: 1.0,
   softWeight: 0.5,
+  stepDecay: 0.6,
   seed: 0,
-  samples: 4000,
+  samples: 5000,
   temperature: 1.0,
-  greedyFraction: 0.5,
+  greedyFraction: 0.2,
   leadIn: 32,
   maxTokens: 384,
   evalEvery: 0,
@@ -24,4 +25,5 @@ export const DEFAULT_RECIPE = {
   evalBeams: 8,
   evalBeamLength: 5,
   evalTokens: 128,
+  evalSamples: 4,
 } as const;

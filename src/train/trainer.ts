@@ -28,6 +28,8 @@ export interface EvalSettings {
   beams: number;
   beamLength: number;
   maxTokens: number;
+  /** Sampled texts per prompt at temperature 1 (seeds 1 + k + 1000·r). */
+  samplesPerPrompt: number;
   /** Updates between evaluations; 0 = only at the end. */
   every: number;
 }
@@ -117,7 +119,7 @@ export async function trainDrafter(loaded: LoadedModel, options: TrainDrafterOpt
   const soft = recipe.softWeight ?? 0;
   const classifier = soft > 0 ? classifierOf(loaded) : null;
   const graph = createTrainingGraph(loaded.kernels, config, loaded.model.tokenEmbedding, {
-    maxBatch: recipe.batch, predict: recipe.predict,
+    maxBatch: recipe.batch, predict: recipe.predict, stepDecay: recipe.stepDecay ?? 1,
     teacher: classifier ? { classifier: classifier.view, softWeight: soft } : undefined,
   });
   const optimizer = createAdamWState(graph.tensors);
@@ -176,14 +178,15 @@ export async function trainDrafter(loaded: LoadedModel, options: TrainDrafterOpt
   const logFile = join(trainDir, 'log.jsonl');
   const record = (entry: Record<string, unknown>): void => appendFileSync(logFile, JSON.stringify(entry) + '\n');
   const evaluate = async (): Promise<{ greedy: DecodingEval; sampled: DecodingEval } | null> => {
-    const { prompts, beams, beamLength, maxTokens } = options.evaluation;
+    const { prompts, beams, beamLength, maxTokens, samplesPerPrompt } = options.evaluation;
     if (prompts.length === 0) return null;
     const weights = graph.weights();
-    const settings = { beams, beamLength, maxTokens, seed: 1 };
+    const settings = { beams, beamLength, maxTokens, seed: 1, samplesPerPrompt };
     const greedy = await evaluateDecoding(loaded, weights, prompts, { ...settings, temperature: 0 });
     const sampled = await evaluateDecoding(loaded, weights, prompts, { ...settings, temperature: 1 });
     log(`eval @ ${step}: ${greedy.tokensPerStep.toFixed(2)} tokens/step greedy, ${sampled.tokensPerStep.toFixed(2)} ` +
-      `at temperature 1 (W=${beams}, L=${beamLength}, ${prompts.length} held-out prompts, ≤${maxTokens} tokens each)`);
+      `at temperature 1 (W=${beams}, L=${beamLength}, ${prompts.length} held-out prompts, ≤${maxTokens} tokens each, ` +
+      `${samplesPerPrompt} samples each at temperature 1)`);
     record({ step, eval: { beams, beamLength, greedy, sampled } });
     return { greedy, sampled };
   };

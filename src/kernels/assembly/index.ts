@@ -4,6 +4,8 @@
 import { matmulShare } from './matmul';
 import { attentionShare } from './attention';
 import { matmulQ8_0Share, matmulQ4_0Share } from './quant';
+import { gradWeightShare, gradInputShare, siluGradShare, columnSumsShare, crossEntropyGradShare, adamWShare } from './train';
+export { sumOfSquares, scale } from './train';
 import { rmsnormShare, softmaxShare, ropeShare, siluMulShare, siluShare, addShare } from './elementwise';
 
 /** End of the module's static data: the host keeps its control block and heap above it. */
@@ -61,4 +63,32 @@ export function add(out: usize, a: usize, b: usize, n: i32, tid: i32, nt: i32): 
 export function attention(out: usize, q: usize, queries: usize, rows: i32, nHeads: i32, nKvHeads: i32, headDim: i32,
   scale: f32, scratch: usize, scratchStride: i32, tid: i32, nt: i32): void {
   attentionShare(out, q, queries, rows, nHeads, nKvHeads, headDim, scale, scratch, scratchStride, tid, nt);
+}
+
+// Training (src/train/graph.ts's backward).
+
+export function gradWeight(out: usize, dY: usize, x: usize, rows: i32, inDim: i32, outDim: i32, tid: i32, nt: i32): void {
+  gradWeightShare(out, dY, x, rows, inDim, outDim, tid, nt);
+}
+
+export function gradInput(out: usize, dY: usize, w: usize, add: usize, rows: i32, inDim: i32, outDim: i32, first: i32,
+  count: i32, tid: i32, nt: i32): void {
+  gradInputShare(out, dY, w, add, rows, inDim, outDim, first, count, tid, nt);
+}
+
+export function siluGrad(out: usize, dOut: usize, x: usize, n: i32, tid: i32, nt: i32): void {
+  siluGradShare(out, dOut, x, n, tid, nt);
+}
+
+export function columnSums(out: usize, x: usize, rows: i32, cols: i32, tid: i32, nt: i32): void {
+  columnSumsShare(out, x, rows, cols, tid, nt);
+}
+
+export function crossEntropyGrad(out: usize, logits: usize, teacher: usize, targets: usize, params: usize,
+  results: usize, rows: i32, n: i32, tid: i32, nt: i32): void {
+  crossEntropyGradShare(out, logits, teacher, targets, params, results, rows, n, tid, nt);
+}
+
+export function adamW(data: usize, grad: usize, m: usize, v: usize, n: i32, params: usize, tid: i32, nt: i32): void {
+  adamWShare(data, grad, m, v, n, params, tid, nt);
 }
