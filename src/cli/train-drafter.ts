@@ -22,6 +22,7 @@ interface TrainFlags extends ModelFlags {
   warmup: number;
   softWeight: number;
   stepDecay: number;
+  outputTemperature: number;
   data: string;
   samples: number;
   temperature: number;
@@ -79,6 +80,8 @@ export function registerTrainDrafter(program: Command): void {
       decimal(0, 1), r.softWeight)
     .option('--step-decay <x>', 'loss weight of step i ∝ x^(i−1) (1: equal weights, as Apple\'s recipe)',
       decimal(0, 1), r.stepDecay)
+    .option('--output-temperature <τ>', 'divide the exported drafter\'s logits by τ (< 1 sharpens: deeper beams)',
+      decimal(0.01, 100), r.outputTemperature)
     .option('--data <source>', '"distill" (sample from the model) or a text file to tokenize', dataSource, 'distill')
     .option('--samples <n>', 'distillation: sequences sampled from the model', integer(1), r.samples)
     .option('--temperature <t>', 'distillation: sampling temperature', decimal(0, 100), r.temperature)
@@ -111,6 +114,7 @@ export function registerTrainDrafter(program: Command): void {
             steps: flags.steps, batch: flags.batch, lr: flags.lr, predict: flags.predict, exitDim, layers: flags.layers,
             rnn: flags.rnn, weightDecay: flags.weightDecay, warmupRatio: flags.warmup, clip: r.clip, seed: flags.seed,
             softWeight: flags.softWeight, stepDecay: flags.stepDecay,
+            outputTemperature: flags.outputTemperature,
           },
           data: flags.data === 'distill'
             ? { kind: 'distill', prompts, samples: flags.samples, temperature: flags.temperature,

@@ -30,6 +30,11 @@ export interface TrainingRecipe {
   softWeight: number;
   /** Loss weight of step i is stepDecay^(i−1), normalised to sum to T (absent in older checkpoints: 1). */
   stepDecay?: number;
+  /**
+   * The exported drafter's logits are divided by this (folded into lm_head.{R}.weight; the checkpoint keeps the
+   * trained weights). Absent in older checkpoints: 1.
+   */
+  outputTemperature?: number;
 }
 
 export interface TrainingState {

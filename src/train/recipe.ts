@@ -14,6 +14,7 @@ export const DEFAULT_RECIPE = {
   clip: 1.0,
   softWeight: 0.5,
   stepDecay: 0.6,
+  outputTemperature: 0.6,
   seed: 0,
   samples: 5000,
   temperature: 1.0,

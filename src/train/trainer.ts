@@ -167,12 +167,13 @@ export async function trainDrafter(loaded: LoadedModel, options: TrainDrafterOpt
     }
   };
 
+  // What is exported and evaluated: the trained weights with the output temperature folded in.
+  const exported = (): DrafterWeights => withOutputTemperature(graph.weights(), recipe.outputTemperature ?? 1);
   // The exported drafter first: once a training checkpoint exists, so does a loadable drafter beside it.
   const save = (): void => {
-    const weights = graph.weights();
-    writeDrafter(options.out, weights);
+    writeDrafter(options.out, exported());
     saveTrainingState(trainDir, {
-      recipe, config, step, rng: Array.from(rng.getState()), weights: weights.tensors, optimizer, seconds,
+      recipe, config, step, rng: Array.from(rng.getState()), weights: graph.weights().tensors, optimizer, seconds,
     });
   };
   const logFile = join(trainDir, 'log.jsonl');
@@ -180,7 +181,7 @@ export async function trainDrafter(loaded: LoadedModel, options: TrainDrafterOpt
   const evaluate = async (): Promise<{ greedy: DecodingEval; sampled: DecodingEval } | null> => {
     const { prompts, beams, beamLength, maxTokens, samplesPerPrompt } = options.evaluation;
     if (prompts.length === 0) return null;
-    const weights = graph.weights();
+    const weights = exported();
     const settings = { beams, beamLength, maxTokens, seed: 1, samplesPerPrompt };
     const greedy = await evaluateDecoding(loaded, weights, prompts, { ...settings, temperature: 0 });
     const sampled = await evaluateDecoding(loaded, weights, prompts, { ...settings, temperature: 1 });
@@ -253,7 +254,7 @@ export async function trainDrafter(loaded: LoadedModel, options: TrainDrafterOpt
   }
   progress.done();
   if (!existsSync(join(options.out, 'model.safetensors'))) save();
-  const weights = graph.weights();
+  const weights = exported();
   graph.dispose();
   classifier?.free();
   const finalAccuracy = Array.from(tailCorrect, (c, i) => c / Math.max(1, tailCount[i]));
@@ -265,6 +266,21 @@ export async function trainDrafter(loaded: LoadedModel, options: TrainDrafterOpt
   };
   writeFileSync(join(trainDir, 'summary.json'), JSON.stringify({ ...summary, weights: undefined, recipe }, null, 2) + '\n');
   return summary;
+}
+
+/**
+ * The drafter with its logits divided by τ, folded into the vocabulary projection lm_head.{R}.weight (Apple's format
+ * has no temperature, spec §1.2). τ < 1 sharpens q; the top-50 filter keeps the same tokens (it compares logits).
+ */
+export function withOutputTemperature(weights: DrafterWeights, temperature: number): DrafterWeights {
+  if (!(temperature > 0)) throw new RangeError(`output temperature: expected a number > 0, got ${temperature}`);
+  if (temperature === 1) return weights;
+  const name = `lm_head.${weights.config.numDraftLayers}.weight`;
+  const projection = weights.tensors.get(name);
+  if (!projection) throw new RangeError(`drafter weights: no tensor ${name}`);
+  const tensors = new Map(weights.tensors);
+  tensors.set(name, projection.map((w) => w / temperature));
+  return { ...weights, tensors };
 }
 
 /** The LLM's classifier [V, H] in the heap: the embedding table when tied, else a copy read from the checkpoint. */
