@@ -3,23 +3,11 @@
 import { describe, it } from 'node:test';
 import { ropeTable, type Kernels } from './index.js';
 import * as ref from './reference.js';
-import { assertClose, attentionCase, put, randomFloats, randomInt, read, seeded, useKernelPair } from './testing.js';
+import { assertClose, attentionCase, put, randomFloats, randomInt, read, seeded, onKernelPair } from './testing.js';
 
 const DIMS = [2, 5, 7, 8, 13, 64, 172, 768];
 
-let one: Kernels;
-let two: Kernels;
-useKernelPair((a, b) => {
-  one = a;
-  two = b;
-});
-
-function each(test: (k: Kernels) => void): () => void {
-  return () => {
-    test(one);
-    test(two);
-  };
-}
+const each = onKernelPair();
 
 describe('matmul', () => {
   it('matches the reference for odd shapes', each((k) => {

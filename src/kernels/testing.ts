@@ -121,6 +121,23 @@ export function putBytes(heap: Heap, data: Uint8Array): Ptr {
  * Registers suite hooks that create a 1-thread kernel set and a 2-thread one whose every call is split
  * (minParallelWork 0, so thread boundaries fall at many different places), and close both afterwards.
  */
+/**
+ * Wraps a test body so that it runs on both kernel sets of useKernelPair: `it('…', each((k) => { … }))` with
+ * `const each = onKernelPair();` at the top of a test file.
+ */
+export function onKernelPair(): (test: (k: Kernels) => void) => () => void {
+  let one: Kernels | undefined;
+  let two: Kernels | undefined;
+  useKernelPair((a, b) => {
+    one = a;
+    two = b;
+  });
+  return (test) => () => {
+    test(one!);
+    test(two!);
+  };
+}
+
 export function useKernelPair(assign: (one: Kernels, two: Kernels) => void): void {
   let one: Kernels | undefined;
   let two: Kernels | undefined;

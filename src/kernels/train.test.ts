@@ -6,21 +6,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Kernels, Ptr } from './index.js';
 import * as ref from './reference.js';
-import { assertClose, assertSameBits, put, randomFloats, randomInt, read, seeded, useKernelPair } from './testing.js';
+import { assertClose, assertSameBits, put, randomFloats, randomInt, read, seeded, onKernelPair } from './testing.js';
 
-let one: Kernels;
-let two: Kernels;
-useKernelPair((a, b) => {
-  one = a;
-  two = b;
-});
-
-function each(test: (k: Kernels) => void): () => void {
-  return () => {
-    test(one);
-    test(two);
-  };
-}
+const each = onKernelPair();
 
 function free(k: Kernels, ...ptrs: Ptr[]): void {
   for (const p of ptrs) k.heap.free(p);

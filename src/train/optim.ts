@@ -3,6 +3,7 @@
 // trains with adamw_torch, β = (0.9, 0.999), ε = 1e-8, cosine schedule, warmup ratio 0.1, max_grad_norm 1.0).
 
 import type { Kernels, Ptr } from '../kernels/types.js';
+import { adamW as adamWLoop } from '../kernels/reference.js';
 
 export interface AdamWOptions {
   beta1: number;
@@ -93,13 +94,7 @@ export function adamWStep(tensors: readonly OptimizedTensor[], state: AdamWState
     const m = state.m[index];
     const v = state.v[index];
     const decay = tensor.decay ? 1 - lr * weightDecay : 1;
-    for (let j = 0; j < data.length; j++) {
-      const g = grad[j];
-      m[j] = beta1 * m[j] + (1 - beta1) * g;
-      v[j] = beta2 * v[j] + (1 - beta2) * g * g;
-      const update = (m[j] / correction1) / (Math.sqrt(v[j] / correction2) + epsilon);
-      data[j] = data[j] * decay - lr * update;
-    }
+    adamWLoop(data, grad, m, v, beta1, beta2, correction1, correction2, epsilon, lr, decay);
   });
   state.step = t;
 }
