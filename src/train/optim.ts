@@ -30,19 +30,14 @@ export interface OptimizedTensor {
 export interface AdamWState {
   /** Updates taken so far (bias correction uses step + 1 for the next one). */
   step: number;
-  m: Float32Array[];
-  v: Float32Array[];
+  /** Fill them with .set(), never swap them: they may live in a kernel heap. */
+  readonly m: readonly Float32Array[];
+  readonly v: readonly Float32Array[];
+  /** Set when the moments live in these kernels' heap: adamWStep then runs their adamW kernel. */
+  readonly kernels?: Kernels;
+  /** The adamW kernel's 9 f64 parameters, in that heap. */
+  readonly params?: Ptr;
 }
-
-/** The heap side of a state whose tensors all live in one kernel heap: its moments and the kernel's f64 params. */
-interface HeapMoments {
-  kernels: Kernels;
-  m: Float32Array[];
-  v: Float32Array[];
-  params: Ptr;
-}
-
-const heapMoments = new WeakMap<AdamWState, HeapMoments>();
 
 /**
  * Zero moments for `tensors`. When every tensor names the same kernels, the moments live in their heap (for as long
@@ -59,10 +54,7 @@ export function createAdamWState(tensors: readonly OptimizedTensor[]): AdamWStat
   }
   const heap = kernels.heap;
   const moment = (t: OptimizedTensor): Float32Array => heap.f32(heap.alloc(Math.max(1, t.data.length) * 4), t.data.length);
-  const side: HeapMoments = { kernels, m: tensors.map(moment), v: tensors.map(moment), params: heap.alloc(9 * 8) };
-  const state: AdamWState = { step: 0, m: [...side.m], v: [...side.v] };
-  heapMoments.set(state, side);
-  return state;
+  return { step: 0, m: tensors.map(moment), v: tensors.map(moment), kernels, params: heap.alloc(9 * 8) };
 }
 
 /**
@@ -75,16 +67,14 @@ export function adamWStep(tensors: readonly OptimizedTensor[], state: AdamWState
   const { beta1, beta2, epsilon, weightDecay } = options;
   const correction1 = 1 - beta1 ** t;
   const correction2 = 1 - beta2 ** t;
-  const side = heapMoments.get(state);
-  // The kernel while the state still holds the heap moments it was created with (a caller may swap arrays in).
-  if (side && side.m.every((m, i) => state.m[i] === m && state.v[i] === side.v[i]) &&
-    tensors.every((tensor) => tensor.kernels === side.kernels)) {
-    const params = new Float64Array(side.kernels.heap.memory.buffer, side.params, 9);
-    params.set([beta1, 1 - beta1, beta2, 1 - beta2, correction1, correction2, epsilon, lr]);
+  const { kernels, params } = state;
+  if (kernels !== undefined && params !== undefined && tensors.every((tensor) => tensor.kernels === kernels)) {
+    const values = new Float64Array(kernels.heap.memory.buffer, params, 9);
+    values.set([beta1, 1 - beta1, beta2, 1 - beta2, correction1, correction2, epsilon, lr]);
     tensors.forEach((tensor, index) => {
-      params[8] = tensor.decay ? 1 - lr * weightDecay : 1;
-      side.kernels.adamW(tensor.data.byteOffset, tensor.grad.byteOffset, side.m[index].byteOffset,
-        side.v[index].byteOffset, tensor.data.length, side.params);
+      values[8] = tensor.decay ? 1 - lr * weightDecay : 1;
+      kernels.adamW(tensor.data.byteOffset, tensor.grad.byteOffset, state.m[index].byteOffset,
+        state.v[index].byteOffset, tensor.data.length, params);
     });
     state.step = t;
     return;
