@@ -27,7 +27,8 @@ export interface KernelExports {
     tid: number, nt: number): void;
   gradWeight(out: number, dY: number, x: number, rows: number, inDim: number, outDim: number, tid: number, nt: number): void;
   gradInput(out: number, dY: number, w: number, add: number, rows: number, inDim: number, outDim: number, first: number,
-    count: number, tid: number, nt: number): void;
+    count: number, scratch: number, tid: number, nt: number): void;
+  gradInputScratchBytes(): number;
   siluGrad(out: number, dOut: number, x: number, n: number, tid: number, nt: number): void;
   columnSums(out: number, x: number, rows: number, cols: number, tid: number, nt: number): void;
   crossEntropyGrad(out: number, logits: number, teacher: number, targets: number, params: number, results: number,
@@ -169,7 +170,7 @@ export function runShare(ex: KernelExports, kernel: number, i: Int32Array, f: Fl
       ex.gradWeight(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], i[a + 5], tid, nt);
       return;
     case KERNEL.gradInput:
-      ex.gradInput(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], i[a + 5], i[a + 6], i[a + 7], i[a + 8], tid, nt);
+      ex.gradInput(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], i[a + 5], i[a + 6], i[a + 7], i[a + 8], i[a + 9], tid, nt);
       return;
     case KERNEL.siluGrad:
       ex.siluGrad(i[a], i[a + 1], i[a + 2], i[a + 3], tid, nt);

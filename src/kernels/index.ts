@@ -72,6 +72,7 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
   // call needs more keys.
   let scratch = 0;
   let scratchKeys = 0;
+  let gradInputScratch = 0;
 
   // Quantized activations of the quantized matmuls: int16 values [rows, inDim], then f32 scales [rows, inDim/32];
   // grown when a call needs more, so steady-state decoding allocates nothing.
@@ -210,10 +211,12 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
       if (!(first >= 0 && count >= 0 && first + count <= inDim)) {
         throw new RangeError(`gradInput: columns ${first}..${first + count} outside 0..${inDim}`);
       }
+      // Per-thread scratch for packed strips, allocated on the first call (training only).
+      if (gradInputScratch === 0) gradInputScratch = heap.alloc(threads * ex.gradInputScratchBytes());
       const p = parallel(rows < 4 ? 0 : rows * count * outDim);
-      if (p === null) return ex.gradInput(out, dY, w, add, rows, inDim, outDim, first, count, 0, 1);
+      if (p === null) return ex.gradInput(out, dY, w, add, rows, inDim, outDim, first, count, gradInputScratch, 0, 1);
       args[0] = out; args[1] = dY; args[2] = w; args[3] = add; args[4] = rows; args[5] = inDim; args[6] = outDim;
-      args[7] = first; args[8] = count;
+      args[7] = first; args[8] = count; args[9] = gradInputScratch;
       p.run(KERNEL.gradInput);
     },
 

@@ -4,7 +4,7 @@
 import { matmulShare } from './matmul';
 import { attentionShare } from './attention';
 import { matmulQ8_0Share, matmulQ4_0Share } from './quant';
-import { gradWeightShare, gradInputShare, siluGradShare, columnSumsShare, crossEntropyGradShare, adamWShare } from './train';
+import { GRAD_INPUT_PACK, gradWeightShare, gradInputShare, siluGradShare, columnSumsShare, crossEntropyGradShare, adamWShare } from './train';
 export { sumOfSquares, scale } from './train';
 import { rmsnormShare, softmaxShare, ropeShare, siluMulShare, siluShare, addShare } from './elementwise';
 
@@ -71,9 +71,14 @@ export function gradWeight(out: usize, dY: usize, x: usize, rows: i32, inDim: i3
   gradWeightShare(out, dY, x, rows, inDim, outDim, tid, nt);
 }
 
+/** Bytes of scratch per thread that gradInput packs its strips into. */
+export function gradInputScratchBytes(): usize {
+  return GRAD_INPUT_PACK;
+}
+
 export function gradInput(out: usize, dY: usize, w: usize, add: usize, rows: i32, inDim: i32, outDim: i32, first: i32,
-  count: i32, tid: i32, nt: i32): void {
-  gradInputShare(out, dY, w, add, rows, inDim, outDim, first, count, tid, nt);
+  count: i32, scratch: usize, tid: i32, nt: i32): void {
+  gradInputShare(out, dY, w, add, rows, inDim, outDim, first, count, scratch, tid, nt);
 }
 
 export function siluGrad(out: usize, dOut: usize, x: usize, n: i32, tid: i32, nt: i32): void {
