@@ -1,5 +1,5 @@
 // Drafter training throughput (positions/s): forwardBackward + clipGradients + adamWStep at the default recipe's
-// shapes (stories260K: H = 64, V = 512; E = 256, 2 blocks, T = 5, batch 256, soft targets 0.5) on random data.
+// shapes (stories260K: H = 64, V = 512; E, blocks, T, batch and soft-target weight of DEFAULT_RECIPE) on random data.
 // With --compare <dist>, a second build (e.g. a copy of dist/ made before a change) is loaded in the same process
 // and the two are measured in alternation, round after round, so that noise from other processes lands on both
 // alike; it prints the ratio of the medians and the median of the ratios of back-to-back rounds. Times are printed,
@@ -11,6 +11,7 @@ import * as kernelsModule from '../src/kernels/index.js';
 import * as graphModule from '../src/train/graph.js';
 import * as optimModule from '../src/train/optim.js';
 import { randomDrafter } from '../src/drafter/checkpoint.js';
+import { DEFAULT_RECIPE } from '../src/train/recipe.js';
 import type { LlamaConfig } from '../src/model/config.js';
 
 interface Build {
@@ -33,11 +34,11 @@ const compareDir = compareAt >= 0 ? process.argv[compareAt + 1] : null;
 
 const H = 64;
 const V = 512;
-const E = 256;
-const R = 2;
-const T = 5;
-const B = 256;
-const SOFT = 0.5;
+const E = DEFAULT_RECIPE.exitDim;
+const R = DEFAULT_RECIPE.layers;
+const T = DEFAULT_RECIPE.predict;
+const B = DEFAULT_RECIPE.batch;
+const SOFT = DEFAULT_RECIPE.softWeight;
 
 const base: LlamaConfig = {
   dim: H, hiddenDim: 4 * H, nLayers: 1, nHeads: 2, nKvHeads: 2, headDim: H / 2, vocabSize: V, maxSequenceLength: 256,
@@ -131,7 +132,7 @@ for (let round = 0; round < rounds; round++) {
 }
 // CPU time (all threads of the process, spinning workers included) is the steadier measure on a loaded machine at
 // one thread; at more threads wall time is the one that counts.
-console.log(`threads ${threads}, ${rounds} rounds of ${updates} updates (batch ${B}, T ${T}, H ${H}, E ${E}, V ${V})`);
+console.log(`threads ${threads}, ${rounds} rounds of ${updates} updates (batch ${B}, T ${T}, H ${H}, E ${E}, R ${R}, V ${V})`);
 runners.forEach((runner, i) => {
   const s = wall[i];
   console.log(`${runner.build.name}: median ${median(s).toFixed(0)} positions/s (min ${Math.min(...s).toFixed(0)}, ` +

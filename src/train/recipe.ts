@@ -2,7 +2,7 @@
 // (see its TRAINING.md for the command, data, time and metrics).
 
 export const DEFAULT_RECIPE = {
-  steps: 8000,
+  steps: 9000,
   batch: 256,
   lr: 5e-3,
   predict: 4,
@@ -16,7 +16,7 @@ export const DEFAULT_RECIPE = {
   stepDecay: 0.6,
   outputTemperature: 0.6,
   seed: 0,
-  samples: 10500,
+  samples: 16000,
   temperature: 1.0,
   greedyFraction: 0.2,
   leadIn: 32,
