@@ -146,11 +146,16 @@ export async function trainDrafter(loaded: LoadedModel, options: TrainDrafterOpt
   const warmup = Math.max(1, Math.round(recipe.warmupRatio * recipe.steps));
   const batch: TrainingBatch = { count: B, hidden: new Float32Array(B * H), tokens: new Int32Array(B * (T + 1)),
     targetHidden: soft > 0 ? new Float32Array(B * T * H) : undefined };
+  // Copies one stored hidden state into the batch; a plain loop, because subarray() would allocate a view per row.
+  const copyHidden = (position: number, to: Float32Array, row: number): void => {
+    const from = dataset.hidden;
+    for (let i = 0, src = position * H, dst = row * H; i < H; i++) to[dst + i] = from[src + i];
+  };
   const drawBatch = (): void => {
     for (let b = 0; b < B; b++) {
       const k = Math.floor(rng.nextUniform() * positions.length);
       const p = positions[k];
-      batch.hidden.set(dataset.hidden.subarray(p * H, p * H + H), b * H);
+      copyHidden(p, batch.hidden, b);
       for (let j = 0; j <= T; j++) {
         const at = p + 1 + j;
         batch.tokens[b * (T + 1) + j] = at < ends[k] ? dataset.tokens[at] : -1;
@@ -160,7 +165,7 @@ export async function trainDrafter(loaded: LoadedModel, options: TrainDrafterOpt
         // Step i+1's target x_{p+i+2} is distributed as the LLM's output at token p+i+1.
         for (let i = 0; i < T; i++) {
           const at = p + 1 + i;
-          if (at + 1 < ends[k]) targetHidden.set(dataset.hidden.subarray(at * H, at * H + H), (b * T + i) * H);
+          if (at + 1 < ends[k]) copyHidden(at, targetHidden, b * T + i);
           else targetHidden.fill(0, (b * T + i) * H, (b * T + i + 1) * H);
         }
       }
