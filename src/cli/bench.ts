@@ -109,7 +109,9 @@ export function registerBench(program: Command): void {
         process.stdout.write(flags.format === 'json' ? JSON.stringify(summary) + '\n'
           : `best: W=${chosen.beams} L=${chosen.beamLength} (${summary.tokensPerSecond.toFixed(1)} tokens/s, ` +
             `${summary.speedup.toFixed(2)}x); generate will use it by default with this model, drafter, thread count ` +
-            `and ${decodingMode(flags.temperature)} decoding\n`);
+            `and ${decodingMode(flags.temperature)} decoding\n` +
+            (summary.speedup < 1 ? 'no beam shape beat autoregressive decoding here: on this machine and model, ' +
+              'generate is faster with --drafter none\n' : ''));
       } finally {
         drafter.dispose();
         await loaded.close();
