@@ -117,4 +117,20 @@ describe('worker pool', () => {
       assert.equal(child.status, 0, `child exited with ${child.status}: ${child.stderr}`);
     }
   });
+
+  it('starts its workers in a process run with V8 and per-process flags, which workers refuse', () => {
+    const index = new URL('./index.js', import.meta.url).href;
+    const script = `import { createKernels } from '${index}';
+      const k = await createKernels({ threads: 2, minParallelWork: 0 });
+      const p = k.heap.alloc(4096);
+      for (let i = 0; i < 100; i++) k.add(p, p, p, 1024);
+      await k.close();
+      console.log('ok');`;
+    const flags = ['--no-concurrent-recompilation', '--max-old-space-size=512', '--stack-trace-limit=20'];
+    const child = spawnSync(process.execPath, [...flags, '--input-type=module', '-e', script],
+      { timeout: 20000, encoding: 'utf8' });
+    assert.equal(child.error, undefined, String(child.error));
+    assert.equal(child.status, 0, `child exited with ${child.status}: ${child.stderr}`);
+    assert.equal(child.stdout.trim(), 'ok');
+  });
 });

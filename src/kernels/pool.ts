@@ -28,6 +28,28 @@ export interface Pool {
   close(): Promise<void>;
 }
 
+/**
+ * Starts a worker with the process's flags, less those a worker refuses: --input-type (not for a worker's file entry),
+ * and V8 or per-process flags such as --no-concurrent-recompilation or --max-old-space-size, which already apply to
+ * every thread of the process. Node keeps no list of the refused ones: the constructor throws
+ * ERR_WORKER_INVALID_EXEC_ARGV naming them, before any thread starts, so they are dropped and the worker retried.
+ * Returns the worker and the flags that worked, for the next one.
+ */
+function startWorker(workerData: WorkerInit, execArgv: string[]): { worker: Worker; execArgv: string[] } {
+  let args = execArgv;
+  for (;;) {
+    try {
+      return { worker: new Worker(new URL('./worker.js', import.meta.url), { workerData, execArgv: args }), execArgv: args };
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ERR_WORKER_INVALID_EXEC_ARGV' || args.length === 0 || !(error instanceof Error)) throw error;
+      const refused = new Set(error.message.slice(error.message.indexOf(':') + 1).split(',').map((flag) => flag.trim()));
+      const kept = args.filter((arg) => !refused.has(arg) && !refused.has(arg.split('=')[0]));
+      args = kept.length < args.length ? kept : [];
+    }
+  }
+}
+
 export async function createPool(module: WebAssembly.Module, memory: WebAssembly.Memory, exports: KernelExports,
   threads: number, spinMs: number): Promise<Pool> {
   const ctrl = new Int32Array(memory.buffer, CONTROL_OFFSET, CONTROL.ints);
@@ -38,12 +60,13 @@ export async function createPool(module: WebAssembly.Module, memory: WebAssembly
   const errors: string[] = [];
   let closed = false;
 
-  // Workers inherit the process's flags, except --input-type, which Node refuses for a worker's file entry.
-  const execArgv = process.execArgv.filter((arg, i, all) => !arg.startsWith('--input-type') && all[i - 1] !== '--input-type');
+  let execArgv = process.execArgv.filter((arg, i, all) => !arg.startsWith('--input-type') && all[i - 1] !== '--input-type');
   const started: Promise<void>[] = [];
   for (let t = 1; t < threads; t++) {
     const workerData: WorkerInit = { module, memory, threadIndex: t, threadCount: threads, spinMs };
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData, execArgv });
+    const spawned = startWorker(workerData, execArgv);
+    const worker = spawned.worker;
+    execArgv = spawned.execArgv;
     workers.push(worker);
     started.push(new Promise<void>((resolve, reject) => {
       worker.once('error', reject);
