@@ -22,8 +22,9 @@ if (files.length === 0) {
 // --no-concurrent-recompilation (passed on to every test process and its worker threads): Node 20 can deadlock when
 // a test process's event loop empties while a background TurboFan job waits for a garbage collection only the main
 // thread can run, and the main thread waits in NodePlatform::DrainTasks for that job (nodejs/node#54918, fixed
-// upstream in 2026). Seen once here: xl.test.js hung at exit after its test had passed. Optimizing on the main
-// thread removes the background job; the kernels are WebAssembly, so the tests lose nothing measurable.
+// upstream in 2026). Seen once here: xl.test.js stalled at 0 % CPU with its main thread in DrainTasks (gdb).
+// Optimizing on the main thread removes the background job, for a somewhat longer run (67 s against 56 s, one run
+// each on this noisy host).
 // The timeout turns any other hang into a failure with a message instead of a silent stall until CI's limit.
 const TIMEOUT_MS = 30 * 60 * 1000;
 const result = spawnSync(process.execPath, ['--no-concurrent-recompilation', '--test', '--test-concurrency=1', ...files],
