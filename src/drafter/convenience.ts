@@ -32,7 +32,10 @@ export function beamSearch(drafter: Drafter, h: Float32Array, g0: number, width:
   };
 }
 
-/** Packs beams ([W][L], each starting with g0) into a prefix tree (spec §3): tokens, depths, unpack map, ancestors. */
+/**
+ * Packs beams ([W][L]) into a prefix tree (spec §3): tokens, depths, unpack map, ancestors. Beams from beamSearch all
+ * start with g0 (one root); beams that do not share their first token are packed too, as several roots.
+ */
 export function packBeams(beams: readonly (readonly number[])[]): PackedTree {
   const width = beams.length;
   const length = beams[0]?.length ?? 0;

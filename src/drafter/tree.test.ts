@@ -60,7 +60,9 @@ test('random beams agree with a brute-force prefix comparison', () => {
     const L = 1 + next(7);
     const vocab = 2 + next(4); // small vocabularies force many shared prefixes
     const beams: number[] = [];
-    for (let i = 0; i < W; i++) for (let k = 0; k < L; k++) beams.push(k === 0 ? 7 : next(vocab));
+    // Every other trial lets the beams start with different tokens (several roots), as the public packBeams allows.
+    const oneRoot = trial % 2 === 0;
+    for (let i = 0; i < W; i++) for (let k = 0; k < L; k++) beams.push(k === 0 && oneRoot ? 7 : next(vocab));
     buildTree(Int32Array.from(beams), W, L, tree);
     const expected = bruteForce(beams, W, L);
     // Packing is in order of first appearance only within the owner's segment; compare as prefix sets and maps.
@@ -73,6 +75,7 @@ test('random beams agree with a brute-force prefix comparison', () => {
         const path = [...tree.ancestors.subarray(tree.ancestorStarts[p], tree.ancestorStarts[p + 1])]
           .map((q) => tree.tokens[q]);
         assert.deepEqual(path, beams.slice(i * L, i * L + k + 1));
+        assert.equal(tree.parents[p], k === 0 ? -1 : tree.unpack[i * L + k - 1]);
       }
     }
     // Distinct prefixes map to distinct nodes.
@@ -91,4 +94,18 @@ test('random beams agree with a brute-force prefix comparison', () => {
 
 test('buildTree rejects beams larger than its buffers', () => {
   assert.throws(() => buildTree(new Int32Array(20), 5, 4, createPackedTree(4, 4)), /5 × 4 exceed the tree buffers \(4 × 4\)/);
+});
+
+test('beams that share no first token pack into one root each, no node dropped', async () => {
+  const { packBeams } = await import('./convenience.js');
+  // 3 beams × 3 tokens, nothing shared: 9 nodes, more than the 1 + W·(L−1) = 7 of a single-root tree.
+  const tree = packBeams([[1, 2, 3], [4, 5, 6], [7, 8, 9]]);
+  assert.equal(tree.size, 9);
+  assert.deepEqual([...tree.tokens.subarray(0, 9)], [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual([...tree.parents.subarray(0, 9)], [-1, 0, 1, -1, 3, 4, -1, 6, 7]);
+  assert.deepEqual([...tree.ancestors.subarray(tree.ancestorStarts[8], tree.ancestorStarts[9])], [6, 7, 8]);
+  // Two roots, one of them shared by two beams.
+  const mixed = packBeams([[1, 2, 3], [4, 5, 6], [1, 2, 7]]);
+  assert.equal(mixed.size, 7);
+  assert.deepEqual([...mixed.unpack.subarray(0, 9)], [0, 1, 2, 3, 4, 5, 0, 1, 6]);
 });

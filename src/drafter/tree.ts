@@ -8,7 +8,7 @@ export interface PackedTree {
   /** Beam width W and length L of the latest build. */
   width: number;
   length: number;
-  /** Packed node count P (≤ 1 + W·(L−1)). */
+  /** Packed node count P: ≤ 1 + W·(L−1) when every beam starts with g0 (ReDrafter's drafts), ≤ W·L otherwise. */
   size: number;
   /** pt[i·L + k] = smallest beam j whose first k+1 tokens equal beam i's (spec §3.1). */
   readonly prefixOwner: Int32Array;
@@ -31,7 +31,9 @@ export interface PackedTree {
 }
 
 export function createPackedTree(maxWidth: number, maxLength: number): PackedTree {
-  const maxNodes = 1 + maxWidth * Math.max(0, maxLength - 1);
+  // Sized for beams that share nothing, not even their first token: the public API (packBeams) takes any beams, as
+  // Apple's reference packer does, and a tree of several roots must not overflow the node buffers.
+  const maxNodes = maxWidth * maxLength;
   return {
     maxWidth,
     maxLength,
@@ -52,7 +54,8 @@ export function createPackedTree(maxWidth: number, maxLength: number): PackedTre
 }
 
 /**
- * Builds the packed prefix tree of `beams` ([W, L] row-major, every beam starting with g0) into `tree`.
+ * Builds the packed prefix tree of `beams` ([W, L] row-major) into `tree`. ReDrafter's beams all start with g0 and
+ * give one root; beams with different first tokens give one root each (parent −1), every node still packed.
  * Allocation-free; O(W²·L), which is nothing next to the forward pass for the W ≤ 64, L ≤ 16 used in practice.
  */
 export function buildTree(beams: Int32Array, width: number, length: number, tree: PackedTree): PackedTree {

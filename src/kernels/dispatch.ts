@@ -65,10 +65,18 @@ export const KERNEL_NAMES: readonly string[] = ['none', 'matmul', 'matmulBias', 
   'crossEntropyGrad', 'adamW'];
 
 // Memory map: [0, 512 KiB) AssemblyScript static data (checked against staticEnd() at start-up), the control
-// block at 512 KiB, the f16 → f32 table of the quantized kernels at 576 KiB (256 KiB, quant.ts), the heap from
+// block at 512 KiB (1 KiB), the workers' error texts from 516 KiB (maxThreads × 256 bytes), the f16 → f32 table of the quantized kernels at 576 KiB (256 KiB, quant.ts), the heap from
 // 1 MiB. The low region never moves when the memory grows, so Int32Array views of the control block made once stay
 // valid.
 export const CONTROL_OFFSET = 512 * 1024;
+/**
+ * Worker error texts, one slot per thread from 4 KiB above the control block: int32 generation of the failed call,
+ * int32 byte length, then the UTF-8 text. A worker writes its slot before it counts the share done, so the caller
+ * reads the text of this very call synchronously (a postMessage would arrive after the throw, and attach to a later
+ * failure).
+ */
+export const ERROR_SLOTS_OFFSET = CONTROL_OFFSET + 4096;
+export const ERROR_SLOT_BYTES = 256;
 export const HALF_TABLE_OFFSET = 576 * 1024;
 export const HEAP_BASE = 1024 * 1024;
 
@@ -116,6 +124,28 @@ export function claimShare(ctrl: Int32Array, t: number, generation: number): boo
   const index = CONTROL.claims + t;
   const claimed = Atomics.load(ctrl, index);
   return ((generation - claimed) | 0) > 0 && Atomics.compareExchange(ctrl, index, claimed, generation) === claimed;
+}
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
+
+/** Writes thread t's error text for `generation` into its slot (cut to fit). */
+export function writeShareError(memory: WebAssembly.Memory, t: number, generation: number, message: string): void {
+  const base = ERROR_SLOTS_OFFSET + t * ERROR_SLOT_BYTES;
+  const header = new Int32Array(memory.buffer, base, 2);
+  const text = new Uint8Array(memory.buffer, base + 8, ERROR_SLOT_BYTES - 8);
+  const { written } = textEncoder.encodeInto(message, text);
+  header[1] = written;
+  Atomics.store(header, 0, generation);
+}
+
+/** Thread t's error text if it failed in `generation`, else undefined. */
+export function readShareError(memory: WebAssembly.Memory, t: number, generation: number): string | undefined {
+  const base = ERROR_SLOTS_OFFSET + t * ERROR_SLOT_BYTES;
+  const header = new Int32Array(memory.buffer, base, 2);
+  if (Atomics.load(header, 0) !== generation) return undefined;
+  // Copied out: TextDecoder refuses views of a shared buffer.
+  return textDecoder.decode(new Uint8Array(memory.buffer, base + 8, header[1]).slice());
 }
 
 export function wasmImports(memory: WebAssembly.Memory): WebAssembly.Imports {

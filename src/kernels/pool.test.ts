@@ -95,6 +95,61 @@ describe('worker pool', () => {
     await k.close();
   });
 
+  it('a call whose caller and worker shares both fail does not taint the next call', async () => {
+    const k = await createKernels({ threads: 2, minParallelWork: 0 });
+    // A long inner dimension keeps the caller busy before its first store traps, so the spinning worker claims and
+    // fails its own share in the same call (the case that once made the next, valid call throw).
+    const [rows, inDim, outDim] = [2, 4096, 16];
+    const x = randomFloats(seeded(11), rows * inDim);
+    const w = randomFloats(seeded(12), outDim * inDim);
+    const px = put(k.heap, x);
+    const pw = put(k.heap, w);
+    const out = k.heap.alloc(rows * outDim * 4);
+    const one = await createKernels({ threads: 1 });
+    const expected = (() => {
+      const o = one.heap.alloc(rows * outDim * 4);
+      one.matmul(o, put(one.heap, x), put(one.heap, w), rows, inDim, outDim);
+      return read(one.heap, o, rows * outDim);
+    })();
+    const before = workerShares(k);
+    for (let i = 0; i < 50; i++) {
+      assert.throws(() => k.matmul(0xfffff000, px, pw, rows, inDim, outDim), /out of bounds|failed on a worker/);
+      k.matmul(out, px, pw, rows, inDim, outDim);
+      assertSameBits(read(k.heap, out, rows * outDim), expected, `valid call after failing call ${i}`);
+    }
+    assert.ok(workerShares(k) > before, 'the worker never ran a share: the test did not reach the case it is for');
+    await k.close();
+    await one.close();
+  });
+
+  it("names the failing worker's own error, never an earlier call's", async () => {
+    const k = await createKernels({ threads: 2, minParallelWork: 0 });
+    const [inDim, outDim] = [16384, 16];
+    const px = put(k.heap, new Float32Array(inDim));
+    const pw = put(k.heap, randomFloats(seeded(14), outDim * inDim));
+    let workerFailures = 0;
+    // Who computes thread 1's share is a race (the caller takes it over when the worker is descheduled), so the
+    // test runs until it has seen the worker fail a few times.
+    for (let i = 0; i < 1000 && workerFailures < 5; i++) {
+      // Columns 0-7 (thread 0's share) fit below the end of the memory, columns 8-15 (thread 1's) do not.
+      const out = k.heap.memory.buffer.byteLength - 8 * 4;
+      // Wake the worker: it spins for a while after a call, so it claims its share of the next call at once.
+      for (let j = 0; j < 20; j++) k.add(px, px, px, 64);
+      try {
+        k.matmul(out, px, pw, 1, inDim, outDim);
+        assert.fail('the out-of-bounds share did not trap');
+      } catch (error) {
+        const message = (error as Error).message;
+        if (!message.includes('worker thread')) continue; // the caller took thread 1's share over and trapped itself
+        workerFailures++;
+        assert.match(message, /^kernels: matmul failed on a worker thread: thread 1: [^;]*out of bounds[^;]*$/);
+      }
+      await new Promise((resolve) => setImmediate(resolve)); // let any late message arrive before the next call
+    }
+    assert.ok(workerFailures > 0, 'thread 1 never ran its own share');
+    await k.close();
+  });
+
   it('close() stops the workers; later parallel calls throw', async () => {
     const k = await createKernels({ threads: 2, minParallelWork: 0 });
     const p = put(k.heap, randomFloats(seeded(8), 64));

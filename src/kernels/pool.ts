@@ -6,7 +6,7 @@
 // ~50 us against ~0.2 us for a spin check (architecture.md, invariant 6). The caller notifies only when the shared
 // sleeping count says a worker may be asleep.
 import { Worker } from 'node:worker_threads';
-import { claimShare, CONTROL, CONTROL_OFFSET, KERNEL_NAMES, runShare, type KernelExports } from './dispatch.js';
+import { claimShare, CONTROL, CONTROL_OFFSET, KERNEL_NAMES, readShareError, runShare, type KernelExports } from './dispatch.js';
 
 export interface WorkerInit {
   module: WebAssembly.Module;
@@ -57,7 +57,6 @@ export async function createPool(module: WebAssembly.Module, memory: WebAssembly
   ctrl.fill(0);
   const workerCount = threads - 1;
   const workers: Worker[] = [];
-  const errors: string[] = [];
   let closed = false;
 
   let execArgv = process.execArgv.filter((arg, i, all) => !arg.startsWith('--input-type') && all[i - 1] !== '--input-type');
@@ -75,9 +74,6 @@ export async function createPool(module: WebAssembly.Module, memory: WebAssembly
         resolve();
       });
     }));
-    worker.on('message', (message: unknown) => {
-      if (typeof message === 'object' && message !== null && 'error' in message) errors.push(String(message.error));
-    });
   }
   try {
     await Promise.all(started);
@@ -125,11 +121,19 @@ export async function createPool(module: WebAssembly.Module, memory: WebAssembly
     }
     // Workers may still be writing our outputs: never return (or throw) before they are done.
     while (Atomics.load(ctrl, CONTROL.done) !== doneTarget) { /* spin: a claimed share is being computed */ }
-    if (failure !== undefined) throw failure;
+    // Workers' failures of this call are taken into account before anything is thrown, so that the next call does
+    // not report them as its own.
     const failed = Atomics.load(ctrl, CONTROL.failed);
-    if (failed !== failedSeen) {
-      failedSeen = failed;
-      const detail = errors.length > 0 ? `: ${errors.splice(0).join('; ')}` : '';
+    const workersFailed = failed !== failedSeen;
+    failedSeen = failed;
+    if (failure !== undefined) throw failure;
+    if (workersFailed) {
+      const texts: string[] = [];
+      for (let t = 1; t < threads; t++) {
+        const text = readShareError(memory, t, generation);
+        if (text !== undefined) texts.push(`thread ${t}: ${text}`);
+      }
+      const detail = texts.length > 0 ? `: ${texts.join('; ')}` : '';
       throw new Error(`kernels: ${KERNEL_NAMES[kernel]} failed on a worker thread${detail}`);
     }
   }

@@ -2,7 +2,7 @@
 // in the control block until shutdown. The loop blocks this thread's event loop on purpose: the worker does nothing
 // else, and returning from the loop lets the thread exit.
 import { parentPort, workerData } from 'node:worker_threads';
-import { claimShare, CONTROL, CONTROL_OFFSET, runShare, wasmImports, type KernelExports } from './dispatch.js';
+import { claimShare, CONTROL, CONTROL_OFFSET, runShare, wasmImports, writeShareError, type KernelExports } from './dispatch.js';
 import type { WorkerInit } from './pool.js';
 
 const init = workerData as WorkerInit;
@@ -42,8 +42,8 @@ for (;;) {
   try {
     runShare(exports, ctrl[CONTROL.kernel], ctrl, ctrlF, init.threadIndex, init.threadCount);
   } catch (error) {
+    writeShareError(init.memory, init.threadIndex, seen, error instanceof Error ? error.message : String(error));
     Atomics.add(ctrl, CONTROL.failed, 1);
-    port.postMessage({ error: error instanceof Error ? error.message : String(error) });
   }
   Atomics.add(ctrl, CONTROL.workerShares, 1);
   Atomics.add(ctrl, CONTROL.done, 1);
