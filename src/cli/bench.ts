@@ -5,6 +5,9 @@ import type { Command } from 'commander';
 import { compareSpeed, describeMachine, type SpeedComparison } from '../engine/benchmark.js';
 import { loadDrafter, type LoadedModel } from '../engine/load.js';
 import { decodingMode, writeTuning } from '../engine/tuning.js';
+import { controllerState, speculationController } from '../engine/speculation.js';
+import { calibrateCosts, CONTROLLER_MAX_LENGTH, CONTROLLER_WIDTHS } from '../engine/speculation-costs.js';
+import { createBeamSearch } from '../drafter/beam-search.js';
 import { addModelOptions, openModel, resolveDrafterPath, type ModelFlags } from './model-options.js';
 import { decimal, format, integer } from './options.js';
 
@@ -16,8 +19,8 @@ export const BENCH_PROMPTS = [
 
 interface BenchFlags extends ModelFlags {
   drafter?: string;
-  beams: number;
-  beamLength: number;
+  beams?: number;
+  beamLength?: number;
   tokens: number;
   temperature: number;
   rounds: number;
@@ -44,20 +47,24 @@ export function registerBench(program: Command): void {
   const bench = program.command('bench')
     .description('measure autoregressive vs ReDrafter decoding speed, alternating in one process');
   addBenchOptions(bench)
-    .option('-W, --beams <n>', 'beam width W', integer(1, 64), 4)
-    .option('-L, --beam-length <n>', 'beam length L, counting g0', integer(2, 16), 5)
+    .option('-W, --beams <n>', 'beam width W of a fixed tree (default: the speculation controller\'s choice per step)',
+      integer(1, 64))
+    .option('-L, --beam-length <n>', 'beam length L of a fixed tree, counting g0', integer(2, 16))
     .action(async (flags: BenchFlags) => {
       const loaded = await openModel(flags);
       const drafter = loadDrafter(loaded, resolveDrafterPath(flags.drafter));
+      const fixed = flags.beams !== undefined || flags.beamLength !== undefined;
+      const shape = fixed ? { beams: flags.beams ?? 4, beamLength: flags.beamLength ?? 5 } : {};
       try {
         const result = await compareSpeed(loaded, drafter, { prompts: prompts(loaded), tokens: flags.tokens,
-          beams: flags.beams, beamLength: flags.beamLength, temperature: flags.temperature, seed: flags.seed,
-          rounds: flags.rounds });
+          ...shape, temperature: flags.temperature, seed: flags.seed, rounds: flags.rounds });
+        const speculation = fixed ? 'fixed' : 'auto';
         if (flags.format === 'json') {
-          process.stdout.write(JSON.stringify({ ...result, beams: flags.beams, beamLength: flags.beamLength,
+          process.stdout.write(JSON.stringify({ ...result, speculation, ...shape,
             threads: loaded.kernels.threads, machine: describeMachine() }) + '\n');
         } else {
-          process.stdout.write(describe(result, flags.beams, flags.beamLength) + `machine: ${describeMachine()}\n`);
+          process.stdout.write(describe(result, fixed ? `W=${shape.beams} L=${shape.beamLength}` : 'auto') +
+            `machine: ${describeMachine()}\n`);
         }
       } finally {
         drafter.dispose();
@@ -66,52 +73,64 @@ export function registerBench(program: Command): void {
     });
 
   const tune = program.command('tune')
-    .description('sweep beam width and length on this machine and keep the one with the best speed-up as the ' +
-      'default of generate');
+    .description('measure what ReDrafter steps cost here and how often the drafter is right, as the speculation ' +
+      'controller\'s starting point for generate; also sweep fixed trees and report the best');
   addBenchOptions(tune)
-    .option('--widths <list>', 'beam widths to try', '1,2,4,8')
-    .option('--lengths <list>', 'beam lengths to try', '2,3,4,5,6,7,8')
+    .option('--widths <list>', 'beam widths of the fixed-tree sweep ("none": no sweep)', '1,2,4,8')
+    .option('--lengths <list>', 'beam lengths of the fixed-tree sweep', '2,3,4,5,6,7,8')
     .action(async (flags: BenchFlags & { widths: string; lengths: string; model?: string }) => {
       const list = (value: string, name: string, min: number, max: number): number[] => value.split(',').map((v) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name}: expected integers in ${min}..${max}, got "${v}"`);
         return n;
       });
-      const widths = list(flags.widths, 'widths', 1, 64);
+      const widths = flags.widths === 'none' ? [] : list(flags.widths, 'widths', 1, 64);
       const lengths = list(flags.lengths, 'lengths', 2, 16);
       const loaded = await openModel(flags);
       const drafter = loadDrafter(loaded, resolveDrafterPath(flags.drafter));
+      const mode = decodingMode(flags.temperature);
+      const log = (line: string): void => {
+        if (flags.format === 'text') process.stderr.write(line + '\n');
+      };
       try {
+        // 1. Costs, measured more carefully than generate's first-use calibration.
+        const search = createBeamSearch(drafter.drafter, { maxWidth: CONTROLLER_WIDTHS[CONTROLLER_WIDTHS.length - 1],
+          maxLength: CONTROLLER_MAX_LENGTH });
+        const costs = calibrateCosts(loaded.model, search, { repeats: 7 }).toJSON();
+        const { controller } = speculationController(loaded, drafter, mode, { costs, updatedAt: '', machine: '' });
+        log(`verify cost by nodes (relative to one token): ${[2, 4, 8, 16].map((n) =>
+          `${n}: ${(costs.verify[n] / costs.verify[1]).toFixed(2)}`).join(', ')}`);
+        // 2. The controller decodes the prompts, learning acceptance by depth (and refining the costs).
+        const auto = await compareSpeed(loaded, drafter, { prompts: prompts(loaded), tokens: flags.tokens,
+          temperature: flags.temperature, seed: flags.seed, rounds: flags.rounds });
+        log(`auto: ${auto.redrafter.tokensPerSecond.toFixed(1)} tokens/s, ${auto.redrafter.tokensPerStep.toFixed(2)} ` +
+          `tokens/step, speedup ${auto.speedup.toFixed(2)}x, steps ${shapesText(auto.redrafter.shapes)}`);
+        // 3. Fixed trees, for comparison.
         let best: { beams: number; beamLength: number; result: SpeedComparison } | undefined;
-        const rows: string[] = [];
         for (const beams of widths) {
           for (const beamLength of lengths) {
             const result = await compareSpeed(loaded, drafter, { prompts: prompts(loaded).slice(0, 3),
               tokens: Math.min(flags.tokens, 64), beams, beamLength, temperature: flags.temperature, seed: flags.seed,
               rounds: 1 });
-            rows.push(`W=${beams} L=${beamLength}: ${result.redrafter.tokensPerSecond.toFixed(1)} tokens/s, ` +
+            log(`W=${beams} L=${beamLength}: ${result.redrafter.tokensPerSecond.toFixed(1)} tokens/s, ` +
               `${result.redrafter.tokensPerStep.toFixed(2)} tokens/step, speedup ${result.speedup.toFixed(2)}x`);
-            if (flags.format === 'text') process.stderr.write(rows[rows.length - 1] + '\n');
             // Ranked by speed-up (alternating rounds), which machine-speed drift between shapes does not bias.
-            if (!best || result.speedup > best.result.speedup) {
-              best = { beams, beamLength, result };
-            }
+            if (!best || result.speedup > best.result.speedup) best = { beams, beamLength, result };
           }
         }
-        const chosen = best!;
         const modelPath = flags.model ?? loaded.path;
-        writeTuning(modelPath, drafter.path, loaded.kernels.threads, decodingMode(flags.temperature), {
-          beams: chosen.beams, beamLength: chosen.beamLength, tokensPerSecond: chosen.result.redrafter.tokensPerSecond,
-          speedup: chosen.result.speedup, measuredAt: new Date().toISOString(), machine: describeMachine(),
-        });
-        const summary = { beams: chosen.beams, beamLength: chosen.beamLength,
-          tokensPerSecond: chosen.result.redrafter.tokensPerSecond, speedup: chosen.result.speedup };
+        const bestSetting = best && { beams: best.beams, beamLength: best.beamLength,
+          tokensPerSecond: best.result.redrafter.tokensPerSecond, speedup: best.result.speedup,
+          measuredAt: new Date().toISOString(), machine: describeMachine() };
+        writeTuning(modelPath, drafter.path, loaded.kernels.threads, mode,
+          { controller: controllerState(controller), ...(bestSetting ? { best: bestSetting } : {}) });
+        const summary = { auto: { tokensPerSecond: auto.redrafter.tokensPerSecond, speedup: auto.speedup,
+          tokensPerStep: auto.redrafter.tokensPerStep, shapes: auto.redrafter.shapes }, best: bestSetting ?? null };
         process.stdout.write(flags.format === 'json' ? JSON.stringify(summary) + '\n'
-          : `best: W=${chosen.beams} L=${chosen.beamLength} (${summary.tokensPerSecond.toFixed(1)} tokens/s, ` +
-            `${summary.speedup.toFixed(2)}x); generate will use it by default with this model, drafter, thread count ` +
-            `and ${decodingMode(flags.temperature)} decoding\n` +
-            (summary.speedup < 1 ? 'no beam shape beat autoregressive decoding here: on this machine and model, ' +
-              'generate is faster with --drafter none\n' : ''));
+          : `controller: ${auto.speedup.toFixed(2)}x autoregressive decoding (${shapesText(auto.redrafter.shapes)}); ` +
+            `generate starts from what it measured here with this model, drafter, thread count and ${mode} decoding\n` +
+            (bestSetting ? `best fixed tree: W=${bestSetting.beams} L=${bestSetting.beamLength} ` +
+              `(${bestSetting.speedup.toFixed(2)}x; force it with -W ${bestSetting.beams} -L ${bestSetting.beamLength})\n` : ''));
       } finally {
         drafter.dispose();
         await loaded.close();
@@ -119,16 +138,22 @@ export function registerBench(program: Command): void {
     });
 }
 
-function describe(result: SpeedComparison, beams: number, beamLength: number): string {
+/** "1x4 ×30, plain ×5": the steps of each shape, most used first. */
+export function shapesText(shapes: Record<string, number>): string {
+  return Object.entries(shapes).sort((a, b) => b[1] - a[1]).map(([shape, n]) => `${shape} ×${n}`).join(', ') || 'none';
+}
+
+function describe(result: SpeedComparison, shape: string): string {
   const { autoregressive: ar, redrafter: rd } = result;
   return [
     `autoregressive: ${ar.tokensPerSecond.toFixed(1)} tokens/s`,
-    `redrafter W=${beams} L=${beamLength}: ${rd.tokensPerSecond.toFixed(1)} tokens/s, ` +
+    `redrafter ${shape}: ${rd.tokensPerSecond.toFixed(1)} tokens/s, ` +
       `${rd.tokensPerStep.toFixed(2)} tokens/step`,
+    `steps: ${shapesText(rd.shapes)}`,
     `speedup: ${result.speedup.toFixed(2)}x (median of per-round ratios)` +
       (result.identical ? '' : '  WARNING: outputs differed'),
-    `accepted at depth 1..${beamLength - 1}: ${rd.acceptanceByDepth.map((a) => a.toFixed(2)).join(' ')}`,
+    `accepted at depth 1..${rd.acceptanceByDepth.length}: ${rd.acceptanceByDepth.map((a) => a.toFixed(2)).join(' ')}`,
     `time: draft ${(rd.timeSplit.draft * 100).toFixed(0)}%, verify ${(rd.timeSplit.verify * 100).toFixed(0)}%, ` +
-      `bookkeeping ${(rd.timeSplit.bookkeeping * 100).toFixed(0)}%`,
+      `bookkeeping ${(rd.timeSplit.bookkeeping * 100).toFixed(0)}%, plain steps ${(rd.timeSplit.plain * 100).toFixed(0)}%`,
   ].join('\n') + '\n';
 }

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -9,10 +9,14 @@ import { fixture, missing, modelsFolder, stories260K } from '../../test/fixtures
 
 const main = join(dirname(fileURLToPath(import.meta.url)), 'main.js');
 const skip = missing('stories260K', 'stories260K.bin');
+// The CLI keeps the speculation controller's state in a tuning file: the tests' own, never the user's.
+const tuningDir = mkdtempSync(join(tmpdir(), 'redrafter-cli-tuning-'));
+after(() => rmSync(tuningDir, { recursive: true, force: true }));
 
 function run(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, [main, ...args], {
-    encoding: 'utf8', env: { ...process.env, REDRAFTER_MODELS: modelsFolder }, timeout: 120_000,
+    encoding: 'utf8', env: { ...process.env, REDRAFTER_MODELS: modelsFolder, REDRAFTER_TUNING: join(tuningDir, 'tuning.json') },
+    timeout: 120_000,
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
@@ -34,9 +38,18 @@ test('generate --format json on the default model (with its default drafter) rep
   const stats = out['stats'] as Record<string, number>;
   assert.equal(stats['tokens'], reference.greedy_ids.length);
   assert.ok(stats['tokensPerSecond'] > 0);
-  // The shipped drafter is used by default with the default model: same ids, fewer steps.
-  assert.ok((stats['steps'] as number) < reference.greedy_ids.length - 1);
-  assert.ok((stats['tokensPerStep'] as number) > 2);
+  // The shipped drafter is used by default with the default model, through the speculation controller: on
+  // stories260K drafting costs more than a forward of the model, so it decodes plainly (same ids either way).
+  const redrafter = (stats as unknown as Record<string, Record<string, unknown>>)['redrafter'];
+  assert.equal(redrafter['speculation'], 'auto');
+  assert.equal(Object.values(redrafter['shapes'] as Record<string, number>).reduce((a, b) => a + b, 0), stats['steps']);
+  // A forced tree drafts: same ids, fewer steps.
+  const forced = json(['generate', '--prompt-ids', reference.prompt_ids.join(','), '--max-tokens',
+    String(reference.greedy_ids.length), '--format', 'json', '-W', '4', '-L', '5']);
+  assert.deepEqual(forced['ids'], reference.greedy_ids);
+  const forcedStats = forced['stats'] as Record<string, number>;
+  assert.ok(forcedStats['steps'] < reference.greedy_ids.length - 1);
+  assert.ok(forcedStats['tokensPerStep'] > 2);
 });
 
 test('generate --drafter gives the same ids as without, plus ReDrafter stats (greedy and sampled)', { skip }, () => {
@@ -75,7 +88,7 @@ test('generate --drafter gives the same ids as without, plus ReDrafter stats (gr
   }
 });
 
-test('tune keeps a best tree per decoding mode, and generate uses the one of its mode', { skip }, () => {
+test('tune keeps the controller\'s costs and acceptance per decoding mode; generate starts from them', { skip }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'redrafter-tune-'));
   const env = { ...process.env, REDRAFTER_MODELS: modelsFolder, REDRAFTER_TUNING: join(dir, 'tuning.json') };
   const cli = (args: string[]): Record<string, unknown> => {
@@ -84,21 +97,35 @@ test('tune keeps a best tree per decoding mode, and generate uses the one of its
     return JSON.parse(result.stdout) as Record<string, unknown>;
   };
   try {
-    // One shape per mode, so that the test knows what each mode must have stored.
-    const greedy = cli(['tune', '--widths', '2', '--lengths', '3', '--tokens', '8', '--format', 'json']);
-    const sampled = cli(['tune', '--widths', '1', '--lengths', '4', '--tokens', '8', '--temperature', '1',
-      '--format', 'json']);
-    assert.deepEqual([greedy['beams'], greedy['beamLength'], sampled['beams'], sampled['beamLength']], [2, 3, 1, 4]);
-    const stored = JSON.parse(readFileSync(join(dir, 'tuning.json'), 'utf8')) as Record<string, { beams: number }>;
-    assert.deepEqual(Object.keys(stored).map((k) => k.split('|').pop()).sort(), ['greedy', 'sampled']);
-    const shape = (args: string[]): unknown[] => {
-      const out = cli(['generate', 'Once upon a time', '--max-tokens', '8', '--format', 'json', ...args]);
-      const redrafter = (out['stats'] as Record<string, Record<string, unknown>>)['redrafter'];
-      return [redrafter['beams'], redrafter['beamLength']];
+    // One fixed shape per mode in the sweep, so that the test knows what each mode must have stored as its best.
+    const greedy = cli(['tune', '--widths', '2', '--lengths', '3', '--tokens', '8', '--rounds', '1', '--format', 'json']);
+    const sampled = cli(['tune', '--widths', '1', '--lengths', '4', '--tokens', '8', '--rounds', '1', '--temperature',
+      '1', '--format', 'json']);
+    const best = (out: Record<string, unknown>): unknown[] => {
+      const b = out['best'] as Record<string, unknown>;
+      return [b['beams'], b['beamLength']];
     };
-    assert.deepEqual(shape([]), [2, 3]);
-    assert.deepEqual(shape(['--temperature', '0.8', '--seed', '3']), [1, 4]);
-    assert.deepEqual(shape(['--beams', '4']), [4, 3], 'an explicit option wins over the tuned one');
+    assert.deepEqual([...best(greedy), ...best(sampled)], [2, 3, 1, 4]);
+    assert.ok(typeof (greedy['auto'] as Record<string, unknown>)['speedup'] === 'number');
+    type Stored = Record<string, { best?: { beams: number }; controller?: { costs: { verify: number[] };
+      acceptance: { trials: number[] } } }>;
+    const stored = JSON.parse(readFileSync(join(dir, 'tuning.json'), 'utf8')) as Stored;
+    assert.deepEqual(Object.keys(stored).map((k) => k.split('|').pop()).sort(), ['greedy', 'sampled']);
+    for (const entry of Object.values(stored)) {
+      assert.ok(entry.controller && entry.controller.costs.verify[1] > 0, 'costs stored');
+      assert.ok(entry.controller.acceptance.trials.some((t) => t > 0) || greedy['auto'] !== undefined);
+    }
+    const speculation = (args: string[]): Record<string, unknown> => {
+      const out = cli(['generate', 'Once upon a time', '--max-tokens', '8', '--format', 'json', ...args]);
+      return (out['stats'] as Record<string, Record<string, unknown>>)['redrafter'];
+    };
+    const auto = speculation([]);
+    assert.equal(auto['speculation'], 'auto');
+    assert.equal(auto['calibrationSeconds'], 0, 'generate started from the stored costs');
+    assert.equal(speculation(['--temperature', '0.8', '--seed', '3'])['calibrationSeconds'], 0);
+    const forced = speculation(['--beams', '4']);
+    assert.deepEqual([forced['speculation'], forced['beams'], forced['beamLength']], ['fixed', 4, 5],
+      'an explicit shape is a fixed tree');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -4,10 +4,13 @@ import type { Command } from 'commander';
 import { generate, type GenerationStats } from '../engine/generate.js';
 import { loadDrafter } from '../engine/load.js';
 import type { AcceptanceRule } from '../engine/redrafter.js';
-import { decodingMode, readTuning } from '../engine/tuning.js';
+import { decodingMode, readTuning, writeTuning } from '../engine/tuning.js';
+import { controllerState, speculationController } from '../engine/speculation.js';
+import type { SpeculationController } from '../engine/controller.js';
 import { defaultDrafterPath } from '../engine/default-model.js';
 import { addModelOptions, openModel, type ModelFlags } from './model-options.js';
 import { acceptance, collect, decimal, format, idList, integer } from './options.js';
+import { shapesText } from './bench.js';
 
 interface GenerateFlags extends ModelFlags {
   promptIds?: number[];
@@ -21,8 +24,8 @@ interface GenerateFlags extends ModelFlags {
   stop: string[];
   format: 'text' | 'json';
   drafter?: string;
-  beams: number;
-  beamLength: number;
+  beams?: number;
+  beamLength?: number;
   acceptance: AcceptanceRule;
   chat?: boolean;
   system?: string;
@@ -45,29 +48,34 @@ export function registerGenerate(program: Command): void {
     .option('--stop <text>', 'stop before this string (repeatable)', collect, [])
     .option('--drafter <path>', 'ReDrafter drafter folder (Apple format), or "none" for autoregressive decoding ' +
       '(default: the shipped stories260K drafter when --model is not given, else none)')
-    .option('-W, --beams <n>', 'ReDrafter beam width W', integer(1, 64), 4)
-    .option('-L, --beam-length <n>', 'ReDrafter beam length L, counting the LLM\'s own first token', integer(2, 16), 5)
+    .option('-W, --beams <n>', 'ReDrafter beam width W of a fixed tree (default: the speculation controller picks ' +
+      'each step\'s tree, or plain decoding, from measured costs and acceptance; with -L alone, 4)', integer(1, 64))
+    .option('-L, --beam-length <n>', 'ReDrafter beam length L of a fixed tree, counting the LLM\'s own first token ' +
+      '(with -W alone, 5)', integer(2, 16))
     .option('--acceptance <rule>', 'ReDrafter verification: exact (reproduces plain decoding) or apple', acceptance,
       'exact')
     .option('--chat', 'send PROMPT as a user message through the model\'s chat template')
     .option('--system <text>', 'with --chat: a system message first')
     .option('--format <format>', 'text (streamed) or json (one object)', format, 'text')
-    .action(async (prompt: string | undefined, flags: GenerateFlags, command: Command) => {
+    .action(async (prompt: string | undefined, flags: GenerateFlags) => {
       if (prompt === undefined && !flags.promptIds) prompt = 'Once upon a time';
       const loaded = await openModel(flags);
       // The default model decodes with its shipped drafter unless told otherwise.
       const drafterPath = flags.drafter ?? (flags.model === undefined ? defaultDrafterPath() : undefined);
       const drafter = drafterPath && drafterPath !== 'none' ? loadDrafter(loaded, drafterPath) : undefined;
-      if (drafter) {
-        // Beam shape not given: the setting `redrafter tune` measured fastest here for this decoding mode, if any.
-        const tuned = readTuning(flags.model ?? loaded.path, drafter.path, loaded.kernels.threads,
-          decodingMode(flags.temperature));
-        if (tuned && command.getOptionValueSource('beams') === 'default') flags.beams = tuned.beams;
-        if (tuned && command.getOptionValueSource('beamLength') === 'default') flags.beamLength = tuned.beamLength;
+      const fixed = flags.beams !== undefined || flags.beamLength !== undefined;
+      const mode = decodingMode(flags.temperature);
+      const modelKey = flags.model ?? loaded.path;
+      // No shape given: the controller, starting from what earlier runs here measured and saw (the tuning file).
+      let controller: SpeculationController | undefined;
+      if (drafter && !fixed) {
+        const saved = readTuning(modelKey, drafter.path, loaded.kernels.threads, mode).controller;
+        controller = speculationController(loaded, drafter, mode, saved).controller;
       }
       try {
         const generation = generate(loaded, {
-          drafter, beams: flags.beams, beamLength: flags.beamLength, acceptance: flags.acceptance,
+          drafter, acceptance: flags.acceptance,
+          ...(fixed ? { beams: flags.beams ?? 4, beamLength: flags.beamLength ?? 5 } : {}),
           prompt: flags.chat ? undefined : prompt, promptIds: flags.promptIds,
           messages: flags.chat && prompt !== undefined
             ? [...(flags.system ? [{ role: 'system', content: flags.system }] : []), { role: 'user', content: prompt }]
@@ -84,16 +92,27 @@ export function registerGenerate(program: Command): void {
           if (flags.format === 'text') process.stdout.write(chunk.text);
         }
         const { stats } = generation;
+        // What the controller refined in this run is kept for the next one (a failed write only loses that).
+        if (controller && drafter) {
+          try {
+            writeTuning(modelKey, drafter.path, loaded.kernels.threads, mode, { controller: controllerState(controller) });
+          } catch (error) {
+            process.stderr.write(`note: could not save the speculation controller's state: ${String(error)}\n`);
+          }
+        }
         if (flags.format === 'json') {
+          const speculation: SpeculationReport | null = !drafter ? null : fixed
+            ? { speculation: 'fixed', beams: flags.beams ?? 4, beamLength: flags.beamLength ?? 5, acceptance: flags.acceptance }
+            : { speculation: 'auto', acceptance: flags.acceptance };
           process.stdout.write(JSON.stringify({
             promptIds: generation.promptIds, ids, text, finishReason: generation.finishReason,
-            stats: statsJson(stats, loaded.kernels.threads, drafter ? { beams: flags.beams,
-              beamLength: flags.beamLength, acceptance: flags.acceptance } : null),
+            stats: statsJson(stats, loaded.kernels.threads, speculation),
           }) + '\n');
         } else {
           process.stdout.write('\n');
           const perStep = stats.steps > 0 ? `, ${tokensPerStep(stats).toFixed(2)} tokens/step` : '';
-          process.stderr.write(`[${stats.tokens} tokens, ${stats.tokensPerSecond.toFixed(1)} tokens/s${perStep}, ` +
+          const shapes = stats.redrafter ? `, steps: ${shapesText(stats.redrafter.shapes)}` : '';
+          process.stderr.write(`[${stats.tokens} tokens, ${stats.tokensPerSecond.toFixed(1)} tokens/s${perStep}${shapes}, ` +
             `${generation.finishReason}]\n`);
         }
       } finally {
@@ -109,8 +128,15 @@ function tokensPerStep(stats: GenerationStats): number {
   return stats.steps > 0 ? committed / stats.steps : 0;
 }
 
-function statsJson(stats: GenerationStats, threads: number,
-  redrafter: { beams: number; beamLength: number; acceptance: AcceptanceRule } | null): Record<string, unknown> {
+/** How the run speculated: a fixed tree, or the controller's choice per step (stats.redrafter.shapes says which). */
+interface SpeculationReport {
+  speculation: 'fixed' | 'auto';
+  beams?: number;
+  beamLength?: number;
+  acceptance: AcceptanceRule;
+}
+
+function statsJson(stats: GenerationStats, threads: number, redrafter: SpeculationReport | null): Record<string, unknown> {
   const json: Record<string, unknown> = {
     tokens: stats.tokens, steps: stats.steps, tokensPerSecond: round(stats.tokensPerSecond),
     tokensPerStep: round(tokensPerStep(stats)), committedPerStep: stats.committedPerStep,
@@ -124,6 +150,9 @@ function statsJson(stats: GenerationStats, threads: number,
       ...redrafter,
       tokensPerStepHistogram: histogram,
       acceptedAtDepth: stats.redrafter.acceptedAtDepth,
+      shapes: stats.redrafter.shapes,
+      plainSeconds: round(stats.redrafter.plainSeconds),
+      calibrationSeconds: round(stats.redrafter.calibrationSeconds ?? 0),
       draftSeconds: round(stats.redrafter.draftSeconds),
       verifySeconds: round(stats.redrafter.verifySeconds),
       bookkeepingSeconds: round(stats.redrafter.bookkeepingSeconds),

@@ -4,6 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import { cpus, totalmem } from 'node:os';
 import { generateText, type GenerateOptions } from './generate.js';
+import { CONTROLLER_MAX_LENGTH } from './speculation-costs.js';
 import type { LoadedDrafter, LoadedModel } from './load.js';
 
 export interface SpeedOptions {
@@ -11,8 +12,9 @@ export interface SpeedOptions {
   prompts: readonly (string | readonly number[])[];
   /** Tokens generated per prompt. */
   tokens: number;
-  beams: number;
-  beamLength: number;
+  /** A fixed tree; omit both for the speculation controller's choice per step. */
+  beams?: number;
+  beamLength?: number;
   temperature?: number;
   seed?: number;
   /** Measured rounds (after one warm-up round). */
@@ -33,8 +35,10 @@ export interface RedrafterSpeed extends StrategySpeed {
   acceptanceByDepth: number[];
   /** Histogram: committedPerStep value → steps. */
   tokensPerStepHistogram: Record<number, number>;
-  /** Share of decoding time in drafting, verification and bookkeeping. */
-  timeSplit: { draft: number; verify: number; bookkeeping: number };
+  /** Share of decoding time in drafting, verification, bookkeeping and plain steps. */
+  timeSplit: { draft: number; verify: number; bookkeeping: number; plain: number };
+  /** Steps by shape ("WxL", "plain") over the measured rounds. */
+  shapes: Record<string, number>;
 }
 
 export interface SpeedComparison {
@@ -65,9 +69,12 @@ export async function compareSpeed(loaded: LoadedModel, drafter: LoadedDrafter, 
   let identical = true;
   let steps = 0;
   let committed = 0;
-  const depth = new Array<number>(options.beamLength - 1).fill(0);
+  const fixed = options.beams !== undefined || options.beamLength !== undefined;
+  const shape = fixed ? { beams: options.beams ?? 4, beamLength: options.beamLength ?? 5 } : {};
+  const depth = new Array<number>((fixed ? shape.beamLength ?? 5 : CONTROLLER_MAX_LENGTH) - 1).fill(0);
   const histogram: Record<number, number> = {};
-  const split = { draft: 0, verify: 0, bookkeeping: 0 };
+  const shapes: Record<string, number> = {};
+  const split = { draft: 0, verify: 0, bookkeeping: 0, plain: 0 };
 
   for (let round = -1; round < rounds; round++) {
     let arTokens = 0;
@@ -86,8 +93,7 @@ export async function compareSpeed(loaded: LoadedModel, drafter: LoadedDrafter, 
           arTokens += result.stats.tokens - 1;
           arSeconds += result.stats.decodeSeconds;
         } else {
-          const result = await generateText(loaded, { ...base(prompt), drafter, beams: options.beams,
-            beamLength: options.beamLength });
+          const result = await generateText(loaded, { ...base(prompt), drafter, ...shape });
           rdIds = result.ids;
           rdTokens += result.stats.tokens - 1;
           rdSeconds += result.stats.decodeSeconds;
@@ -102,6 +108,8 @@ export async function compareSpeed(loaded: LoadedModel, drafter: LoadedDrafter, 
             split.draft += stats.draftSeconds;
             split.verify += stats.verifySeconds;
             split.bookkeeping += stats.bookkeepingSeconds;
+            split.plain += stats.plainSeconds;
+            for (const [key, n] of Object.entries(stats.shapes)) shapes[key] = (shapes[key] ?? 0) + n;
           }
         }
       }
@@ -114,7 +122,7 @@ export async function compareSpeed(loaded: LoadedModel, drafter: LoadedDrafter, 
     rdRounds.push(rd);
     ratios.push(rd / ar);
   }
-  const splitTotal = split.draft + split.verify + split.bookkeeping || 1;
+  const splitTotal = split.draft + split.verify + split.bookkeeping + split.plain || 1;
   return {
     autoregressive: { tokensPerSecond: median(arRounds), rounds: arRounds },
     redrafter: {
@@ -123,7 +131,8 @@ export async function compareSpeed(loaded: LoadedModel, drafter: LoadedDrafter, 
       acceptanceByDepth: depth.map((n) => (steps ? n / steps : 0)),
       tokensPerStepHistogram: histogram,
       timeSplit: { draft: split.draft / splitTotal, verify: split.verify / splitTotal,
-        bookkeeping: split.bookkeeping / splitTotal },
+        bookkeeping: split.bookkeeping / splitTotal, plain: split.plain / splitTotal },
+      shapes,
     },
     speedup: median(ratios),
     identical,

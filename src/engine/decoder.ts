@@ -32,6 +32,12 @@ export interface DecoderStats {
   bookkeepingSeconds: number;
   /** acceptedAtDepth[k] = steps whose accepted path reached draft depth k+1 (k = 0 .. L−2). */
   acceptedAtDepth: number[];
+  /** Steps by shape: "WxL" for tree steps, "plain" for plain decoding steps (chosen, or at the end of the context). */
+  shapes: Record<string, number>;
+  /** Seconds in plain decoding steps. */
+  plainSeconds: number;
+  /** Seconds the speculation controller spent measuring this machine before the first step (first use only). */
+  calibrationSeconds?: number;
 }
 
 /** State every strategy shares: KV cache, history for the repetition penalty, sampler and seeded random stream. */

@@ -8,6 +8,8 @@ import type { ChatMessage } from '../tokenizer/types.js';
 import { createAutoregressiveDecoder, type Decoder, type DecoderStats } from './decoder.js';
 import { createRedrafterDecoder, type AcceptanceRule, type RedrafterStep } from './redrafter.js';
 import { validateBeamShape } from '../drafter/beam-search.js';
+import { speculationController } from './speculation.js';
+import { decodingMode } from './tuning.js';
 
 export interface GenerateOptions extends SamplingOptions {
   /** Text prompt, encoded with BOS. */
@@ -27,9 +29,13 @@ export interface GenerateOptions extends SamplingOptions {
   signal?: AbortSignal;
   /** Decode with ReDrafter using this drafter (from loadDrafter); omit for autoregressive decoding. */
   drafter?: LoadedDrafter;
-  /** Beam width W (default 4). */
+  /**
+   * Beam width W of a fixed tree. Without beams and beamLength the speculation controller chooses every step's tree,
+   * or plain decoding, from this machine's measured costs and the running acceptance (the default); give either to
+   * force a shape (the other defaults to W 4 / L 5).
+   */
   beams?: number;
-  /** Beam length L counting g0 (default 5). */
+  /** Beam length L counting g0, of a fixed tree (see beams). */
   beamLength?: number;
   /** ReDrafter verification rule (default "exact", which reproduces autoregressive output token for token). */
   acceptance?: AcceptanceRule;
@@ -109,7 +115,9 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
   if (options.maxTokens !== undefined && !(Number.isInteger(options.maxTokens) && options.maxTokens >= 0)) {
     throw new RangeError(`maxTokens: expected a non-negative integer, got ${options.maxTokens}`);
   }
-  if (options.drafter) validateBeamShape(options.beams ?? DEFAULT_BEAMS, options.beamLength ?? DEFAULT_BEAM_LENGTH);
+  if (options.drafter && (options.beams !== undefined || options.beamLength !== undefined)) {
+    validateBeamShape(options.beams ?? DEFAULT_BEAMS, options.beamLength ?? DEFAULT_BEAM_LENGTH);
+  }
   const promptIds = resolvePrompt(loaded, options);
   const { model, tokenizer } = loaded;
   if (promptIds.length >= model.contextLength) {
@@ -130,8 +138,11 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
       finishReason = 'length';
       return;
     }
-    const decoder = createDecoder(loaded, options);
-    if (decoder.stats) stats.redrafter = decoder.stats;
+    const { decoder, calibrationSeconds } = createDecoder(loaded, options);
+    if (decoder.stats) {
+      stats.redrafter = decoder.stats;
+      if (calibrationSeconds !== undefined) decoder.stats.calibrationSeconds = calibrationSeconds;
+    }
     const textDecoder = tokenizer?.createDecoder();
     const stepTokens = new Int32Array(decoder.maxTokensPerStep);
     // Text not yet released because it may be the start of a stop string.
@@ -227,11 +238,17 @@ export async function generateText(loaded: LoadedModel, options: GenerateOptions
 const DEFAULT_BEAMS = 4;
 const DEFAULT_BEAM_LENGTH = 5;
 
-function createDecoder(loaded: LoadedModel, options: GenerateOptions): Decoder {
-  if (!options.drafter) return createAutoregressiveDecoder(loaded.model, options);
-  return createRedrafterDecoder(loaded.model, options.drafter.drafter, {
-    ...options, beams: options.beams ?? DEFAULT_BEAMS, beamLength: options.beamLength ?? DEFAULT_BEAM_LENGTH,
-  });
+function createDecoder(loaded: LoadedModel, options: GenerateOptions): { decoder: Decoder; calibrationSeconds?: number } {
+  if (!options.drafter) return { decoder: createAutoregressiveDecoder(loaded.model, options) };
+  if (options.beams !== undefined || options.beamLength !== undefined) {
+    return { decoder: createRedrafterDecoder(loaded.model, options.drafter.drafter, {
+      ...options, beams: options.beams ?? DEFAULT_BEAMS, beamLength: options.beamLength ?? DEFAULT_BEAM_LENGTH,
+    }) };
+  }
+  const { controller, calibrationSeconds } = speculationController(loaded, options.drafter,
+    decodingMode(options.temperature ?? 0));
+  return { decoder: createRedrafterDecoder(loaded.model, options.drafter.drafter, { ...options, controller }),
+    calibrationSeconds };
 }
 
 function stopTokensOf(loaded: LoadedModel): number[] {

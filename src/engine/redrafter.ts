@@ -1,6 +1,8 @@
 // The ReDrafter decoding strategy (spec §5.4): draft W beams of length L from the last hidden state, pack them into a
 // prefix tree, verify the whole tree in one forward, commit the accepted path plus the LLM's own next token, keep only
-// the committed KV entries, and draft again from the hidden state of the last committed token.
+// the committed KV entries, and draft again from the hidden state of the last committed token. With a speculation
+// controller (controller.ts) the tree's shape is chosen before every step, plain decoding included; the output is the
+// same whatever it chooses.
 
 import { performance } from 'node:perf_hooks';
 import type { Model } from '../model/model.js';
@@ -8,6 +10,7 @@ import type { Drafter } from '../drafter/drafter.js';
 import { createBeamSearch, validateBeamShape } from '../drafter/beam-search.js';
 import { buildTree, createPackedTree } from '../drafter/tree.js';
 import { acceptApple, acceptExact, createAcceptance, createAppleScratch } from '../drafter/verify.js';
+import { CONTROLLER_MAX_LENGTH, CONTROLLER_WIDTHS, type SpeculationController, type TreeShape } from './controller.js';
 import {
   createPrefillScratch, createSequenceState, prefillPrompt, type Decoder, type DecoderStats, type SequenceOptions,
 } from './decoder.js';
@@ -15,10 +18,12 @@ import {
 export type AcceptanceRule = 'exact' | 'apple';
 
 export interface RedrafterOptions extends SequenceOptions {
-  /** Beam width W. */
-  beams: number;
-  /** Beam length L, counting g0 (Apple's `beam_length`; TensorRT-LLM's draft length is L − 1). */
-  beamLength: number;
+  /** Beam width W of a fixed tree (give beams and beamLength, or a controller). */
+  beams?: number;
+  /** Beam length L of a fixed tree, counting g0 (Apple's `beam_length`; TensorRT-LLM's draft length is L − 1). */
+  beamLength?: number;
+  /** Chooses each step's shape (or plain decoding) when no fixed shape is given. */
+  controller?: SpeculationController;
   /** Verification rule (default exact). */
   acceptance?: AcceptanceRule;
   /** Called after each tree step with the step's internals (for `redrafter draft` and debugging); not for hot paths. */
@@ -42,8 +47,14 @@ export interface RedrafterStep {
 }
 
 export function createRedrafterDecoder(model: Model, drafter: Drafter, options: RedrafterOptions): Decoder {
-  const W = options.beams;
-  const L = options.beamLength;
+  const fixed = options.beams !== undefined || options.beamLength !== undefined;
+  if (!fixed && !options.controller) {
+    throw new RangeError('redrafter: give a tree shape (beams and beamLength) or a speculation controller');
+  }
+  const policy = fixed ? null : options.controller!.createPolicy();
+  // Buffers are sized for the largest tree this decoder may build.
+  const W = fixed ? options.beams ?? 4 : CONTROLLER_WIDTHS[CONTROLLER_WIDTHS.length - 1];
+  const L = fixed ? options.beamLength ?? 5 : CONTROLLER_MAX_LENGTH;
   validateBeamShape(W, L);
   if (drafter.config.hiddenSize !== model.config.dim || drafter.config.vocabSize !== model.config.vocabSize) {
     throw new RangeError(`drafter: hidden size ${drafter.config.hiddenSize} / vocabulary ${drafter.config.vocabSize} ` +
@@ -78,7 +89,19 @@ export function createRedrafterDecoder(model: Model, drafter: Drafter, options: 
   const logitsOf = (node: number): Float32Array => model.logitsRow(node);
 
   const stats: DecoderStats = { draftSeconds: 0, verifySeconds: 0, bookkeepingSeconds: 0,
-    acceptedAtDepth: new Array<number>(L - 1).fill(0) };
+    acceptedAtDepth: new Array<number>(L - 1).fill(0), shapes: {}, plainSeconds: 0 };
+  // Stats keys made once per shape, so that counting a step allocates nothing.
+  const keys = new Map<number, string>();
+  const countShape = (beams: number, length: number): void => {
+    const id = beams * 64 + length;
+    let key = keys.get(id);
+    if (key === undefined) {
+      key = beams === 0 ? 'plain' : `${beams}x${length}`;
+      keys.set(id, key);
+    }
+    stats.shapes[key] = (stats.shapes[key] ?? 0) + 1;
+  };
+  const stepShape: TreeShape = { beams: W, beamLength: L };
 
   const setContext = (row: number): void => {
     const hidden = model.output.hidden;
@@ -87,6 +110,7 @@ export function createRedrafterDecoder(model: Model, drafter: Drafter, options: 
 
   /** Near the end of the context the tree is cut so that every node's position stays inside it. */
   function singleTokenStep(out: Int32Array): number {
+    const started = performance.now();
     const position = cache.length;
     tokens[0] = history[state.length - 1];
     positions[0] = position;
@@ -97,6 +121,10 @@ export function createRedrafterDecoder(model: Model, drafter: Drafter, options: 
     const token = sampler.pick(model.logitsRow(0), history, state.length, random.nextUniform());
     history[state.length++] = token;
     out[0] = token;
+    const seconds = (performance.now() - started) / 1000;
+    stats.plainSeconds += seconds;
+    policy?.observePlain(seconds);
+    countShape(0, 1);
     return 1;
   }
 
@@ -115,13 +143,21 @@ export function createRedrafterDecoder(model: Model, drafter: Drafter, options: 
     },
     step(out) {
       const S = cache.length;
-      const length = Math.min(L, contextLength - S);
+      const room = Math.min(L, contextLength - S);
+      let width = W;
+      let length = room;
+      if (policy) {
+        const shape = policy.choose(room);
+        if (shape === null) return singleTokenStep(out);
+        width = shape.beams;
+        length = shape.beamLength;
+      }
       if (length < 2) return singleTokenStep(out);
       const started = performance.now();
 
       // Draft and pack.
-      const drafts = search.search(context, 0, history[state.length - 1], W, length);
-      buildTree(drafts.beams, W, length, tree);
+      const drafts = search.search(context, 0, history[state.length - 1], width, length);
+      buildTree(drafts.beams, width, length, tree);
       const P = tree.size;
       for (let p = 0; p < P; p++) {
         tokens[p] = tree.tokens[p];
@@ -158,8 +194,8 @@ export function createRedrafterDecoder(model: Model, drafter: Drafter, options: 
       if (options.onStep) {
         options.onStep({
           position: S, g0: drafts.beams[0],
-          beams: Array.from({ length: W }, (_, w) => Array.from(drafts.beams.subarray(w * length, (w + 1) * length))),
-          scores: Array.from(drafts.scores.subarray(0, W)),
+          beams: Array.from({ length: width }, (_, w) => Array.from(drafts.beams.subarray(w * length, (w + 1) * length))),
+          scores: Array.from(drafts.scores.subarray(0, width)),
           nodes: Array.from({ length: P }, (_, p) => ({ token: tree.tokens[p], depth: tree.depths[p],
             parent: tree.parents[p] })),
           acceptedPath: Array.from(acceptance.path.subarray(0, count)),
@@ -167,12 +203,22 @@ export function createRedrafterDecoder(model: Model, drafter: Drafter, options: 
         });
       }
       const finished = performance.now();
-      stats.draftSeconds += (drafted - started) / 1000;
-      stats.verifySeconds += (verified - drafted) / 1000;
-      stats.bookkeepingSeconds += (finished - verified) / 1000;
+      const draftSeconds = (drafted - started) / 1000;
+      const verifySeconds = (verified - drafted) / 1000;
+      const acceptSeconds = (finished - verified) / 1000;
+      stats.draftSeconds += draftSeconds;
+      stats.verifySeconds += verifySeconds;
+      stats.bookkeepingSeconds += acceptSeconds;
+      countShape(width, length);
+      if (policy) {
+        stepShape.beams = width;
+        stepShape.beamLength = length;
+        policy.observeTree(stepShape, P, count - 1, draftSeconds, verifySeconds, acceptSeconds);
+      }
       return count;
     },
     dispose() {
+      policy?.finish();
       cache.free();
     },
   };

@@ -1,11 +1,28 @@
-// Tuned ReDrafter settings per (model, drafter, threads, decoding mode) on this machine: written by `redrafter tune`,
-// read by `generate` (and the server) as their default beam width and length. Greedy and sampled decoding are tuned
-// apart: sampling accepts fewer drafted tokens per step, so its fastest tree is smaller.
+// What the speculation controller knows per (model, drafter, threads, decoding mode) on this machine: the measured
+// costs of its steps and the acceptance by depth seen so far, written by `redrafter tune` and by every CLI
+// generation, read back as the controller's starting point; and the best fixed tree `tune` found, for the record.
+// Greedy and sampled decoding are kept apart: sampling accepts fewer drafted tokens per step.
 
 import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
+import type { SpeculationCostsJson } from './speculation-costs.js';
 
+/** The controller's acceptance counts (controller.ts AcceptanceCounts) as plain arrays. */
+export interface AcceptanceCountsJson {
+  trials: number[];
+  successes: number[];
+}
+
+/** What the controller starts from. */
+export interface ControllerState {
+  costs: SpeculationCostsJson;
+  acceptance?: AcceptanceCountsJson;
+  updatedAt: string;
+  machine: string;
+}
+
+/** The best fixed tree of a `tune` sweep (generate uses the controller, not this, unless told a shape). */
 export interface TunedSetting {
   beams: number;
   beamLength: number;
@@ -38,26 +55,34 @@ function key(model: string, drafter: string, threads: number, mode: DecodingMode
   return `${real(model)}|${real(drafter)}|${threads}|${mode}`;
 }
 
-function readAll(): Record<string, TunedSetting> {
+/** One entry of the tuning file. */
+export interface TuningEntry {
+  best?: TunedSetting;
+  controller?: ControllerState;
+}
+
+function readAll(): Record<string, TuningEntry> {
   const file = tuningFile();
   if (!existsSync(file)) return {};
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, TunedSetting>;
+    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, TuningEntry>;
   } catch {
-    return {}; // a damaged tuning file only loses the tuned defaults
+    return {}; // a damaged tuning file only loses what the controller had learnt
   }
 }
 
-export function readTuning(model: string, drafter: string, threads: number, mode: DecodingMode):
-  TunedSetting | undefined {
-  return readAll()[key(model, drafter, threads, mode)];
+export function readTuning(model: string, drafter: string, threads: number, mode: DecodingMode): TuningEntry {
+  const entry = readAll()[key(model, drafter, threads, mode)];
+  return typeof entry === 'object' && entry !== null ? entry : {};
 }
 
+/** Merges `update` into the entry of (model, drafter, threads, mode). */
 export function writeTuning(model: string, drafter: string, threads: number, mode: DecodingMode,
-  setting: TunedSetting): void {
+  update: TuningEntry): void {
   const file = tuningFile();
   const all = readAll();
-  all[key(model, drafter, threads, mode)] = setting;
+  const k = key(model, drafter, threads, mode);
+  all[k] = { ...all[k], ...update };
   mkdirSync(dirname(file), { recursive: true });
   const temporary = `${file}.tmp-${process.pid}`;
   writeFileSync(temporary, JSON.stringify(all, null, 2) + '\n');

@@ -1,0 +1,214 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  continuationEstimates, createAcceptanceCounts, createSpeculationController, recordAcceptance, widthExponent,
+  type SpeculationController, type SpeculationPolicy, type TreeShape,
+} from './controller.js';
+import {
+  CONTROLLER_MAX_LENGTH, CONTROLLER_MAX_NODES, CONTROLLER_WIDTHS, createSpeculationCosts, shapeIndex,
+  type SpeculationCosts,
+} from './speculation-costs.js';
+import { loadDrafter, loadModel } from './load.js';
+import { generateText, type GenerateOptions } from './generate.js';
+import { createRedrafterDecoder } from './redrafter.js';
+import { speculationController } from './speculation.js';
+import { defaultDrafterPath } from './default-model.js';
+import { missing, stories260K } from '../../test/fixtures.js';
+import { bigramDrafter } from '../../test/drafters.js';
+
+const D = CONTROLLER_MAX_LENGTH - 1;
+const WIDTH_INDEX = (beams: number): number => CONTROLLER_WIDTHS.indexOf(beams);
+
+/** Costs from formulas: verify(n) and draft(W, L) in units of one plain step. */
+function syntheticCosts(verify: (nodes: number) => number, draft: (beams: number, length: number) => number):
+  SpeculationCosts {
+  const shapes = CONTROLLER_WIDTHS.length * (CONTROLLER_MAX_LENGTH + 1);
+  const draftTable = new Array<number>(shapes).fill(0);
+  const nodes = new Array<number>(shapes).fill(0);
+  CONTROLLER_WIDTHS.forEach((W, wi) => {
+    for (let L = 2; L <= CONTROLLER_MAX_LENGTH; L++) {
+      draftTable[shapeIndex(wi, L)] = draft(W, L);
+      nodes[shapeIndex(wi, L)] = 1 + W * (L - 1);
+    }
+  });
+  return createSpeculationCosts({
+    verify: Array.from({ length: CONTROLLER_MAX_NODES + 1 }, (_, n) => (n === 0 ? 0 : verify(n))),
+    plain: verify(1), draft: draftTable, accept: new Array<number>(shapes).fill(0), nodes,
+  });
+}
+
+test('acceptance estimates: defaults before any step, one base rate pooled across widths after', () => {
+  const none = continuationEstimates(createAcceptanceCounts(), null, 0, new Float64Array(CONTROLLER_WIDTHS.length * D));
+  assert.ok(Math.abs(none[0] - 0.7) < 1e-12, `W=1 depth 1: ${none[0]}`);
+  const w8 = WIDTH_INDEX(8) * D;
+  assert.ok(Math.abs(none[w8] - (1 - Math.pow(0.3, widthExponent(8, 1)))) < 1e-12);
+  assert.ok(none[w8] > none[w8 + 1], 'a wide tree gains more at depth 1 than deeper');
+
+  // 200 one-beam steps of which 40 accepted their first drafted token: every width learns from them.
+  const counts = createAcceptanceCounts();
+  for (let i = 0; i < 200; i++) recordAcceptance(counts, 0, 2, i % 5 === 0 ? 1 : 0, 1);
+  const seen = continuationEstimates(counts, null, 0, new Float64Array(CONTROLLER_WIDTHS.length * D));
+  assert.ok(Math.abs(seen[0] - 0.2) < 0.01, `W=1 depth 1: ${seen[0]}`);
+  const w4 = seen[WIDTH_INDEX(4) * D];
+  assert.ok(w4 > seen[0] && w4 < 0.45, `W=4 depth 1, from W=1's counts: ${w4}`);
+  // Depth 2 was never drafted: it inherits depth 1's estimate.
+  assert.ok(Math.abs(seen[1] - seen[0]) < 0.01, `W=1 depth 2: ${seen[1]}`);
+});
+
+test('a sequence that ends leaves its counts to the next sequence of the controller', () => {
+  const costs = syntheticCosts((n) => 1 + 0.1 * n, () => 0.01);
+  const controller = createSpeculationController(costs);
+  const first = controller.createPolicy();
+  const before = first.expectedRate({ beams: 1, beamLength: 4 });
+  for (let i = 0; i < 100; i++) first.observeTree({ beams: 1, beamLength: 4 }, 4, 3, 0.01, 1.4, 0);
+  first.finish();
+  const second = controller.createPolicy();
+  assert.ok(second.expectedRate({ beams: 1, beamLength: 4 }) > before, 'a perfect drafter raised the next sequence\'s rate');
+  assert.ok(controller.shared.trials[0] > 30, `memory: ${controller.shared.trials[0]} trials`);
+});
+
+function decide(policy: SpeculationPolicy, steps: number, room = CONTROLLER_MAX_LENGTH): (TreeShape | null)[] {
+  const out: (TreeShape | null)[] = [];
+  for (let i = 0; i < steps; i++) {
+    const shape = policy.choose(room);
+    out.push(shape && { ...shape });
+  }
+  return out;
+}
+
+test('a drafter that costs more than it could save is never run (no probing either)', () => {
+  // Drafting a position costs twice a plain step; verification is compute-bound.
+  const costs = syntheticCosts((n) => 1 + 0.2 * (n - 1), (_, L) => 2 * (L - 1));
+  const policy = createSpeculationController(costs).createPolicy();
+  assert.deepEqual(decide(policy, 200).filter((shape) => shape !== null), []);
+});
+
+test('where a tree costs about one token (GPU-like), the controller drafts deep trees', () => {
+  const costs = syntheticCosts(() => 1, (W, L) => 0.002 * W * (L - 1));
+  const policy = createSpeculationController(costs).createPolicy();
+  const shapes = decide(policy, 5);
+  assert.ok(shapes.every((shape) => shape !== null && shape.beamLength === CONTROLLER_MAX_LENGTH), JSON.stringify(shapes));
+  // Near the end of the context the tree is cut to the room left.
+  const short = policy.choose(3);
+  assert.ok(short !== null && short.beamLength <= 3);
+  assert.equal(policy.choose(1), null);
+});
+
+test('acceptance that falls turns speculation off, and probing turns it back on when it recovers', () => {
+  const verify = (n: number): number => 1 + 0.25 * (n - 1);
+  const costs = syntheticCosts(verify, (_, L) => 0.05 * (L - 1));
+  const policy = createSpeculationController(costs).createPolicy();
+  const first = policy.choose(CONTROLLER_MAX_LENGTH);
+  assert.ok(first !== null, 'with the default acceptance a tree pays');
+  // Nothing drafted is ever accepted: trees lose.
+  for (let i = 0; i < 60; i++) {
+    const shape = policy.choose(CONTROLLER_MAX_LENGTH);
+    if (shape) policy.observeTree(shape, 1 + shape.beams * (shape.beamLength - 1), 0, 0.05, verify(4), 0);
+    else policy.observePlain(1);
+  }
+  // Speculation is off but for one probing tree every 32 steps.
+  const off = decide(policy, 96);
+  const probes = off.flatMap((shape, i) => (shape === null ? [] : [i]));
+  assert.equal(probes.length, 3, JSON.stringify(probes));
+  assert.deepEqual([probes[1] - probes[0], probes[2] - probes[1]], [32, 32]);
+  // The drafter is now always right: speculation comes back.
+  let trees = 0;
+  for (let i = 0; i < 400; i++) {
+    const shape = policy.choose(CONTROLLER_MAX_LENGTH);
+    if (shape) {
+      trees++;
+      policy.observeTree(shape, 1 + shape.beams * (shape.beamLength - 1), shape.beamLength - 1, 0.05,
+        verify(1 + shape.beams * (shape.beamLength - 1)), 0);
+    } else {
+      policy.observePlain(1);
+    }
+  }
+  assert.ok(decide(policy, 10).every((shape) => shape !== null), 'speculation is back on');
+  assert.ok(trees > 100, `${trees} tree steps`);
+});
+
+const skip = missing('stories260K', 'stories260K.bin');
+
+/** A controller that runs a fixed schedule of shapes (plain steps included) whatever it measures. */
+function scheduledController(costs: SpeculationCosts, schedule: readonly (TreeShape | null)[]): SpeculationController {
+  return {
+    costs,
+    shared: createAcceptanceCounts(),
+    createPolicy() {
+      let step = 0;
+      return {
+        choose(maxLength) {
+          const shape = schedule[step++ % schedule.length];
+          if (shape === null || maxLength < 2) return null;
+          return { beams: shape.beams, beamLength: Math.min(shape.beamLength, maxLength) };
+        },
+        observeTree() {},
+        observePlain() {},
+        expectedRate: () => 0,
+        finish() {},
+      };
+    },
+  };
+}
+
+test('whatever shape each step takes, plain steps included, the ids are plain decoding\'s (greedy and seeded)',
+  { skip }, async () => {
+    const loaded = await loadModel({ model: stories260K.model, tokenizer: stories260K.tokenizer, threads: 1 });
+    const prompts = ['Once upon a time', 'The cat', 'Lily and Tom went to the park', 'One day, a little dog',
+      'She was sad because', 'Ben had a big red ball.'];
+    const references: number[][] = [];
+    for (const prompt of prompts) references.push((await generateText(loaded, { prompt, maxTokens: 96 })).ids);
+    const drafter = bigramDrafter(loaded, references, 64);
+    const costs = syntheticCosts(() => 1, () => 0.01);
+    const schedule: (TreeShape | null)[] = [{ beams: 1, beamLength: 4 }, null, { beams: 8, beamLength: 8 },
+      { beams: 3, beamLength: 2 }, null, null, { beams: 2, beamLength: 6 }, { beams: 4, beamLength: 3 }];
+    const samplings: GenerateOptions[] = [{}, { temperature: 1, seed: 7 }, { temperature: 0.8, topP: 0.9, seed: 3 }];
+    for (const mode of ['greedy', 'sampled'] as const) {
+      speculationController(loaded, drafter, mode, { costs: costs.toJSON(), updatedAt: '', machine: '' });
+    }
+    try {
+      for (const [i, prompt] of prompts.entries()) {
+        for (const sampling of samplings) {
+          const base = { prompt, maxTokens: 96, ...sampling };
+          const plain = await generateText(loaded, base);
+          // The decoder directly, with the scheduled controller.
+          const decoder = createRedrafterDecoder(loaded.model, drafter.drafter,
+            { ...sampling, controller: scheduledController(costs, schedule.slice(i % schedule.length)) });
+          const ids = [decoder.prefill(plain.promptIds)];
+          const out = new Int32Array(CONTROLLER_MAX_LENGTH);
+          while (ids.length < plain.ids.length) ids.push(...out.subarray(0, decoder.step(out)));
+          decoder.dispose();
+          assert.deepEqual(ids.slice(0, plain.ids.length), plain.ids, `"${prompt}" ${JSON.stringify(sampling)}`);
+          assert.ok(decoder.stats!.shapes['plain'] > 0 && Object.keys(decoder.stats!.shapes).length > 2,
+            JSON.stringify(decoder.stats!.shapes));
+          // And through generate() with the real controller on GPU-like costs (it drafts deep trees).
+          const auto = await generateText(loaded, { ...base, drafter });
+          assert.deepEqual(auto.ids, plain.ids, `auto: "${prompt}" ${JSON.stringify(sampling)}`);
+          assert.equal(auto.stats.redrafter!.shapes['plain'] ?? 0, 0, 'GPU-like costs: every step drafts a tree');
+        }
+      }
+    } finally {
+      drafter.dispose();
+      await loaded.close();
+    }
+  });
+
+test('generate() without a shape uses the controller; with one, the fixed tree', { skip }, async () => {
+  const loaded = await loadModel({ model: stories260K.model, tokenizer: stories260K.tokenizer, threads: 1 });
+  const drafter = loadDrafter(loaded, defaultDrafterPath()!);
+  try {
+    const auto = await generateText(loaded, { prompt: 'Once upon a time', maxTokens: 40, drafter });
+    const shapes = auto.stats.redrafter!.shapes;
+    assert.equal(Object.values(shapes).reduce((a, b) => a + b, 0), auto.stats.steps);
+    assert.ok((auto.stats.redrafter!.calibrationSeconds ?? 0) > 0, 'the first use calibrated');
+    const again = await generateText(loaded, { prompt: 'Once upon a time', maxTokens: 40, drafter });
+    assert.equal(again.stats.redrafter!.calibrationSeconds, 0, 'the second reused the calibration');
+    assert.deepEqual(again.ids, auto.ids);
+    const fixed = await generateText(loaded, { prompt: 'Once upon a time', maxTokens: 40, drafter, beams: 2 });
+    assert.deepEqual(Object.keys(fixed.stats.redrafter!.shapes).filter((k) => k !== 'plain'), ['2x5']);
+    assert.deepEqual(fixed.ids, auto.ids);
+  } finally {
+    drafter.dispose();
+    await loaded.close();
+  }
+});

@@ -1,0 +1,283 @@
+// The speculation controller (issue 13): before every ReDrafter step it picks the tree shape, W beams of length L, or
+// none (plain decoding), that gives the most expected tokens per second. Two things decide:
+//
+//   cost(W, L)  = draft(W, L) + verify(nodes(W, L)) + accept(W, L)     measured on this machine (speculation-costs.ts)
+//   tokens(W,L) = 1 + Σ_{d=1}^{L−1} Π_{j≤d} c_W(j)                      the running acceptance by depth
+//
+// c_W(d) is the chance that a step with W beams that accepted d − 1 drafted tokens accepts the d-th too. Widths are
+// tied together by one model: W beams miss a token as often as one beam misses it raised to the power g(W, d) =
+// 1 + 0.5·log2 W at depth 1 and 1 + 0.2·log2 W deeper (beams of a tree mostly differ in their first drafted token;
+// fitted to the widths × lengths grid in BENCHMARKS.md, greedy and T = 1). So every step teaches every width: the counts of all widths pool into one base rate per depth,
+// b(d), each width's own counts then correct its c_W(d) = 1 − (1 − b(d))^g(W). The counts are this sequence's, plus
+// a fading memory of the sequences before it (same model, drafter and decoding mode); where nothing was seen at a
+// depth, the estimate one depth up stands in (acceptance by depth changes slowly), at depth 1 a default.
+//
+// The costs of a shape are corrected only by running it, so every EXPLORE_INTERVAL-th tree step runs the runner-up
+// shape when it promises nearly as much as the best.
+//
+// Plain decoding is chosen when no tree beats it by a margin; then the sequence no longer learns how trees would do,
+// so every PROBE_INTERVAL plain steps it runs the best tree once, unless even a drafter whose every token is accepted
+// could not beat plain decoding here (the drafter costs more than it saves: the stories260K case).
+//
+// Output never depends on the choice: exact verification emits plain decoding's tokens whatever the tree.
+
+import { CONTROLLER_MAX_LENGTH, CONTROLLER_WIDTHS, shapeIndex, type SpeculationCosts } from './speculation-costs.js';
+
+export { CONTROLLER_MAX_LENGTH, CONTROLLER_WIDTHS } from './speculation-costs.js';
+
+/** Plain steps between two probing tree steps while plain decoding is chosen. */
+const PROBE_INTERVAL = 32;
+/**
+ * Every EXPLORE_INTERVAL-th tree step runs the runner-up shape instead of the best, if it promises at least
+ * EXPLORE_FLOOR of the best's rate: the costs of shapes never run are the calibration's guesses, and only running
+ * them corrects those (at most (1 − EXPLORE_FLOOR) / EXPLORE_INTERVAL of the speed, ~0.6 %).
+ */
+const EXPLORE_INTERVAL = 16;
+const EXPLORE_FLOOR = 0.9;
+/** A tree must promise this much more than plain decoding to be chosen (noise in the measured costs). */
+const MARGIN = 1.02;
+/** Pseudo-counts of the prior in each estimate. */
+const PRIOR_WEIGHT = 4;
+/** Per observed step, a sequence's older counts fade by this much: its acceptance is a running one. */
+const SEQUENCE_DECAY = 0.98;
+/** When a sequence ends, the memory of earlier sequences fades by this much before its counts join it. */
+const SHARED_DECAY = 0.8;
+/** Weight of that memory beside the sequence's own counts. */
+const SHARED_WEIGHT = 0.5;
+/** Base acceptance at depth 1 before anything is seen: mildly optimistic, so that trees get tried. */
+const DEFAULT_BASE = 0.7;
+
+/** One step's choice: a tree shape, or null for plain decoding. */
+export interface TreeShape {
+  beams: number;
+  beamLength: number;
+}
+
+/**
+ * Acceptance counts by width and depth: trials[wi·D + d − 1] steps of width CONTROLLER_WIDTHS[wi] reached depth
+ * d − 1 with depth d drafted, successes[...] of them accepted depth d (D = CONTROLLER_MAX_LENGTH − 1).
+ */
+export interface AcceptanceCounts {
+  readonly trials: Float64Array;
+  readonly successes: Float64Array;
+}
+
+export function createAcceptanceCounts(): AcceptanceCounts {
+  const size = CONTROLLER_WIDTHS.length * (CONTROLLER_MAX_LENGTH - 1);
+  return { trials: new Float64Array(size), successes: new Float64Array(size) };
+}
+
+/** Records a step of width index wi that drafted L − 1 tokens and accepted `accepted` of them. */
+export function recordAcceptance(counts: AcceptanceCounts, wi: number, beamLength: number, accepted: number,
+  decay: number): void {
+  const D = CONTROLLER_MAX_LENGTH - 1;
+  if (decay !== 1) {
+    for (let i = 0; i < counts.trials.length; i++) {
+      counts.trials[i] *= decay;
+      counts.successes[i] *= decay;
+    }
+  }
+  for (let d = 1; d <= Math.min(accepted + 1, beamLength - 1); d++) {
+    counts.trials[wi * D + d - 1] += 1;
+    if (d <= accepted) counts.successes[wi * D + d - 1] += 1;
+  }
+}
+
+/** The width exponent g(W, d) of the miss model (see the header). */
+export function widthExponent(beams: number, depth: number): number {
+  return 1 + (depth === 1 ? 0.5 : 0.2) * Math.log2(beams);
+}
+
+/**
+ * c_W(d) for every width index and depth into out[wi·D + d − 1], from counts = own + weight·memory (memory may be
+ * null). See the header for the model.
+ */
+export function continuationEstimates(own: AcceptanceCounts, memory: AcceptanceCounts | null, memoryWeight: number,
+  out: Float64Array): Float64Array {
+  const D = CONTROLLER_MAX_LENGTH - 1;
+  let base = DEFAULT_BASE;
+  for (let d = 1; d <= D; d++) {
+    // Pool: each width's rate, turned into a one-beam rate, weighted by its trials; the depth above as the prior.
+    let weighted = PRIOR_WEIGHT * base;
+    let weight = PRIOR_WEIGHT;
+    for (let wi = 0; wi < CONTROLLER_WIDTHS.length; wi++) {
+      const i = wi * D + d - 1;
+      const trials = own.trials[i] + (memory ? memoryWeight * memory.trials[i] : 0);
+      if (trials <= 0) continue;
+      const rate = (own.successes[i] + (memory ? memoryWeight * memory.successes[i] : 0)) / trials;
+      weighted += trials * (1 - Math.pow(Math.max(0, 1 - rate), 1 / widthExponent(CONTROLLER_WIDTHS[wi], d)));
+      weight += trials;
+    }
+    base = weighted / weight;
+    for (let wi = 0; wi < CONTROLLER_WIDTHS.length; wi++) {
+      const i = wi * D + d - 1;
+      const prior = 1 - Math.pow(1 - base, widthExponent(CONTROLLER_WIDTHS[wi], d));
+      const trials = own.trials[i] + (memory ? memoryWeight * memory.trials[i] : 0);
+      const successes = own.successes[i] + (memory ? memoryWeight * memory.successes[i] : 0);
+      out[i] = (successes + PRIOR_WEIGHT * prior) / (trials + PRIOR_WEIGHT);
+    }
+  }
+  return out;
+}
+
+/** The controller of one loaded model and drafter in one decoding mode: costs and acceptance shared by sequences. */
+export interface SpeculationController {
+  readonly costs: SpeculationCosts;
+  /** Fading counts of the sequences that have ended (every new sequence's prior). */
+  readonly shared: AcceptanceCounts;
+  /** A fresh per-sequence policy. */
+  createPolicy(): SpeculationPolicy;
+}
+
+/** One sequence's controller state. */
+export interface SpeculationPolicy {
+  /** The shape of the next step (null: plain decoding), for a tree of at most `maxLength` positions. */
+  choose(maxLength: number): TreeShape | null;
+  /** A tree step's measurements: its shape, packed nodes, accepted drafted tokens and time split (seconds). */
+  observeTree(shape: TreeShape, nodes: number, accepted: number, draftSeconds: number, verifySeconds: number,
+    acceptSeconds: number): void;
+  /** A plain step's time (forward and pick). */
+  observePlain(seconds: number): void;
+  /** The expected tokens per second of a shape (null: plain) as the policy sees it now; for reports and tests. */
+  expectedRate(shape: TreeShape | null): number;
+  /** The sequence has ended: its counts join the controller's memory. */
+  finish(): void;
+}
+
+export function createSpeculationController(costs: SpeculationCosts, shared = createAcceptanceCounts()):
+  SpeculationController {
+  return {
+    costs,
+    shared,
+    createPolicy: () => createPolicy(costs, shared),
+  };
+}
+
+function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts): SpeculationPolicy {
+  const D = CONTROLLER_MAX_LENGTH - 1;
+  const own = createAcceptanceCounts();
+  const estimates = new Float64Array(CONTROLLER_WIDTHS.length * D);
+  let estimatesValid = false;
+  let plainSteps = 0;
+  let treeSteps = 0;
+  /** Steps left during which plain decoding is chosen without looking (no tree could pay: nothing to weigh). */
+  let quietSteps = 0;
+
+  function refresh(): void {
+    if (estimatesValid) return;
+    continuationEstimates(own, shared, SHARED_WEIGHT, estimates);
+    estimatesValid = true;
+  }
+
+  /** Expected committed tokens of a step of width index wi and length L: 1 + Σ_d P(accepted ≥ d). */
+  function expectedTokens(wi: number, L: number): number {
+    let reach = 1;
+    let total = 1;
+    for (let d = 1; d < L; d++) {
+      reach *= estimates[wi * D + d - 1];
+      total += reach;
+    }
+    return total;
+  }
+
+  function treeSeconds(wi: number, L: number): number {
+    const s = shapeIndex(wi, L);
+    return costs.draft[s] + costs.verifyAt(costs.nodes[s]) + costs.accept[s];
+  }
+
+  function rate(shape: TreeShape | null): number {
+    if (shape === null) return 1 / costs.plain;
+    refresh();
+    const wi = CONTROLLER_WIDTHS.indexOf(shape.beams);
+    if (wi < 0) throw new RangeError(`controller: width ${shape.beams} is not one of ${CONTROLLER_WIDTHS.join(', ')}`);
+    return expectedTokens(wi, shape.beamLength) / treeSeconds(wi, shape.beamLength);
+  }
+
+  /** Whether some tree could beat plain decoding if every drafted token were accepted. */
+  function treesCanPay(maxLength: number): boolean {
+    const plainRate = 1 / costs.plain;
+    for (let L = 2; L <= maxLength; L++) if (L / treeSeconds(0, L) > plainRate) return true;
+    return false;
+  }
+
+  const choice: TreeShape = { beams: 1, beamLength: 2 };
+
+  /** Replaces `choice` by the best other shape if it promises at least EXPLORE_FLOOR of `bestRate`. */
+  function chooseRunnerUp(longest: number, bestRate: number): void {
+    const bestW = choice.beams;
+    const bestL = choice.beamLength;
+    let runnerUp = EXPLORE_FLOOR * bestRate;
+    for (let wi = 0; wi < CONTROLLER_WIDTHS.length; wi++) {
+      for (let L = 2; L <= longest; L++) {
+        if (CONTROLLER_WIDTHS[wi] === bestW && L === bestL) continue;
+        const r = expectedTokens(wi, L) / treeSeconds(wi, L);
+        if (r >= runnerUp) {
+          runnerUp = r;
+          choice.beams = CONTROLLER_WIDTHS[wi];
+          choice.beamLength = L;
+        }
+      }
+    }
+  }
+
+  return {
+    choose(maxLength) {
+      const longest = Math.min(maxLength, CONTROLLER_MAX_LENGTH);
+      if (longest < 2) return null;
+      if (quietSteps > 0) {
+        quietSteps--;
+        return null;
+      }
+      refresh();
+      let bestRate = 0;
+      let bestW = 0;
+      let bestL = 0;
+      for (let wi = 0; wi < CONTROLLER_WIDTHS.length; wi++) {
+        for (let L = 2; L <= longest; L++) {
+          const r = expectedTokens(wi, L) / treeSeconds(wi, L);
+          if (r > bestRate) {
+            bestRate = r;
+            bestW = CONTROLLER_WIDTHS[wi];
+            bestL = L;
+          }
+        }
+      }
+      choice.beams = bestW;
+      choice.beamLength = bestL;
+      if (bestRate > MARGIN / costs.plain) {
+        plainSteps = 0;
+        if (++treeSteps % EXPLORE_INTERVAL === 0) chooseRunnerUp(longest, bestRate);
+        return choice;
+      }
+      if (!treesCanPay(longest)) {
+        quietSteps = PROBE_INTERVAL;
+        return null;
+      }
+      if (++plainSteps >= PROBE_INTERVAL) {
+        plainSteps = 0;
+        return choice;
+      }
+      return null;
+    },
+    observeTree(shape, nodes, accepted, draftSeconds, verifySeconds, acceptSeconds) {
+      const wi = CONTROLLER_WIDTHS.indexOf(shape.beams);
+      if (wi < 0) return; // a forced shape outside the controller's set teaches it nothing it can use
+      recordAcceptance(own, wi, shape.beamLength, accepted, SEQUENCE_DECAY);
+      costs.observeTree(wi, shape.beamLength, nodes, draftSeconds, verifySeconds, acceptSeconds);
+      estimatesValid = false;
+    },
+    observePlain(seconds) {
+      costs.observePlain(seconds);
+    },
+    expectedRate: rate,
+    finish() {
+      for (let i = 0; i < shared.trials.length; i++) {
+        shared.trials[i] = SHARED_DECAY * shared.trials[i] + own.trials[i];
+        shared.successes[i] = SHARED_DECAY * shared.successes[i] + own.successes[i];
+        own.trials[i] = 0;
+        own.successes[i] = 0;
+      }
+      estimatesValid = false;
+    },
+  };
+}

@@ -1,0 +1,178 @@
+// What a ReDrafter step costs on this machine, for the speculation controller (controller.ts): the verification
+// forward by node count, drafting and acceptance by tree shape, the packed node count by shape, and a plain step.
+// Measured once by calibrate() (a few forwards and beam searches, or read back from `redrafter tune`'s file), then
+// refined online by every step the decoders run (exponential averages).
+
+import { performance } from 'node:perf_hooks';
+import type { Model } from '../model/model.js';
+import type { BeamSearch } from '../drafter/beam-search.js';
+
+/** Beam widths the speculation controller chooses from. */
+export const CONTROLLER_WIDTHS: readonly number[] = [1, 2, 4, 8];
+/** Longest beam the controller drafts (L counts g0). */
+export const CONTROLLER_MAX_LENGTH = 8;
+
+/** Index of shape (width index wi, length L) in the per-shape tables. */
+export function shapeIndex(wi: number, L: number): number {
+  return wi * (CONTROLLER_MAX_LENGTH + 1) + L;
+}
+
+const SHAPES = CONTROLLER_WIDTHS.length * (CONTROLLER_MAX_LENGTH + 1);
+/** Largest tree the controller drafts: 1 + W·(L − 1) nodes at W = 8, L = 8. */
+export const CONTROLLER_MAX_NODES = 1 + CONTROLLER_WIDTHS[CONTROLLER_WIDTHS.length - 1] * (CONTROLLER_MAX_LENGTH - 1);
+/** Forward sizes calibrate() measures; other node counts are interpolated, larger ones extrapolated. */
+const CALIBRATION_SIZES = [1, 2, 4, 8, 16];
+/** Weight of a new measurement in the running averages. */
+const AVERAGING = 0.15;
+
+export interface SpeculationCosts {
+  /** verify[n]: seconds of a verification forward over n nodes, n = 1 .. CONTROLLER_MAX_NODES (index 0 unused). */
+  readonly verify: Float64Array;
+  /** Seconds of a plain decoding step (one-token forward and the pick). */
+  plain: number;
+  /** Per shape (shapeIndex): seconds of drafting, seconds of acceptance and KV bookkeeping, mean packed nodes. */
+  readonly draft: Float64Array;
+  readonly accept: Float64Array;
+  readonly nodes: Float64Array;
+  /** verify at a fractional node count (linear between the two integers around it). */
+  verifyAt(nodes: number): number;
+  observeTree(wi: number, L: number, nodes: number, draftSeconds: number, verifySeconds: number,
+    acceptSeconds: number): void;
+  observePlain(seconds: number): void;
+  /** Plain numbers, for the tuning file. */
+  toJSON(): SpeculationCostsJson;
+}
+
+export interface SpeculationCostsJson {
+  verify: number[];
+  plain: number;
+  draft: number[];
+  accept: number[];
+  nodes: number[];
+}
+
+/**
+ * A running average that one outlier (a garbage collection, the thread descheduled) cannot drag far: a sample is
+ * capped at three times the current value before it is averaged in.
+ */
+function averaged(current: number, sample: number): number {
+  if (!(current > 0)) return sample;
+  return current + AVERAGING * (Math.min(sample, 3 * current) - current);
+}
+
+export function createSpeculationCosts(json: SpeculationCostsJson): SpeculationCosts {
+  const check = (name: string, values: readonly number[], length: number): Float64Array => {
+    if (!Array.isArray(values) || values.length !== length || values.some((v, i) => !(v >= 0) && !(i === 0 && v === 0))) {
+      throw new RangeError(`speculation costs: "${name}" must be ${length} non-negative numbers`);
+    }
+    return Float64Array.from(values);
+  };
+  const verify = check('verify', json.verify, CONTROLLER_MAX_NODES + 1);
+  const draft = check('draft', json.draft, SHAPES);
+  const accept = check('accept', json.accept, SHAPES);
+  const nodes = check('nodes', json.nodes, SHAPES);
+  if (!(json.plain > 0)) throw new RangeError(`speculation costs: "plain" must be a positive number, got ${json.plain}`);
+  const costs: SpeculationCosts = {
+    verify, draft, accept, nodes,
+    plain: json.plain,
+    verifyAt(n) {
+      const lo = Math.max(1, Math.min(CONTROLLER_MAX_NODES, Math.floor(n)));
+      const hi = Math.min(CONTROLLER_MAX_NODES, lo + 1);
+      const t = Math.min(1, Math.max(0, n - lo));
+      return verify[lo] + t * (verify[hi] - verify[lo]);
+    },
+    observeTree(wi, L, n, draftSeconds, verifySeconds, acceptSeconds) {
+      const s = shapeIndex(wi, L);
+      draft[s] = averaged(draft[s], draftSeconds);
+      accept[s] = averaged(accept[s], acceptSeconds);
+      nodes[s] += AVERAGING * (n - nodes[s]);
+      if (n >= 1 && n <= CONTROLLER_MAX_NODES) verify[n] = averaged(verify[n], verifySeconds);
+    },
+    observePlain(seconds) {
+      costs.plain = averaged(costs.plain, seconds);
+    },
+    toJSON: () => ({ verify: Array.from(verify), plain: costs.plain, draft: Array.from(draft),
+      accept: Array.from(accept), nodes: Array.from(nodes) }),
+  };
+  return costs;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+/** Median seconds of `repeats` runs of `work` after one unmeasured run. */
+function timed(repeats: number, work: () => void): number {
+  work();
+  const times: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const started = performance.now();
+    work();
+    times.push((performance.now() - started) / 1000);
+  }
+  return median(times);
+}
+
+export interface CalibrationOptions {
+  /** Measured runs per point (median; default 3). */
+  repeats?: number;
+  /** Tokens in the cache before the measured forwards (default 32). */
+  context?: number;
+}
+
+/**
+ * Measures the costs: forwards over 1, 2, 4, 8 and 16 tokens after a short context (the verification shapes;
+ * node counts between are interpolated, larger ones extrapolated along the 8 → 16 slope, which is the
+ * compute-bound part of the curve), and beam searches of every controller width at lengths 2 and 8 (drafting is
+ * one drafter step per position, so lengths between are linear). Uses a cache of its own; the model's output
+ * buffers are overwritten.
+ */
+export function calibrateCosts(model: Model, search: BeamSearch, options: CalibrationOptions = {}): SpeculationCosts {
+  const repeats = options.repeats ?? 3;
+  const context = Math.min(options.context ?? 32, model.contextLength - CALIBRATION_SIZES[CALIBRATION_SIZES.length - 1]);
+  const largest = CALIBRATION_SIZES[CALIBRATION_SIZES.length - 1];
+  const n = context + largest;
+  const cache = model.createCache(n);
+  const vocab = model.config.vocabSize;
+  const tokens = Int32Array.from({ length: n }, (_, i) => (i * 7 + 3) % vocab);
+  const positions = Int32Array.from({ length: n }, (_, i) => i);
+  const prefix = Int32Array.from({ length: n }, (_, i) => i + 1);
+  const measured: number[] = [];
+  try {
+    if (context > 0) {
+      model.forward(cache, { count: context, tokens, positions, writeSlot: 0, prefixLengths: prefix, logits: 'none' });
+    }
+    for (const k of CALIBRATION_SIZES) {
+      const batch = { count: k, tokens: tokens.subarray(context), positions: positions.subarray(context),
+        writeSlot: context, prefixLengths: prefix.subarray(context), logits: k === 1 ? 'last' as const : 'all' as const };
+      measured.push(timed(repeats, () => model.forward(cache, batch)));
+    }
+  } finally {
+    cache.free();
+  }
+  const verify = new Array<number>(CONTROLLER_MAX_NODES + 1).fill(0);
+  for (let m = 1; m <= CONTROLLER_MAX_NODES; m++) {
+    let i = 0;
+    while (i < CALIBRATION_SIZES.length - 2 && CALIBRATION_SIZES[i + 1] < m) i++;
+    const [a, b] = [CALIBRATION_SIZES[i], CALIBRATION_SIZES[i + 1]];
+    // Never cheaper than a smaller forward: noise must not make a bigger tree look free.
+    verify[m] = Math.max(measured[i] + (m - a) * (measured[i + 1] - measured[i]) / (b - a), verify[m - 1]);
+  }
+
+  const h = new Float32Array(model.config.dim);
+  for (let i = 0; i < h.length; i++) h[i] = Math.sin(i); // a context vector of ordinary size
+  const draft = new Array<number>(SHAPES).fill(0);
+  const nodes = new Array<number>(SHAPES).fill(0);
+  CONTROLLER_WIDTHS.forEach((W, wi) => {
+    const short = timed(repeats, () => search.search(h, 0, 3 % vocab, W, 2));
+    const long = timed(repeats, () => search.search(h, 0, 3 % vocab, W, CONTROLLER_MAX_LENGTH));
+    const perPosition = Math.max(0, (long - short) / (CONTROLLER_MAX_LENGTH - 2));
+    for (let L = 2; L <= CONTROLLER_MAX_LENGTH; L++) {
+      draft[shapeIndex(wi, L)] = short + (L - 2) * perPosition;
+      // Until trees are seen, assume beams share nothing but g0: the most nodes a shape can pack.
+      nodes[shapeIndex(wi, L)] = 1 + W * (L - 1);
+    }
+  });
+  return createSpeculationCosts({ verify, plain: measured[0], draft, accept: new Array<number>(SHAPES).fill(0), nodes });
+}
