@@ -55,9 +55,10 @@ export function registerBench(program: Command): void {
           rounds: flags.rounds });
         if (flags.format === 'json') {
           process.stdout.write(JSON.stringify({ ...result, beams: flags.beams, beamLength: flags.beamLength,
-            threads: loaded.kernels.threads, machine: describeMachine() }) + '\n');
+            threads: loaded.kernels.threads, simd: loaded.kernels.simd, machine: describeMachine() }) + '\n');
         } else {
-          process.stdout.write(describe(result, flags.beams, flags.beamLength) + `machine: ${describeMachine()}\n`);
+          process.stdout.write(describe(result, flags.beams, flags.beamLength) +
+            `machine: ${describeMachine()}, ${loaded.kernels.simd} kernels\n`);
         }
       } finally {
         drafter.dispose();

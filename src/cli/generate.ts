@@ -2,6 +2,7 @@
 
 import type { Command } from 'commander';
 import { generate, type GenerationStats } from '../engine/generate.js';
+import type { SimdBuild } from '../kernels/index.js';
 import { loadDrafter } from '../engine/load.js';
 import type { AcceptanceRule } from '../engine/redrafter.js';
 import { decodingMode, readTuning } from '../engine/tuning.js';
@@ -87,7 +88,7 @@ export function registerGenerate(program: Command): void {
         if (flags.format === 'json') {
           process.stdout.write(JSON.stringify({
             promptIds: generation.promptIds, ids, text, finishReason: generation.finishReason,
-            stats: statsJson(stats, loaded.kernels.threads, drafter ? { beams: flags.beams,
+            stats: statsJson(stats, loaded.kernels.threads, loaded.kernels.simd, drafter ? { beams: flags.beams,
               beamLength: flags.beamLength, acceptance: flags.acceptance } : null),
           }) + '\n');
         } else {
@@ -109,13 +110,13 @@ function tokensPerStep(stats: GenerationStats): number {
   return stats.steps > 0 ? committed / stats.steps : 0;
 }
 
-function statsJson(stats: GenerationStats, threads: number,
+function statsJson(stats: GenerationStats, threads: number, simd: SimdBuild,
   redrafter: { beams: number; beamLength: number; acceptance: AcceptanceRule } | null): Record<string, unknown> {
   const json: Record<string, unknown> = {
     tokens: stats.tokens, steps: stats.steps, tokensPerSecond: round(stats.tokensPerSecond),
     tokensPerStep: round(tokensPerStep(stats)), committedPerStep: stats.committedPerStep,
     promptTokens: stats.promptTokens, prefillSeconds: round(stats.prefillSeconds),
-    decodeSeconds: round(stats.decodeSeconds), threads,
+    decodeSeconds: round(stats.decodeSeconds), threads, simd,
   };
   if (redrafter && stats.redrafter) {
     const histogram: Record<string, number> = {};
