@@ -37,8 +37,8 @@
 // its 16-bit pair sums) while vpdpbssd reads it signed. So b is never a signed value here:
 //   Q8_0  Σ w·x = Σ w·x⁺ − Σ w·x⁻ with x⁺ = max(x, 0), x⁻ = max(−x, 0), both in [0, 127] (our quantizer writes
 //         [−127, 127]); w, the signed operand, may be any int8, −128 included, so no weight needs a fallback.
-//         (Moving x's sign onto w instead, w' = (w ^ m) − m, costs the same two operations per weight vector and
-//         row as the second dot product, but overflows for w = −128.)
+//         (Moving x's sign onto w instead, w' = (w ^ m) − m, costs two operations per weight vector and row where
+//         the second dot product costs one with VNNI, and overflows for w = −128, which a Q8_0 file may hold.)
 //   Q4_0  Σ (q − 8)·x = Σ q·x − 8·Σ x with the nibbles q in [0, 15] as b and x as a; quantizeActivations stores
 //         8·Σ x per block beside the scales.
 // Pair sums stay within ±2·128·127 = ±32512, so no lowering saturates: every block sum is the exact integer of the
