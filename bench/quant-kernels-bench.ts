@@ -2,18 +2,23 @@
 // of weight blocks streamed, at 1 and 2 threads, next to the f32 matmul on the same shapes. Weights rotate through
 // enough copies to leave the caches, as a forward pass over a real model does; thread counts alternate round by round
 // so that noise from other processes lands on both alike; the table shows medians.
-// Run: node dist/bench/quant-kernels-bench.js [--quick] [--rows 1,4,16]
+// --simd plain,relaxed measures both kernel builds in the same run (interleaved like the thread counts) and adds the
+// same-run ratio plain ms / relaxed ms per thread count; --hot keeps one copy of the weights (cache-resident: the
+// compute-bound case, where the int8 dot product matters most).
+// Run: node dist/bench/quant-kernels-bench.js [--quick] [--rows 1,4,16] [--types q8_0] [--simd plain,relaxed] [--hot]
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { createKernels, QUANT_BLOCK_BYTES, type Kernels, type Ptr } from '../src/kernels/index.js';
+import { createKernels, QUANT_BLOCK_BYTES, type Kernels, type Ptr, type SimdBuild } from '../src/kernels/index.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, rows: { type: 'string' },
-  types: { type: 'string', default: 'f32,q8_0,q4_0' } } });
+  types: { type: 'string', default: 'f32,q8_0,q4_0' }, simd: { type: 'string', default: 'auto' },
+  hot: { type: 'boolean', default: false } } });
 const quick = values.quick ?? false;
 const ROWS = values.rows !== undefined ? values.rows.split(',').map(Number) : [1, 4, 8, 16, 32];
 const TYPES = values.types.split(',') as Array<'f32' | 'q8_0' | 'q4_0'>;
+const BUILDS = values.simd.split(',') as Array<SimdBuild | 'auto'>;
 const SHAPES: ReadonlyArray<readonly [number, number]> = [[768, 2048], [2048, 768], [768, 32000]];
-const COLD_BYTES = 192 * 1024 * 1024;
+const COLD_BYTES = values.hot === true ? 0 : 192 * 1024 * 1024;
 const ROUNDS = quick ? 3 : 7;
 const ROUND_MS = quick ? 30 : 80;
 
@@ -89,12 +94,14 @@ function bench(sets: readonly Kernels[], type: 'f32' | 'q8_0' | 'q4_0', inDim: n
       else if (type === 'q8_0') k.matmulQ8_0(b.out, b.x, w, rows, inDim, outDim);
       else k.matmulQ4_0(b.out, b.x, w, rows, inDim, outDim);
     });
-    const cells = samples.map((s) => {
-      const ms = median(s);
-      return `${ms.toFixed(3).padStart(8)} ${((2 * rows * inDim * outDim) / (ms * 1e6)).toFixed(1).padStart(6)} ` +
-        `${(wBytes / (ms * 1e6)).toFixed(1).padStart(6)}`;
-    });
-    console.log(`${type.padEnd(5)} ${`${inDim}x${outDim}`.padEnd(10)} ${String(rows).padStart(4)}  ${cells.join('  |')}`);
+    const medians = samples.map(median);
+    const cells = medians.map((ms) =>
+      `${ms.toFixed(3).padStart(8)} ${((2 * rows * inDim * outDim) / (ms * 1e6)).toFixed(1).padStart(6)} ` +
+        `${(wBytes / (ms * 1e6)).toFixed(1).padStart(6)}`);
+    // plain / relaxed per thread count, where both builds ran (sets are ordered build-major, see below).
+    const ratios = ratioPairs.map(([plain, relaxed]) => (medians[plain] / medians[relaxed]).toFixed(2).padStart(6));
+    console.log(`${type.padEnd(5)} ${`${inDim}x${outDim}`.padEnd(10)} ${String(rows).padStart(4)}  ${cells.join('  |')}` +
+      (ratios.length > 0 ? `  |${ratios.join(' ')}` : ''));
   }
   sets.forEach((k, s) => {
     for (const p of [...buffers[s].weights, buffers[s].x, buffers[s].out]) k.heap.free(p);
@@ -102,9 +109,16 @@ function bench(sets: readonly Kernels[], type: 'f32' | 'q8_0' | 'q4_0', inDim: n
 }
 
 const threadCounts = availableParallelism() >= 2 ? [1, 2] : [1];
-const sets = await Promise.all(threadCounts.map((threads) => createKernels({ threads })));
+const sets: Kernels[] = [];
+for (const simd of BUILDS) for (const threads of threadCounts) sets.push(await createKernels({ threads, simd }));
+const labels = sets.map((k) => `${k.simd} ${k.threads}t`);
+const plainAt = BUILDS.indexOf('plain');
+const relaxedAt = BUILDS.indexOf('relaxed');
+const ratioPairs: Array<readonly [number, number]> = plainAt < 0 || relaxedAt < 0 ? [] :
+  threadCounts.map((_, t) => [plainAt * threadCounts.length + t, relaxedAt * threadCounts.length + t] as const);
 console.log(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} logical CPUs, Node ${process.version}`);
-console.log(`matmul, weights read cold: median ms/call, GFLOP/s, weight GB/s for ${threadCounts.join(' | ')} thread(s)`);
-console.log(`type  shape      rows  ${threadCounts.map(() => '      ms GFLOP/s  GB/s').join('  |')}`);
+console.log(`matmul, weights read ${COLD_BYTES > 0 ? 'cold' : 'hot (one copy)'}: median ms/call, GFLOP/s, weight GB/s ` +
+  `for ${labels.join(' | ')}${ratioPairs.length > 0 ? `; then plain/relaxed time at ${threadCounts.join(', ')} thread(s)` : ''}`);
+console.log(`type  shape      rows  ${labels.map(() => '      ms GFLOP/s  GB/s').join('  |')}`);
 for (const [inDim, outDim] of SHAPES) for (const type of TYPES) bench(sets, type, inDim, outDim);
 await Promise.all(sets.map((k) => k.close()));

@@ -61,10 +61,10 @@ export function registerBench(program: Command): void {
         const speculation = fixed ? 'fixed' : 'auto';
         if (flags.format === 'json') {
           process.stdout.write(JSON.stringify({ ...result, speculation, ...shape,
-            threads: loaded.kernels.threads, machine: describeMachine() }) + '\n');
+            threads: loaded.kernels.threads, simd: loaded.kernels.simd, machine: describeMachine() }) + '\n');
         } else {
           process.stdout.write(describe(result, fixed ? `W=${shape.beams} L=${shape.beamLength}` : 'auto') +
-            `machine: ${describeMachine()}\n`);
+            `machine: ${describeMachine()}, ${loaded.kernels.simd} kernels\n`);
         }
       } finally {
         drafter.dispose();

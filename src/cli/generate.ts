@@ -2,6 +2,7 @@
 
 import type { Command } from 'commander';
 import { generate, type GenerationStats } from '../engine/generate.js';
+import type { SimdBuild } from '../kernels/index.js';
 import { loadDrafter } from '../engine/load.js';
 import type { AcceptanceRule } from '../engine/redrafter.js';
 import { decodingMode, readTuning, writeTuning } from '../engine/tuning.js';
@@ -106,7 +107,7 @@ export function registerGenerate(program: Command): void {
             : { speculation: 'auto', acceptance: flags.acceptance };
           process.stdout.write(JSON.stringify({
             promptIds: generation.promptIds, ids, text, finishReason: generation.finishReason,
-            stats: statsJson(stats, loaded.kernels.threads, speculation),
+            stats: statsJson(stats, loaded.kernels.threads, loaded.kernels.simd, speculation),
           }) + '\n');
         } else {
           process.stdout.write('\n');
@@ -136,12 +137,13 @@ interface SpeculationReport {
   acceptance: AcceptanceRule;
 }
 
-function statsJson(stats: GenerationStats, threads: number, redrafter: SpeculationReport | null): Record<string, unknown> {
+function statsJson(stats: GenerationStats, threads: number, simd: SimdBuild, redrafter: SpeculationReport | null):
+  Record<string, unknown> {
   const json: Record<string, unknown> = {
     tokens: stats.tokens, steps: stats.steps, tokensPerSecond: round(stats.tokensPerSecond),
     tokensPerStep: round(tokensPerStep(stats)), committedPerStep: stats.committedPerStep,
     promptTokens: stats.promptTokens, prefillSeconds: round(stats.prefillSeconds),
-    decodeSeconds: round(stats.decodeSeconds), threads,
+    decodeSeconds: round(stats.decodeSeconds), threads, simd,
   };
   if (redrafter && stats.redrafter) {
     const histogram: Record<string, number> = {};

@@ -20,7 +20,8 @@ export interface KernelExports {
   initHalfTable(): void;
   /** The table's address compiled into the module (must equal HALF_TABLE_OFFSET). */
   halfTable(): number;
-  quantizeActivations(x: number, xq: number, xd: number, rows: number, inDim: number): void;
+  /** kind: 0 = for a Q8_0 matrix, 1 = Q4_0 (the relaxed build lays the int8 values out per type; quant.ts). */
+  quantizeActivations(x: number, xq: number, xd: number, rows: number, inDim: number, kind: number): void;
   matmulQ8_0(out: number, xq: number, xd: number, w: number, bias: number, rows: number, inDim: number, outDim: number,
     tid: number, nt: number): void;
   matmulQ4_0(out: number, xq: number, xd: number, w: number, bias: number, rows: number, inDim: number, outDim: number,

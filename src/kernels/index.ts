@@ -5,9 +5,11 @@ import { readFile } from 'node:fs/promises';
 import { CONTROL, CONTROL_OFFSET, HALF_TABLE_OFFSET, HEAP_BASE, KERNEL, wasmImports, type KernelExports } from './dispatch.js';
 import { createHeap } from './heap.js';
 import { createPool, type Pool } from './pool.js';
-import type { KernelOptions, Kernels, Ptr, RopeLayout } from './types.js';
+import { chooseSimd } from './simd.js';
+import type { KernelOptions, Kernels, Ptr, RopeLayout, SimdBuild } from './types.js';
 
-export type { Heap, KernelOptions, Kernels, Ptr, QuantType, RopeLayout } from './types.js';
+export type { Heap, KernelOptions, Kernels, Ptr, QuantType, RopeLayout, SimdBuild } from './types.js';
+export { relaxedUnavailable } from './simd.js';
 export { QUANT_BLOCK_BYTES, QUERY_RECORD_INTS } from './types.js';
 export { ropeTable } from './rope-table.js';
 
@@ -21,16 +23,24 @@ const DEFAULT_INITIAL_BYTES = 16 * 1024 * 1024;
 const DEFAULT_MIN_PARALLEL_WORK = 1 << 14;
 const DEFAULT_SPIN_MS = 2;
 
-let compiled: Promise<WebAssembly.Module> | undefined;
+const WASM_FILES: Readonly<Record<SimdBuild, string>> = { plain: 'kernels.wasm', relaxed: 'kernels-relaxed.wasm' };
+const compiled = new Map<SimdBuild, Promise<WebAssembly.Module>>();
 
-/** Compiles kernels.wasm once per process; every createKernels() and every worker shares the module. */
-function compileModule(): Promise<WebAssembly.Module> {
-  const url = new URL('./kernels.wasm', import.meta.url);
-  compiled ??= readFile(url).then((bytes) => WebAssembly.compile(bytes), (cause: unknown) => {
-    compiled = undefined;
-    throw new Error(`createKernels: cannot read ${url.pathname} (build it with node scripts/build-kernels.mjs)`, { cause });
-  });
-  return compiled;
+/**
+ * Compiles a build once per process; every createKernels() of that build and every one of its workers (which receive
+ * the module, pool.ts) shares it.
+ */
+function compileModule(build: SimdBuild): Promise<WebAssembly.Module> {
+  let module = compiled.get(build);
+  if (module === undefined) {
+    const url = new URL(`./${WASM_FILES[build]}`, import.meta.url);
+    module = readFile(url).then((bytes) => WebAssembly.compile(bytes), (cause: unknown) => {
+      compiled.delete(build);
+      throw new Error(`createKernels: cannot read ${url.pathname} (build it with node scripts/build-kernels.mjs)`, { cause });
+    });
+    compiled.set(build, module);
+  }
+  return module;
 }
 
 /**
@@ -49,16 +59,18 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
   if (initialPages > MAX_PAGES) throw new RangeError(`createKernels: initialBytes ${initialBytes} exceeds 4 GiB`);
   const minWork = options.minParallelWork ?? DEFAULT_MIN_PARALLEL_WORK;
   const spinMs = options.spinMs ?? DEFAULT_SPIN_MS;
+  const simd = chooseSimd(options.simd);
+  const file = WASM_FILES[simd];
 
   const memory = new WebAssembly.Memory({ initial: initialPages, maximum: MAX_PAGES, shared: true });
-  const module = await compileModule();
+  const module = await compileModule(simd);
   const instance = await WebAssembly.instantiate(module, wasmImports(memory));
   const ex = instance.exports as unknown as KernelExports;
   if (ex.staticEnd() > CONTROL_OFFSET) {
-    throw new Error(`createKernels: kernels.wasm static data ends at ${ex.staticEnd()}, above the control block at ${CONTROL_OFFSET}`);
+    throw new Error(`createKernels: ${file} static data ends at ${ex.staticEnd()}, above the control block at ${CONTROL_OFFSET}`);
   }
   if (ex.halfTable() !== HALF_TABLE_OFFSET) {
-    throw new Error(`createKernels: kernels.wasm puts its f16 table at ${ex.halfTable()}, the memory map at ` +
+    throw new Error(`createKernels: ${file} puts its f16 table at ${ex.halfTable()}, the memory map at ` +
       `${HALF_TABLE_OFFSET}`);
   }
   new Int32Array(memory.buffer, CONTROL_OFFSET, CONTROL.ints).fill(0);
@@ -74,8 +86,9 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
   let scratchKeys = 0;
   let gradInputScratch = 0;
 
-  // Quantized activations of the quantized matmuls: int16 values [rows, inDim], then f32 scales [rows, inDim/32];
-  // grown when a call needs more, so steady-state decoding allocates nothing.
+  // Quantized activations of the quantized matmuls: 64 bytes per block of 32 values (int16, or two int8 layouts in
+  // the relaxed build), then f32 scales [rows, inDim/32], then (relaxed Q4_0) i32 block sums [rows, inDim/32]; grown
+  // when a call needs more, so steady-state decoding allocates nothing.
   let quantScratch = 0;
   let quantBytes = 0;
 
@@ -89,14 +102,14 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
       throw new RangeError(`${name}: inDim must be a positive multiple of 32, got ${inDim}`);
     }
     const valuesBytes = rows * inDim * 2;
-    const needed = valuesBytes + rows * (inDim / 32) * 4;
+    const needed = valuesBytes + 2 * rows * (inDim / 32) * 4;
     if (needed > quantBytes) {
       if (quantScratch !== 0) heap.free(quantScratch);
       quantBytes = needed;
       quantScratch = heap.alloc(needed);
     }
     const xd = quantScratch + valuesBytes;
-    ex.quantizeActivations(x, quantScratch, xd, rows, inDim);
+    ex.quantizeActivations(x, quantScratch, xd, rows, inDim, kernel === KERNEL.matmulQ8_0 ? 0 : 1);
     const fn = kernel === KERNEL.matmulQ8_0 ? ex.matmulQ8_0 : ex.matmulQ4_0;
     const p = parallel(rows * inDim * outDim);
     if (p === null) return fn(out, quantScratch, xd, w, bias, rows, inDim, outDim, 0, 1);
@@ -116,6 +129,7 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
   return {
     heap,
     threads,
+    simd,
 
     matmul(out: Ptr, x: Ptr, w: Ptr, rows: number, inDim: number, outDim: number): void {
       const p = parallel(rows * inDim * outDim);

@@ -22,6 +22,12 @@ export interface Heap {
   readonly allocatedBytes: number;
 }
 
+/**
+ * The kernel build a Kernels object runs: 'plain' (kernels.wasm, SIMD128) or 'relaxed' (kernels-relaxed.wasm, SIMD128
+ * plus relaxed SIMD's int8 dot product in the quantized matmuls). Both give the same bits.
+ */
+export type SimdBuild = 'plain' | 'relaxed';
+
 /** Weight encodings of the quantized matmuls: GGML block types. */
 export type QuantType = 'q8_0' | 'q4_0';
 
@@ -44,6 +50,8 @@ export interface Kernels {
   readonly heap: Heap;
   /** Threads that compute (the calling thread included). */
   readonly threads: number;
+  /** The kernel build loaded (KernelOptions.simd). */
+  readonly simd: SimdBuild;
 
   /** out[t][o] = Σ_i x[t][i] · w[o][i] for t < rows, o < outDim. w is [outDim, inDim]. */
   matmul(out: Ptr, x: Ptr, w: Ptr, rows: number, inDim: number, outDim: number): void;
@@ -142,4 +150,10 @@ export interface KernelOptions {
   minParallelWork?: number;
   /** How long an idle worker spins before it sleeps in Atomics.wait, in milliseconds (default 2). */
   spinMs?: number;
+  /**
+   * The kernel build: 'auto' (default) takes the REDRAFTER_SIMD environment variable (plain | relaxed | auto) if set,
+   * else 'relaxed' where the engine validates relaxed SIMD and is not Node < 22 (whose V8 computes the relaxed dot
+   * product wrong), else 'plain'. Forcing 'relaxed' where it cannot run throws.
+   */
+  simd?: SimdBuild | 'auto';
 }

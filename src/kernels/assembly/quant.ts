@@ -29,13 +29,34 @@
 // and retire each row's or column's integer sum before the next one's loads (`sink`), so that V8 keeps few vectors
 // live. Checked in the generated code: no extract_lane / replace_lane in the matmul loops (quantizeActivations takes
 // one horizontal max per block; cols4 gathers four block scales with load32_lane, one vpinsrd from memory each).
+//
+// The relaxed build (kernels-relaxed.wasm, ASC_FEATURE_RELAXED_SIMD; scripts/build-kernels.mjs) forms the block
+// integer sums with i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, c): 16 int8 products a[i]·b[i] summed in fours into c,
+// one vpdpbusd on x64 CPUs with AVX-VNNI, pmaddubsw + pmaddwd + paddd on others. It is deterministic only while every
+// lane of b, the "7-bit" operand, is in [0, 127]: with the top bit set, pmaddubsw reads b unsigned (and saturates
+// its 16-bit pair sums) while vpdpbssd reads it signed. So b is never a signed value here:
+//   Q8_0  Σ w·x = Σ w·x⁺ − Σ w·x⁻ with x⁺ = max(x, 0), x⁻ = max(−x, 0), both in [0, 127] (our quantizer writes
+//         [−127, 127]); w, the signed operand, may be any int8, −128 included, so no weight needs a fallback.
+//         (Moving x's sign onto w instead, w' = (w ^ m) − m, costs two operations per weight vector and row where
+//         the second dot product costs one with VNNI, and overflows for w = −128, which a Q8_0 file may hold.)
+//   Q4_0  Σ (q − 8)·x = Σ q·x − 8·Σ x with the nibbles q in [0, 15] as b and x as a; quantizeActivations stores
+//         8·Σ x per block beside the scales.
+// Pair sums stay within ±2·128·127 = ±32512, so no lowering saturates: every block sum is the exact integer of the
+// plain build, and with it every output bit (tests: simd.test.ts).
 import { shareStart, shareEnd } from './common';
 
 /** Bytes of a Q8_0 / Q4_0 block. */
 const Q8_BYTES: usize = 34;
 const Q4_BYTES: usize = 18;
-/** Bytes of one quantized activation block: 32 int16. */
+/**
+ * Bytes of one quantized activation block: 32 int16 (plain build); in the relaxed build 32 int8 x⁺ then 32 int8 x⁻
+ * (before a Q8_0 matrix), or 32 int8 x then 32 unused bytes (before a Q4_0 matrix), so that both layouts keep one
+ * stride.
+ */
 const X_BYTES: usize = 64;
+
+/** quantizeActivations' `kind`: which matrix type the activations are for (relaxed build; the plain one ignores it). */
+const KIND_Q8: i32 = 0;
 
 /**
  * A store target that pins V8's instruction order. V8 keeps loads in program order but places arithmetic as late as
@@ -110,10 +131,13 @@ export function initHalfTable(): void {
  * (a relative 2^-11 on the scale against 2^-8 of rounding to int8) and makes our products llama.cpp's to the bit.
  * xd holds rows·inDim/32 scales: the rows of each complete group of four interleaved by block ([group][block][row]),
  * so that rows4 loads a block's four scales at once, then the last rows % 4 rows one after the other.
+ * The relaxed build writes the int8 layout of X_BYTES for `kind` (0 = Q8_0, 1 = Q4_0) and, for Q4_0, 8·Σ q of each
+ * block as i32 in the layout of xd right after it (at xd + 4·rows·inDim/32).
  */
-export function quantizeActivations(x: usize, xq: usize, xd: usize, rows: i32, inDim: i32): void {
+export function quantizeActivations(x: usize, xq: usize, xd: usize, rows: i32, inDim: i32, kind: i32): void {
   const nb = <usize>(inDim >> 5);
   const r4 = rows & ~3;
+  const sums = <usize>rows * nb << 2;
   let p = x, q = xq;
   for (let r = 0; r < rows; r++) {
     let d = r < r4 ? xd + ((<usize>(r & ~3) * nb + <usize>(r & 3)) << 2) : xd + (<usize>r * nb << 2);
@@ -129,10 +153,33 @@ export function quantizeActivations(x: usize, xq: usize, xd: usize, rows: i32, i
         max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
       store<f32>(d, roundToHalf(amax / <f32>127.0));
       const s = f32x4.splat(amax != 0 ? <f32>127.0 / amax : <f32>0.0);
-      v128.store(q, i16x8.narrow_i32x4_s(roundScaled(v0, s), roundScaled(v1, s)));
-      v128.store(q, i16x8.narrow_i32x4_s(roundScaled(v2, s), roundScaled(v3, s)), 16);
-      v128.store(q, i16x8.narrow_i32x4_s(roundScaled(v4, s), roundScaled(v5, s)), 32);
-      v128.store(q, i16x8.narrow_i32x4_s(roundScaled(v6, s), roundScaled(v7, s)), 48);
+      const h0 = i16x8.narrow_i32x4_s(roundScaled(v0, s), roundScaled(v1, s));
+      const h1 = i16x8.narrow_i32x4_s(roundScaled(v2, s), roundScaled(v3, s));
+      const h2 = i16x8.narrow_i32x4_s(roundScaled(v4, s), roundScaled(v5, s));
+      const h3 = i16x8.narrow_i32x4_s(roundScaled(v6, s), roundScaled(v7, s));
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        // |q| ≤ 127: both narrowings are exact.
+        const b0 = i8x16.narrow_i16x8_s(h0, h1), b1 = i8x16.narrow_i16x8_s(h2, h3);
+        if (kind == KIND_Q8) {
+          const p0 = i8x16.max_s(b0, i8x16.splat(0)), p1 = i8x16.max_s(b1, i8x16.splat(0));
+          v128.store(q, p0);
+          v128.store(q, p1, 16);
+          v128.store(q, i8x16.sub(p0, b0), 32); // x⁺ − x = x⁻
+          v128.store(q, i8x16.sub(p1, b1), 48);
+        } else {
+          v128.store(q, b0);
+          v128.store(q, b1, 16);
+          const t = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.add(h0, h1), i16x8.add(h2, h3))); // |lane| ≤ 8·127
+          const total = i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1) + i32x4.extract_lane(t, 2) +
+            i32x4.extract_lane(t, 3);
+          store<i32>(d + sums, total << 3);
+        }
+      } else {
+        v128.store(q, h0);
+        v128.store(q, h1, 16);
+        v128.store(q, h2, 32);
+        v128.store(q, h3, 48);
+      }
       p += 128;
       q += X_BYTES;
       d += dStep;
@@ -176,7 +223,33 @@ export function quantizeActivations(x: usize, xq: usize, xd: usize, rows: i32, i
   return i32x4.add(s, i32x4.dot_i16x8_s(i16x8.sub(i16x8.shr_u(e1, 4), eight), v128.load(px, 48)));
 }
 
+/** Shorthand for the relaxed int8 dot product: c + the sums of four products a[i]·b[i], b in [0, 127]. */
+@inline function dot7(a: v128, b: v128, c: v128): v128 {
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, c);
+}
+
+/**
+ * The relaxed build's block sums from prepared weights (prep): Q8_0 w0 / w1 = elements 0-15 / 16-31 against x⁺ and
+ * x⁻ at p; Q4_0 w0 / w1 = low / high nibbles (0..15) against x at p (the −8·Σx correction is applied to the totals).
+ */
+@inline function isumR<K>(w0: v128, w1: v128, p: usize): v128 {
+  const z = i32x4.splat(0);
+  if (isSigned<K>()) {
+    const pos = dot7(w1, v128.load(p, 16), dot7(w0, v128.load(p), z));
+    return i32x4.sub(pos, dot7(w1, v128.load(p, 48), dot7(w0, v128.load(p, 32), z)));
+  }
+  return dot7(v128.load(p, 16), w1, dot7(v128.load(p), w0, z));
+}
+
+/** The relaxed build's weight vectors of the block at q: Q8_0 int8 elements 0-15 (k 0) / 16-31 (k 1), Q4_0 nibbles. */
+@inline function prep<K>(q: usize, k: i32): v128 {
+  if (isSigned<K>()) return v128.load(q + 2 + <usize>(k << 4));
+  const e = v128.load(q, 2);
+  return v128.and(k == 0 ? e : i16x8.shr_u(e, 4), i8x16.splat(15));
+}
+
 @inline function isum<K>(q: usize, px: usize): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return isumR<K>(prep<K>(q, 0), prep<K>(q, 1), px);
   return isSigned<K>() ? isumQ8(q, px) : isumQ4(q, px);
 }
 
@@ -225,29 +298,47 @@ export function quantizeActivations(x: usize, xq: usize, xd: usize, rows: i32, i
  * rows, whose block scales are one load (xd layout, quantizeActivations). (Eight rows per column measured no faster:
  * V8 spilled the extra accumulators.)
  */
-function rows4<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i32, inDim: i32, outDim: i32,
-  o: i32): void {
+function rows4<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i32, rows: i32, inDim: i32,
+  outDim: i32, o: i32): void {
   const nb = <usize>(inDim >> 5);
   const xStride = <usize>inDim << 1;
   let q = w + <usize>o * nb * blockBytes<K>();
   let px = xq + <usize>r * xStride;
   let pd = xd + (<usize>r * nb << 2);
   const dEnd = pd + (nb << 4);
+  const sums = <usize>rows * nb << 2;
   let a01 = f64x2.splat(0), a23 = f64x2.splat(0);
   while (pd < dEnd) {
     const dw = v128.load32_splat(scaleAt(q)); // scalar loads first (see cols4)
-    const w0 = widen<K>(q, 0), w1 = widen<K>(q, 1), w2 = widen<K>(q, 2), w3 = widen<K>(q, 3);
-    let p = px;
-    const s0 = isumW(w0, w1, w2, w3, p);
-    sink = s0;
-    p += xStride;
-    const s1 = isumW(w0, w1, w2, w3, p);
-    sink = s1;
-    p += xStride;
-    const s2 = isumW(w0, w1, w2, w3, p);
-    sink = s2;
-    p += xStride;
-    const t = totals4(s0, s1, s2, isumW(w0, w1, w2, w3, p));
+    let t: v128;
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      const w0 = prep<K>(q, 0), w1 = prep<K>(q, 1);
+      let p = px;
+      const s0 = isumR<K>(w0, w1, p);
+      sink = s0;
+      p += xStride;
+      const s1 = isumR<K>(w0, w1, p);
+      sink = s1;
+      p += xStride;
+      const s2 = isumR<K>(w0, w1, p);
+      sink = s2;
+      p += xStride;
+      t = totals4(s0, s1, s2, isumR<K>(w0, w1, p));
+      if (!isSigned<K>()) t = i32x4.sub(t, v128.load(pd + sums)); // Q4_0: −8·Σx of the four rows
+    } else {
+      const w0 = widen<K>(q, 0), w1 = widen<K>(q, 1), w2 = widen<K>(q, 2), w3 = widen<K>(q, 3);
+      let p = px;
+      const s0 = isumW(w0, w1, w2, w3, p);
+      sink = s0;
+      p += xStride;
+      const s1 = isumW(w0, w1, w2, w3, p);
+      sink = s1;
+      p += xStride;
+      const s2 = isumW(w0, w1, w2, w3, p);
+      sink = s2;
+      p += xStride;
+      t = totals4(s0, s1, s2, isumW(w0, w1, w2, w3, p));
+    }
     const d = f32x4.mul(dw, v128.load(pd));
     a01 = chain(a01, t, d);
     a23 = chain(a23, high(t), high(d));
@@ -265,8 +356,8 @@ function rows4<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i3
  * Row r (one of the last rows % 4, whose scales lie row after row in xd) against columns c0..c3: the activation
  * block serves the four columns.
  */
-function cols4<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i32, inDim: i32, outDim: i32,
-  c0: i32, c1: i32, c2: i32, c3: i32): void {
+function cols4<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i32, rows: i32, inDim: i32,
+  outDim: i32, c0: i32, c1: i32, c2: i32, c3: i32): void {
   const nb = <usize>(inDim >> 5);
   const rowBytes = nb * blockBytes<K>();
   let q0 = w + <usize>c0 * rowBytes, q1 = w + <usize>c1 * rowBytes;
@@ -274,6 +365,7 @@ function cols4<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i3
   let px = xq + (<usize>r * <usize>inDim << 1);
   let pd = xd + (<usize>r * nb << 2);
   const dEnd = pd + (nb << 2);
+  const sums = <usize>rows * nb << 2;
   let a01 = f64x2.splat(0), a23 = f64x2.splat(0);
   while (pd < dEnd) {
     let dw = v128.load32_splat(scaleAt(q0));
@@ -287,7 +379,8 @@ function cols4<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i3
     sink = s1;
     const s2 = isum<K>(q2, px);
     sink = s2;
-    const t = totals4(s0, s1, s2, isum<K>(q3, px));
+    let t = totals4(s0, s1, s2, isum<K>(q3, px));
+    if (ASC_FEATURE_RELAXED_SIMD && !isSigned<K>()) t = i32x4.sub(t, v128.load32_splat(pd + sums)); // −8·Σx
     a01 = chain(a01, t, d);
     a23 = chain(a23, high(t), high(d));
     q0 += blockBytes<K>(); q1 += blockBytes<K>(); q2 += blockBytes<K>(); q3 += blockBytes<K>();
@@ -314,21 +407,21 @@ function quantShare<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, 
   for (let j = 0; j < run; j++) {
     const c = o0 + j;
     for (let r = 0; r < r4; r += 4) {
-      for (let k = 0; k < 8; k++) rows4<K>(out, xq, xd, w, bias, r, inDim, outDim, c + k * run);
+      for (let k = 0; k < 8; k++) rows4<K>(out, xq, xd, w, bias, r, rows, inDim, outDim, c + k * run);
     }
     for (let r = r4; r < rows; r++) {
-      cols4<K>(out, xq, xd, w, bias, r, inDim, outDim, c, c + run, c + 2 * run, c + 3 * run);
-      cols4<K>(out, xq, xd, w, bias, r, inDim, outDim, c + 4 * run, c + 5 * run, c + 6 * run, c + 7 * run);
+      cols4<K>(out, xq, xd, w, bias, r, rows, inDim, outDim, c, c + run, c + 2 * run, c + 3 * run);
+      cols4<K>(out, xq, xd, w, bias, r, rows, inDim, outDim, c + 4 * run, c + 5 * run, c + 6 * run, c + 7 * run);
     }
   }
   // The fewer than 8 columns left, by the same kernels: a group of four repeats the last column where it runs out.
   for (let c = o0 + 8 * run; c < o1; c += 4) {
     const last = o1 - 1;
     for (let r = 0; r < r4; r += 4) {
-      for (let o = c; o < min(c + 4, o1); o++) rows4<K>(out, xq, xd, w, bias, r, inDim, outDim, o);
+      for (let o = c; o < min(c + 4, o1); o++) rows4<K>(out, xq, xd, w, bias, r, rows, inDim, outDim, o);
     }
     for (let r = r4; r < rows; r++) {
-      cols4<K>(out, xq, xd, w, bias, r, inDim, outDim, c, min(c + 1, last), min(c + 2, last), min(c + 3, last));
+      cols4<K>(out, xq, xd, w, bias, r, rows, inDim, outDim, c, min(c + 1, last), min(c + 2, last), min(c + 3, last));
     }
   }
 }
