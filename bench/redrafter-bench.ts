@@ -45,10 +45,13 @@ interface ModelSpec {
 interface Run {
   threads: number;
   temperature: number;
+  /** The fixed tree, or 0 × 0 for the speculation controller's choice per step. */
   beams: number;
   beamLength: number;
   result: SpeedComparison;
 }
+
+const isAuto = (run: Run): boolean => run.beams === 0;
 
 interface SectionResult {
   name: string;
@@ -122,6 +125,10 @@ async function runSection(spec: ModelSpec): Promise<SectionResult> {
         const r = await compareSpeed(loaded, drafter, { prompts: BENCH_PROMPTS, tokens: TOKENS, ...shape, temperature,
           seed: 1, rounds: ROUNDS });
         result.runs.push({ threads, temperature, ...shape, result: r });
+        // The default: the speculation controller, calibrating here on first use and learning as it goes.
+        const auto = await compareSpeed(loaded, drafter, { prompts: BENCH_PROMPTS, tokens: TOKENS, temperature,
+          seed: 1, rounds: ROUNDS });
+        result.runs.push({ threads, temperature, beams: 0, beamLength: 0, result: auto });
       }
       result.verifyCost.push({ threads, curve: verifyCostCurve(loaded, 64, VERIFY_SIZES) });
     } finally {
@@ -152,6 +159,13 @@ function child(section: string): unknown {
 
 const pct = (x: number): string => `${(x * 100).toFixed(0)}%`;
 
+/** "1x4 82%, plain 10%, …": the controller's steps by shape, most used first (shapes under 5 % left out). */
+function shapeShares(shapes: Record<string, number>): string {
+  const total = Object.values(shapes).reduce((a, b) => a + b, 0) || 1;
+  return Object.entries(shapes).sort((a, b) => b[1] - a[1]).filter(([, n]) => n / total >= 0.05)
+    .map(([shape, n]) => `${shape} ${pct(n / total)}`).join(', ');
+}
+
 function report(sections: SectionResult[], llamaBench: Map<string, LlamaBenchRow[] | string>): string {
   const lines: string[] = [];
   lines.push(`machine: ${describeMachine()}`, `settings: ${BENCH_PROMPTS.length} held-out prompts × ${TOKENS} tokens, ` +
@@ -162,16 +176,30 @@ function report(sections: SectionResult[], llamaBench: Map<string, LlamaBenchRow
   for (const s of sections) {
     for (const run of s.runs) {
       const { autoregressive: ar, redrafter: rd } = run.result;
-      lines.push(`| ${s.name} | ${run.threads} | ${run.temperature} | ${run.beams}×${run.beamLength} | ` +
+      const shape = isAuto(run) ? `auto: ${shapeShares(rd.shapes)}` : `${run.beams}×${run.beamLength}`;
+      lines.push(`| ${s.name} | ${run.threads} | ${run.temperature} | ${shape} | ` +
         `${ar.tokensPerSecond.toFixed(1)} | ${rd.tokensPerSecond.toFixed(1)} | **${run.result.speedup.toFixed(2)}x** | ` +
         `${rd.tokensPerStep.toFixed(2)} | ${rd.acceptanceByDepth.map((a) => a.toFixed(2)).join(' ')} | ` +
         `${pct(rd.timeSplit.draft)} / ${pct(rd.timeSplit.verify)} / ${pct(rd.timeSplit.bookkeeping)} | ` +
         `${run.result.identical ? 'yes' : 'NO'} | ${s.peakRssMb.toFixed(0)} MB |`);
     }
   }
+  lines.push('', '### The speculation controller against the best fixed tree', '',
+    'auto / best = the controller\'s speed-up over autoregressive decoding divided by the best fixed tree\'s (each ' +
+    'against its own alternating autoregressive rounds, in the same process).', '');
+  lines.push('| model | threads | T | best fixed W×L | its speed-up | auto speed-up | auto / best |');
+  lines.push('|---|---:|---:|---|---:|---:|---:|');
+  for (const s of sections) {
+    for (const run of s.runs.filter(isAuto)) {
+      const fixed = s.runs.find((r) => !isAuto(r) && r.threads === run.threads && r.temperature === run.temperature)!;
+      lines.push(`| ${s.name} | ${run.threads} | ${run.temperature} | ${fixed.beams}×${fixed.beamLength} | ` +
+        `${fixed.result.speedup.toFixed(2)}x | ${run.result.speedup.toFixed(2)}x | ` +
+        `**${(run.result.speedup / fixed.result.speedup).toFixed(2)}** |`);
+    }
+  }
   lines.push('', '### llama.cpp on the same GGUF files', '');
   lines.push('| model | llama.cpp (node-llama-cpp, 1 thread) tok/s | our autoregressive, 1 thread | ours / llama.cpp | ' +
-    'our ReDrafter, 2 threads | ReDrafter / llama.cpp |');
+    'our ReDrafter (auto), 2 threads | ReDrafter / llama.cpp |');
   lines.push('|---|---:|---:|---:|---:|---:|');
   for (const s of sections) {
     if (s.llamaCpp === undefined) continue;
@@ -179,8 +207,8 @@ function report(sections: SectionResult[], llamaBench: Map<string, LlamaBenchRow
       lines.push(`| ${s.name} | ${s.llamaCpp} | | | | |`);
       continue;
     }
-    const ours = s.runs.find((r) => r.threads === 1 && r.temperature === 0)!.result;
-    const rd2 = s.runs.find((r) => r.threads === 2 && r.temperature === 0)!.result;
+    const ours = s.runs.find((r) => r.threads === 1 && r.temperature === 0 && isAuto(r))!.result;
+    const rd2 = s.runs.find((r) => r.threads === 2 && r.temperature === 0 && isAuto(r))!.result;
     lines.push(`| ${s.name} | ${s.llamaCpp.tokensPerSecond.toFixed(1)} | ${ours.autoregressive.tokensPerSecond.toFixed(1)} | ` +
       `${(ours.autoregressive.tokensPerSecond / s.llamaCpp.tokensPerSecond).toFixed(2)} | ` +
       `${rd2.redrafter.tokensPerSecond.toFixed(1)} | ${(rd2.redrafter.tokensPerSecond / s.llamaCpp.tokensPerSecond).toFixed(2)} |`);
@@ -205,7 +233,7 @@ function report(sections: SectionResult[], llamaBench: Map<string, LlamaBenchRow
   for (const s of sections.filter((x) => x.sweep.length)) {
     for (const temperature of TEMPERATURES) {
       const cells = s.sweep.filter((x) => x.temperature === temperature);
-      const chosen = s.runs.find((r) => r.threads === 2 && r.temperature === temperature);
+      const chosen = s.runs.find((r) => r.threads === 2 && r.temperature === temperature && !isAuto(r));
       const best = cells.find((c) => c.beams === chosen?.beams && c.beamLength === chosen?.beamLength);
       lines.push('', `### W × L sweep: ${s.name}, 2 threads, ${temperature === 0 ? 'greedy' : `T = ${temperature}`} ` +
         '(speed-up in one round / tokens per step; ★ = the shape chosen after re-measuring the best three)', '');
@@ -232,7 +260,8 @@ function writeCharts(sections: SectionResult[]): string[] {
     writeFileSync(join(repository, 'docs', 'speedup-sweep.svg'), svg);
     written.push('docs/speedup-sweep.svg');
   }
-  const run = sections.find((s) => s.name === 'stories260K-xl F32')?.runs.find((r) => r.threads === 2 && r.temperature === 0);
+  const run = sections.find((s) => s.name === 'stories260K-xl F32')?.runs.find((r) => r.threads === 2 &&
+    r.temperature === 0 && !isAuto(r));
   if (run) {
     const histogram = run.result.redrafter.tokensPerStepHistogram;
     const total = Object.values(histogram).reduce((a, b) => a + b, 0);

@@ -35,6 +35,8 @@ export interface KernelExports {
   crossEntropyGrad(out: number, logits: number, teacher: number, targets: number, params: number, results: number,
     rows: number, n: number, tid: number, nt: number): void;
   adamW(data: number, grad: number, m: number, v: number, n: number, params: number, tid: number, nt: number): void;
+  streamRead(out: number, p: number, n: number, tid: number, nt: number): void;
+  simdPeak(out: number, seed: number, iterations: number, tid: number, nt: number): void;
   /** Single-threaded (a reduction whose order must not depend on the thread count). */
   sumOfSquares(x: number, n: number): number;
   scale(x: number, n: number, factor: number): void;
@@ -59,11 +61,13 @@ export const KERNEL = {
   columnSums: 15,
   crossEntropyGrad: 16,
   adamW: 17,
+  streamRead: 18,
+  simdPeak: 19,
 } as const;
 
 export const KERNEL_NAMES: readonly string[] = ['none', 'matmul', 'matmulBias', 'rmsnorm', 'rope', 'softmax', 'siluMul',
   'silu', 'add', 'attention', 'matmulQ8_0', 'matmulQ4_0', 'gradWeight', 'gradInput', 'siluGrad', 'columnSums',
-  'crossEntropyGrad', 'adamW'];
+  'crossEntropyGrad', 'adamW', 'streamRead', 'simdPeak'];
 
 // Memory map: [0, 512 KiB) AssemblyScript static data (checked against staticEnd() at start-up), the control
 // block at 512 KiB (1 KiB), the workers' error texts from 516 KiB (maxThreads × 256 bytes), the f16 → f32 table of the quantized kernels at 576 KiB (256 KiB, quant.ts), the heap from
@@ -214,6 +218,12 @@ export function runShare(ex: KernelExports, kernel: number, i: Int32Array, f: Fl
       return;
     case KERNEL.adamW:
       ex.adamW(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], i[a + 5], tid, nt);
+      return;
+    case KERNEL.streamRead:
+      ex.streamRead(i[a], i[a + 1], i[a + 2], tid, nt);
+      return;
+    case KERNEL.simdPeak:
+      ex.simdPeak(i[a], i[a + 1], i[a + 2], tid, nt);
       return;
     default:
       throw new Error(`runShare: unknown kernel id ${kernel}`);

@@ -24,21 +24,22 @@ const DEFAULT_MIN_PARALLEL_WORK = 1 << 14;
 const DEFAULT_SPIN_MS = 2;
 
 const WASM_FILES: Readonly<Record<SimdBuild, string>> = { plain: 'kernels.wasm', relaxed: 'kernels-relaxed.wasm' };
-const compiled = new Map<SimdBuild, Promise<WebAssembly.Module>>();
+const compiled = new Map<string, Promise<WebAssembly.Module>>();
 
 /**
  * Compiles a build once per process; every createKernels() of that build and every one of its workers (which receive
  * the module, pool.ts) shares it.
  */
-function compileModule(build: SimdBuild): Promise<WebAssembly.Module> {
-  let module = compiled.get(build);
+function compileModule(build: SimdBuild, file?: string): Promise<WebAssembly.Module> {
+  const key = file ?? build;
+  let module = compiled.get(key);
   if (module === undefined) {
-    const url = new URL(`./${WASM_FILES[build]}`, import.meta.url);
+    const url = file !== undefined ? new URL(file, `file://${process.cwd()}/`) : new URL(`./${WASM_FILES[build]}`, import.meta.url);
     module = readFile(url).then((bytes) => WebAssembly.compile(bytes), (cause: unknown) => {
-      compiled.delete(build);
+      compiled.delete(key);
       throw new Error(`createKernels: cannot read ${url.pathname} (build it with node scripts/build-kernels.mjs)`, { cause });
     });
-    compiled.set(build, module);
+    compiled.set(key, module);
   }
   return module;
 }
@@ -60,10 +61,10 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
   const minWork = options.minParallelWork ?? DEFAULT_MIN_PARALLEL_WORK;
   const spinMs = options.spinMs ?? DEFAULT_SPIN_MS;
   const simd = chooseSimd(options.simd);
-  const file = WASM_FILES[simd];
+  const file = options.wasmFile ?? WASM_FILES[simd];
 
   const memory = new WebAssembly.Memory({ initial: initialPages, maximum: MAX_PAGES, shared: true });
-  const module = await compileModule(simd);
+  const module = await compileModule(simd, options.wasmFile);
   const instance = await WebAssembly.instantiate(module, wasmImports(memory));
   const ex = instance.exports as unknown as KernelExports;
   if (ex.staticEnd() > CONTROL_OFFSET) {
@@ -262,6 +263,18 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
       if (p === null) return ex.adamW(data, grad, m, v, n, params, 0, 1);
       args[0] = data; args[1] = grad; args[2] = m; args[3] = v; args[4] = n; args[5] = params;
       p.run(KERNEL.adamW);
+    },
+
+    streamRead(out: Ptr, p: Ptr, n: number): void {
+      if (pool === null) return ex.streamRead(out, p, n, 0, 1);
+      args[0] = out; args[1] = p; args[2] = n;
+      pool.run(KERNEL.streamRead);
+    },
+
+    simdPeak(out: Ptr, seed: Ptr, iterations: number): void {
+      if (pool === null) return ex.simdPeak(out, seed, iterations, 0, 1);
+      args[0] = out; args[1] = seed; args[2] = iterations;
+      pool.run(KERNEL.simdPeak);
     },
 
     sumOfSquares(x: Ptr, n: number): number {

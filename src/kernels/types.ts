@@ -132,6 +132,13 @@ export interface Kernels {
    * ((0 + 1) + (2 + 3)), then the tail in order.
    */
   sumOfSquares(x: Ptr, n: number): number;
+  /**
+   * Machine ceilings, for benchmarks. streamRead reads n floats at p, split over the threads as the matmuls split
+   * their weights (each thread's share as 8 runs), and writes one float per thread to out. simdPeak runs `iterations`
+   * register-only steps of the f32 matmul's 2×4 block (64 flops) on every thread; seed points at 96 bytes of values.
+   */
+  streamRead(out: Ptr, p: Ptr, n: number): void;
+  simdPeak(out: Ptr, seed: Ptr, iterations: number): void;
   /** x[i] = f32(x[i] · factor), the product in f64 (as a JS loop over a Float32Array computes it). */
   scale(x: Ptr, n: number, factor: number): void;
   /** Stops the worker threads. The kernels are unusable afterwards. */
@@ -156,4 +163,9 @@ export interface KernelOptions {
    * product wrong), else 'plain'. Forcing 'relaxed' where it cannot run throws.
    */
   simd?: SimdBuild | 'auto';
+  /**
+   * A kernels module file to load instead of the build `simd` names, compiled with the same exports (benchmarks of a
+   * kernel change against the previous build, in one process: bench/kernels-bench.ts --baseline).
+   */
+  wasmFile?: string;
 }

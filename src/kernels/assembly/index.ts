@@ -7,6 +7,7 @@ import { matmulQ8_0Share, matmulQ4_0Share } from './quant';
 import { GRAD_INPUT_PACK, gradWeightShare, gradInputShare, siluGradShare, columnSumsShare, crossEntropyGradShare, adamWShare } from './train';
 export { sumOfSquares, scale } from './train';
 import { rmsnormShare, softmaxShare, ropeShare, siluMulShare, siluShare, addShare } from './elementwise';
+import { streamReadShare, simdPeakShare } from './probes';
 
 /** End of the module's static data: the host keeps its control block and heap above it. */
 export function staticEnd(): usize {
@@ -96,4 +97,14 @@ export function crossEntropyGrad(out: usize, logits: usize, teacher: usize, targ
 
 export function adamW(data: usize, grad: usize, m: usize, v: usize, n: i32, params: usize, tid: i32, nt: i32): void {
   adamWShare(data, grad, m, v, n, params, tid, nt);
+}
+
+// Machine ceilings for the benches (probes.ts).
+
+export function streamRead(out: usize, p: usize, n: i32, tid: i32, nt: i32): void {
+  streamReadShare(out, p, n, tid, nt);
+}
+
+export function simdPeak(out: usize, seed: usize, iterations: i32, tid: i32, nt: i32): void {
+  simdPeakShare(out, seed, iterations, tid, nt);
 }
