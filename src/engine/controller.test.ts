@@ -106,11 +106,17 @@ test('acceptance that falls turns speculation off, and probing turns it back on 
     if (shape) policy.observeTree(shape, 1 + shape.beams * (shape.beamLength - 1), 0, 0.05, verify(4), 0);
     else policy.observePlain(1);
   }
-  // Speculation is off but for one probing tree every 32 steps.
-  const off = decide(policy, 96);
-  const probes = off.flatMap((shape, i) => (shape === null ? [] : [i]));
-  assert.equal(probes.length, 3, JSON.stringify(probes));
-  assert.deepEqual([probes[1] - probes[0], probes[2] - probes[1]], [32, 32]);
+  // Speculation is off but for a probing tree now and then, rarer while probes accept nothing (32, 64, 128 …).
+  const probes: number[] = [];
+  for (let i = 0; i < 500; i++) {
+    const shape = policy.choose(CONTROLLER_MAX_LENGTH);
+    if (shape === null) continue;
+    probes.push(i);
+    policy.observeTree(shape, 1 + shape.beams * (shape.beamLength - 1), 0, 0.05, verify(4), 0);
+  }
+  const gaps = probes.slice(1).map((at, i) => at - probes[i]);
+  assert.ok(gaps.length >= 2, JSON.stringify(probes));
+  assert.ok(gaps.every((gap, i) => i === 0 || gap === Math.min(256, 2 * gaps[i - 1])), `gaps ${JSON.stringify(gaps)}`);
   // The drafter is now always right: speculation comes back.
   let trees = 0;
   for (let i = 0; i < 400; i++) {
@@ -124,7 +130,7 @@ test('acceptance that falls turns speculation off, and probing turns it back on 
     }
   }
   assert.ok(decide(policy, 10).every((shape) => shape !== null), 'speculation is back on');
-  assert.ok(trees > 100, `${trees} tree steps`);
+  assert.ok(trees > 50, `${trees} tree steps`);
 });
 
 const skip = missing('stories260K', 'stories260K.bin');

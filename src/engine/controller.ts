@@ -16,7 +16,8 @@
 // shape when it promises nearly as much as the best.
 //
 // Plain decoding is chosen when no tree beats it by a margin; then the sequence no longer learns how trees would do,
-// so every PROBE_INTERVAL plain steps it runs the best tree once, unless even a drafter whose every token is accepted
+// so every PROBE_INTERVAL plain steps (growing to MAX_PROBE_INTERVAL while probes accept nothing) it runs the best
+// tree once, unless even a drafter whose every token is accepted
 // could not beat plain decoding here (the drafter costs more than it saves: the stories260K case).
 //
 // Output never depends on the choice: exact verification emits plain decoding's tokens whatever the tree.
@@ -25,8 +26,12 @@ import { CONTROLLER_MAX_LENGTH, CONTROLLER_WIDTHS, shapeIndex, type SpeculationC
 
 export { CONTROLLER_MAX_LENGTH, CONTROLLER_WIDTHS } from './speculation-costs.js';
 
-/** Plain steps between two probing tree steps while plain decoding is chosen. */
+/**
+ * Plain steps between two probing tree steps while plain decoding is chosen; after each probe that did not bring
+ * trees back the interval doubles, up to MAX_PROBE_INTERVAL (a probe costs at most a tree step's loss).
+ */
 const PROBE_INTERVAL = 32;
+const MAX_PROBE_INTERVAL = 256;
 /**
  * Every EXPLORE_INTERVAL-th tree step runs the runner-up shape instead of the best, if it promises at least
  * EXPLORE_FLOOR of the best's rate: the costs of shapes never run are the calibration's guesses, and only running
@@ -35,7 +40,7 @@ const PROBE_INTERVAL = 32;
 const EXPLORE_INTERVAL = 16;
 const EXPLORE_FLOOR = 0.9;
 /** A tree must promise this much more than plain decoding to be chosen (noise in the measured costs). */
-const MARGIN = 1.02;
+const MARGIN = 1.05;
 /** Pseudo-counts of the prior in each estimate. */
 const PRIOR_WEIGHT = 4;
 /** Per observed step, a sequence's older counts fade by this much: its acceptance is a running one. */
@@ -160,6 +165,9 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts): Specul
   let estimatesValid = false;
   let plainSteps = 0;
   let treeSteps = 0;
+  let probeInterval = PROBE_INTERVAL;
+  /** The last tree was a probe, whose outcome sets the next probe's interval. */
+  let probed = false;
   /** Steps left during which plain decoding is chosen without looking (no tree could pay: nothing to weigh). */
   let quietSteps = 0;
 
@@ -246,6 +254,8 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts): Specul
       choice.beamLength = bestL;
       if (bestRate > MARGIN / costs.plain) {
         plainSteps = 0;
+        probed = false;
+        probeInterval = PROBE_INTERVAL;
         if (++treeSteps % EXPLORE_INTERVAL === 0) chooseRunnerUp(longest, bestRate);
         return choice;
       }
@@ -253,8 +263,9 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts): Specul
         quietSteps = PROBE_INTERVAL;
         return null;
       }
-      if (++plainSteps >= PROBE_INTERVAL) {
+      if (++plainSteps >= probeInterval) {
         plainSteps = 0;
+        probed = true;
         return choice;
       }
       return null;
@@ -263,6 +274,11 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts): Specul
       const wi = CONTROLLER_WIDTHS.indexOf(shape.beams);
       if (wi < 0) return; // a forced shape outside the controller's set teaches it nothing it can use
       recordAcceptance(own, wi, shape.beamLength, accepted, SEQUENCE_DECAY);
+      if (probed) {
+        // A probe that accepted nothing makes the next one wait twice as long; one that accepted drafts, not.
+        probed = false;
+        probeInterval = accepted > 0 ? PROBE_INTERVAL : Math.min(MAX_PROBE_INTERVAL, 2 * probeInterval);
+      }
       costs.observeTree(wi, shape.beamLength, nodes, draftSeconds, verifySeconds, acceptSeconds);
       estimatesValid = false;
     },
