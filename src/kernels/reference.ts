@@ -180,8 +180,8 @@ export function dequantizeWeights(type: 'q8_0' | 'q4_0', w: Uint8Array, outDim: 
 
 /**
  * out[t][o] = (bias[o] +) Σ_b d_w · d_x · Σ_j q_w·q_x over the 32-blocks b of row t and weight row o, with x
- * quantized by quantizeActivations, in the kernels' (and llama.cpp's) order and rounding: one f32 chain per element,
- * acc = f32(acc + isum · f32(d_w · d_x)) per block, the product exact in double (assembly/quant.ts).
+ * quantized by quantizeActivations, in the kernels' order and rounding: one f32 chain per element,
+ * acc = f32(acc + f32(isum · f32(d_w · d_x))) per block (assembly/quant.ts; llama.cpp rounds once, with an FMA).
  */
 export function matmulQuant(type: 'q8_0' | 'q4_0', out: Float32Array, x: Float32Array, w: Uint8Array, rows: number,
   inDim: number, outDim: number, bias?: Float32Array): void {
@@ -194,7 +194,7 @@ export function matmulQuant(type: 'q8_0' | 'q4_0', out: Float32Array, x: Float32
         const at = (o * nb + b) * BLOCK_BYTES[type];
         let isum = 0;
         for (let j = 0; j < 32; j++) isum += blockWeight(type, w, at, j) * q[t * inDim + 32 * b + j];
-        acc = Math.fround(acc + isum * Math.fround(halfToFloat(w[at] | (w[at + 1] << 8)) * d[t * nb + b]));
+        acc = Math.fround(acc + Math.fround(isum * Math.fround(halfToFloat(w[at] | (w[at + 1] << 8)) * d[t * nb + b])));
       }
       out[t * outDim + o] = bias ? Math.fround(acc + bias[o]) : acc;
     }

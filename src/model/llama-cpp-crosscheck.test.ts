@@ -2,10 +2,10 @@
 // stories260K converted from llama2.c, and random-weight models we generate (F32, Q8_0, Q4_0, Q4_K, Q6_K).
 //
 // Quantized files run on our native kernels (Q8_0 / Q4_0 blocks as stored, K-quants re-quantized to Q8_0), which
-// quantize activations per 32-block as llama.cpp does, f16 scale included, and sum each output as llama.cpp's x86
-// kernels do: one f32 FMA chain over the blocks in order (kernels/assembly/quant.ts). So our products are llama.cpp's
-// to the bit, and greedy ids agree on every prompt (asserted for F32, Q8_0 and Q4_0). Logits still part a little
-// where a remaining last-bit difference (e.g. llama.cpp's rms_norm sums in double, ours in f32 as llama2.c's does)
+// quantize activations per 32-block as llama.cpp does, f16 scale included, and sum each output in llama.cpp's order:
+// one f32 chain over the blocks (kernels/assembly/quant.ts), rounding each block's product and then the sum where
+// llama.cpp's x86 kernels round once (FMA). Greedy ids are asserted equal for F32; for Q8_0 / Q4_0 they are reported
+// and every disagreement must be a near-tie within the tolerance. Logits part a little where a last-bit difference (e.g. llama.cpp's rms_norm sums in double, ours in f32 as llama2.c's does)
 // lands an activation within rounding of a quantization boundary (x·127/amax near k + 0.5): from then on later
 // quantizations decorrelate, leaving differences of the size of the activation quantization itself (~1e-2 in log p).
 // Where that happens is printed ("within 1e-4 before token N"), with the tolerances and our f32 path's numbers for
@@ -169,8 +169,13 @@ const PROMPTS = ['Once upon a time', 'The quick brown fox', 'Hello world! 12345'
 // the top (measured: Q8_0 / Q4_0 ~1.5e-2 after a late flip, 1e-6 before; Q4_K / Q6_K, re-quantized to Q8_0 by us and
 // multiplied with Q8_K activations by llama.cpp, ~2e-2).
 const CASES: Array<[GgufOutputType, number]> = [['f32', 1e-4], ['q8_0', 0.05], ['q4_0', 0.05], ['q4_k', 0.05], ['q6_k', 0.05]];
-/** Types whose greedy ids must agree with llama.cpp's on all 32 tokens of every prompt. */
-const EXACT_IDS: ReadonlySet<GgufOutputType> = new Set(['f32', 'q8_0', 'q4_0']);
+/**
+ * Types whose greedy ids must agree with llama.cpp's on all 32 tokens of every prompt. Q8_0 / Q4_0 did while our
+ * block chain matched llama.cpp's FMA to the bit (an f64 step); since the kernels round the product and the sum
+ * apart (25-35 % faster multi-row calls, assembly/quant.ts) they part at near-ties, which the teacher-forced check
+ * bounds by the tolerance and the diagnostics report.
+ */
+const EXACT_IDS: ReadonlySet<GgufOutputType> = new Set(['f32']);
 
 for (const [type, tolerance] of CASES) {
   test(`random 4-layer model, ${type.toUpperCase()} GGUF: llama.cpp's greedy ids over 32 tokens of 5 prompts, log p within ${tolerance}`, async (t) => {

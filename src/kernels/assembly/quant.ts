@@ -6,24 +6,19 @@
 // the calling thread): dx = max|x|/127 rounded to f16, qx = round-half-even(x·127/max|x|), kept as int16 so that no
 // kernel has to widen them again.
 //
-// Every output element is one chain of f32 steps, llama.cpp's arithmetic for Q8_0 / Q4_0 matrices on x86 (ggml-cpu
-// amx/mmq.cpp, what node-llama-cpp runs on AVX-512 VNNI machines): acc = 0, then for each block b in order
-//   acc = fma(f32(isum_b), dw_b·dx_b, acc)
-// isum_b, the block's integer dot product, is exact (|isum_b| < 2^19) however a kernel forms it; d_b = dw_b·dx_b, a
-// product of two f16 values, is exact in f32. WebAssembly has no FMA: the step runs in f64, where f64(isum_b)·f64(d_b)
-// is exact (at most 19 + 22 significant bits), and acc + that product is rounded to f64, then to f32 (demote).
-// That is the FMA's single rounding except when the f64 sum falls exactly halfway between two f32 values without the
-// exact sum doing so (double rounding): it needs 29 particular bits below the f32 ulp, ~2^-29 per step, and then moves
-// one element by one ulp. Rounding to odd would remove it (TwoSum error, sticky bit: ~8 more vector operations per
-// step); plain f64 already makes greedy ids agree with llama.cpp on every crosscheck prompt, so we keep it cheap.
-// Matching the FMA chain matters because any last-bit difference can flip a later activation's rounding to int8.
+// Every output element is one chain of f32 steps: acc = 0, then for each block b in order
+//   acc = f32(acc + f32(f32(isum_b) · d_b))
+// isum_b, the block's integer dot product, is exact (|isum_b| < 2^19, exact in f32 too) however a kernel forms it;
+// d_b = dw_b·dx_b, a product of two f16 values, is exact in f32. llama.cpp (ggml-cpu on x86) runs the same chain with
+// one FMA per block, a single rounding where ours rounds the product and then the sum. Until session 6 the step ran
+// in f64 to match that FMA to the bit; the f64 step (conversions, two chains per vector) cost 25-35 % of the
+// multi-row calls that verification makes, so it was dropped: our products now differ from llama.cpp's by an ulp or
+// so per block (relative ~1e-7 per step), which moves an activation's int8 rounding now and then. The crosscheck test
+// (src/model/llama-cpp-crosscheck.test.ts) states the tolerance (log p within 0.05) and reports greedy agreement.
 //
-// Kernels compute four chains side by side: four blocks' i32x4 partial sums become one i32x4 of totals by a
-// transpose-add (totals4), and the f64 steps run on lanes (0, 1) and (2, 3). Every chain sees the same operations
-// whichever lane, kernel, batch size, row position or thread computes it (architecture.md, invariant 1).
-// Cost, measured on x64 (V8 TurboFan): the transpose-add and the f64 step (each f32<->f64 conversion is two uops)
-// add ~12 vector uops to the ~52 of four 4-lane f32 block steps, so compute-bound calls (several rows, or one row whose
-// weights stay in cache) run 15-30% slower than 4-lane f32 chains did; one row streaming cold weights is memory bound.
+// Kernels compute four chains side by side, one per lane: four blocks' i32x4 partial sums become one i32x4 of totals
+// by a transpose-add (totals4), converted and scaled per lane. Every chain sees the same operations whichever lane,
+// kernel, batch size, row position or thread computes it (architecture.md, invariant 1).
 //
 // The hot loops advance pointers and load at immediate offsets (see matmul.ts), read block scales through a table,
 // and retire each row's or column's integer sum before the next one's loads (`sink`), so that V8 keeps few vectors
@@ -263,22 +258,13 @@ export function quantizeActivations(x: usize, xq: usize, xd: usize, rows: i32, i
   return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
 }
 
-/** Lanes 2, 3 of a 32-bit-lane vector moved to lanes 0, 1. */
-@inline function high(v: v128): v128 {
-  return v128.shuffle<i32>(v, v, 2, 3, 2, 3);
-}
-
-/**
- * One block step of two chains, lanes 0 and 1 of t (integer totals) and d (f32 scales): acc (f64x2 lanes holding f32
- * values) + t·d, rounded to f32. See the header for why this is llama.cpp's FMA.
- */
+/** One block step of four chains, one per lane: acc + f32(t)·d, t the integer totals, d the f32 scales (header). */
 @inline function chain(acc: v128, t: v128, d: v128): v128 {
-  const sum = f64x2.add(acc, f64x2.mul(f64x2.convert_low_i32x4_s(t), f64x2.promote_low_f32x4(d)));
-  return f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(sum));
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(t), d));
 }
 
-@inline function storeOut(out: usize, bias: usize, r: i32, o: i32, outDim: i32, acc: f64): void {
-  let v = <f32>acc;
+@inline function storeOut(out: usize, bias: usize, r: i32, o: i32, outDim: i32, acc: f32): void {
+  let v = acc;
   if (bias != 0) v += load<f32>(bias + (<usize>o << 2));
   store<f32>(out + ((<usize>r * <usize>outDim + <usize>o) << 2), v);
 }
@@ -317,7 +303,7 @@ function rows4<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i3
   let pd = xd + (<usize>r * nb << 2);
   const dEnd = pd + (nb << 4);
   const sums = <usize>rows * nb << 2;
-  let a01 = f64x2.splat(0), a23 = f64x2.splat(0);
+  let acc = f32x4.splat(0);
   while (pd < dEnd) {
     const dw = v128.load32_splat(scaleAt(q)); // scalar loads first (see cols4)
     let t: v128;
@@ -350,8 +336,7 @@ function rows4<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i3
       t = totals4(s0, s1, s2, isumW(w0, w1, w2, w3, p));
     }
     const d = f32x4.mul(dw, v128.load(pd));
-    a01 = chain(a01, t, d);
-    a23 = chain(a23, high(t), high(d));
+    acc = chain(acc, t, d);
     if (ahead >= 0 && next < rowEnd) {
       touched = v128.or(touched, v128.load(next));
       next += blockBytes<K>();
@@ -361,10 +346,10 @@ function rows4<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i3
     pd += 16;
   }
   if (ahead >= 0) sink = touched;
-  storeOut(out, bias, r, o, outDim, f64x2.extract_lane(a01, 0));
-  storeOut(out, bias, r + 1, o, outDim, f64x2.extract_lane(a01, 1));
-  storeOut(out, bias, r + 2, o, outDim, f64x2.extract_lane(a23, 0));
-  storeOut(out, bias, r + 3, o, outDim, f64x2.extract_lane(a23, 1));
+  storeOut(out, bias, r, o, outDim, f32x4.extract_lane(acc, 0));
+  storeOut(out, bias, r + 1, o, outDim, f32x4.extract_lane(acc, 1));
+  storeOut(out, bias, r + 2, o, outDim, f32x4.extract_lane(acc, 2));
+  storeOut(out, bias, r + 3, o, outDim, f32x4.extract_lane(acc, 3));
 }
 
 /**
@@ -381,7 +366,7 @@ function cols4<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i3
   let pd = xd + (<usize>r * nb << 2);
   const dEnd = pd + (nb << 2);
   const sums = <usize>rows * nb << 2;
-  let a01 = f64x2.splat(0), a23 = f64x2.splat(0);
+  let acc = f32x4.splat(0);
   while (pd < dEnd) {
     let dw = v128.load32_splat(scaleAt(q0));
     dw = v128.load32_lane(scaleAt(q1), dw, 1);
@@ -396,16 +381,15 @@ function cols4<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i3
     sink = s2;
     let t = totals4(s0, s1, s2, isum<K>(q3, px));
     if (ASC_FEATURE_RELAXED_SIMD && !isSigned<K>()) t = i32x4.sub(t, v128.load32_splat(pd + sums)); // −8·Σx
-    a01 = chain(a01, t, d);
-    a23 = chain(a23, high(t), high(d));
+    acc = chain(acc, t, d);
     q0 += blockBytes<K>(); q1 += blockBytes<K>(); q2 += blockBytes<K>(); q3 += blockBytes<K>();
     px += X_BYTES;
     pd += 4;
   }
-  storeOut(out, bias, r, c0, outDim, f64x2.extract_lane(a01, 0));
-  storeOut(out, bias, r, c1, outDim, f64x2.extract_lane(a01, 1));
-  storeOut(out, bias, r, c2, outDim, f64x2.extract_lane(a23, 0));
-  storeOut(out, bias, r, c3, outDim, f64x2.extract_lane(a23, 1));
+  storeOut(out, bias, r, c0, outDim, f32x4.extract_lane(acc, 0));
+  storeOut(out, bias, r, c1, outDim, f32x4.extract_lane(acc, 1));
+  storeOut(out, bias, r, c2, outDim, f32x4.extract_lane(acc, 2));
+  storeOut(out, bias, r, c3, outDim, f32x4.extract_lane(acc, 3));
 }
 
 /**
