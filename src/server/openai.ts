@@ -160,6 +160,6 @@ export function timingsOf(stats: GenerationStats): Timings {
     draft_n_accepted: accepted,
     steps: stats.steps,
     tokens_per_step: stats.steps > 0 ? round(committed / stats.steps) : 0,
-    shapes: { ...(stats.redrafter?.shapes ?? {}) },
+    shapes: stats.redrafter ? { ...stats.redrafter.shapes } : stats.steps > 0 ? { plain: stats.steps } : {},
   };
 }
