@@ -248,6 +248,10 @@ test('a full queue answers 429 with Retry-After; close() lets the running reques
     assert.equal((refused.json['error'] as { type: string }).type, 'rate_limit_error');
     assert.ok(Number(refused.headers.get('retry-after')) >= 1);
     const closing = app.close();
+    await new Promise((resolve) => setImmediate(resolve));
+    const late = await post(`${url}/v1/completions`, { prompt, max_tokens: 5 });
+    assert.equal(late.status, 503);
+    assert.equal((late.json['error'] as { code: string }).code, 'shutting_down');
     let body = '';
     const decoder = new TextDecoder();
     for (;;) {

@@ -71,6 +71,8 @@ export function createServer(options: ServerOptions): FastifyInstance {
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     requestTimeout: options.requestTimeoutMs ?? 30_000,
+    // Requests arriving during close() get our own 503 (the OpenAI error shape) from the onRequest hook below.
+    return503OnClosing: false,
     // Types are checked, never coerced ("1" is not a number), and the value sent is kept for the error message.
     ajv: { customOptions: { coerceTypes: false, verbose: true, allErrors: false } },
   });
@@ -90,7 +92,11 @@ export function createServer(options: ServerOptions): FastifyInstance {
   };
 
   const keyDigest = options.apiKey === undefined ? undefined : digest(options.apiKey);
+  let closing = false;
   app.addHook('onRequest', async (request) => {
+    if (closing && !PUBLIC_ROUTES.has(request.url.split('?')[0] ?? '')) {
+      throw new ApiError(503, 'the server is shutting down and accepts no new requests', null, 'shutting_down');
+    }
     if (!keyDigest || PUBLIC_ROUTES.has(request.url.split('?')[0] ?? '')) return;
     const header = request.headers.authorization ?? '';
     const match = /^Bearer\s+(.+)$/i.exec(header);
@@ -131,6 +137,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
 
   // Admitted requests finish (or are aborted at the deadline) before the listener closes.
   app.addHook('preClose', async () => {
+    closing = true;
     await queue.close(options.shutdownDeadlineMs ?? 30_000);
   });
 
