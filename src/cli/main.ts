@@ -9,6 +9,7 @@ import { registerDraft } from './draft.js';
 import { registerBench } from './bench.js';
 import { registerTrainDrafter } from './train-drafter.js';
 import { registerConvert } from './convert.js';
+import { registerServe } from './serve.js';
 
 const program = new Command();
 program
@@ -24,6 +25,7 @@ registerDraft(program);
 registerBench(program);
 registerTrainDrafter(program);
 registerConvert(program);
+registerServe(program);
 
 try {
   await program.parseAsync(process.argv);

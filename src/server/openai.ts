@@ -1,0 +1,165 @@
+// Request bodies as the schemas admit them, their translation into GenerateOptions, and the response shapes of
+// OpenAI's completions and chat completions APIs (plus llama-server's `timings`).
+
+import type { FinishReason, GenerateOptions, GenerationStats } from '../engine/generate.js';
+import type { LoadedDrafter } from '../engine/load.js';
+import type { ChatMessage } from '../tokenizer/types.js';
+
+export interface SamplingBody {
+  model?: string | null;
+  max_tokens?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  min_p?: number | null;
+  repetition_penalty?: number | null;
+  seed?: number | null;
+  stop?: string | string[] | null;
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean | null } | null;
+  n?: number | null;
+  speculative?: 'auto' | false | { beams: number; beam_length: number } | null;
+}
+
+export interface CompletionBody extends SamplingBody {
+  prompt: string | number[];
+  logprobs?: number | null;
+}
+
+export interface ChatBody extends SamplingBody {
+  messages: { role: string; content: string | { type: 'text'; text: string }[] }[];
+  max_completion_tokens?: number | null;
+  logprobs?: boolean | null;
+  top_logprobs?: number | null;
+}
+
+/** An error answered as `{ error: { message, type, param, code } }` with `status`. */
+export class ApiError extends Error {
+  constructor(readonly status: number, message: string, readonly param: string | null = null,
+    readonly code: string | null = null, readonly type: string = status >= 500 ? 'server_error'
+      : 'invalid_request_error') {
+    super(message);
+  }
+}
+
+export function errorBody(message: string, type: string, param: string | null, code: string | null):
+  { error: { message: string; type: string; param: string | null; code: string | null } } {
+  return { error: { message, type, param, code } };
+}
+
+/** Defaults where OpenAI's API has them (temperature 1, completions' max_tokens 16); a random seed when none. */
+export function generateOptions(body: SamplingBody, maxTokens: number | undefined, drafter: LoadedDrafter | undefined,
+  randomSeed: () => number): GenerateOptions {
+  if (body.n != null && body.n !== 1) {
+    throw new ApiError(400, `n: only 1 is supported (one choice per request), got ${body.n}`, 'n', 'unsupported_value');
+  }
+  const options: GenerateOptions = {
+    maxTokens,
+    temperature: body.temperature ?? 1,
+    topP: body.top_p ?? 1,
+    topK: body.top_k ?? 0,
+    minP: body.min_p ?? 0,
+    repetitionPenalty: body.repetition_penalty ?? 1,
+    seed: body.seed ?? randomSeed(),
+    stop: body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop,
+  };
+  const speculative = body.speculative ?? 'auto';
+  if (speculative === false) return options;
+  if (speculative === 'auto') return { ...options, drafter };
+  if (!drafter) {
+    throw new ApiError(400, 'speculative: a fixed tree needs a drafter, and this server has none (started with ' +
+      '--drafter none or without one); send "auto" or false', 'speculative', 'unsupported_value');
+  }
+  return { ...options, drafter, beams: speculative.beams, beamLength: speculative.beam_length };
+}
+
+/** Message contents as text: a string, or the concatenated text parts. */
+export function chatMessages(body: ChatBody): ChatMessage[] {
+  return body.messages.map((m) => ({
+    role: m.role,
+    content: typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join(''),
+  }));
+}
+
+/**
+ * The template used when the tokenizer has none (llama2.c tokenizers, GGUF files without tokenizer.chat_template):
+ * each message as "<|role|>\ncontent\n", then "<|assistant|>\n"; encoded with BOS.
+ */
+export function defaultChatTemplate(messages: readonly ChatMessage[]): string {
+  return messages.map((m) => `<|${m.role}|>\n${m.content}\n`).join('') + '<|assistant|>\n';
+}
+
+export type OpenAiFinishReason = 'stop' | 'length';
+
+/** EOS, a stop token or a stop string → "stop"; the token limit or the end of the context → "length". */
+export function finishReasonOf(reason: FinishReason | null): OpenAiFinishReason {
+  return reason === 'eos' || reason === 'stop' ? 'stop' : 'length';
+}
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export function usageOf(stats: GenerationStats): Usage {
+  return { prompt_tokens: stats.promptTokens, completion_tokens: stats.tokens,
+    total_tokens: stats.promptTokens + stats.tokens };
+}
+
+/** llama-server's per-response figures, plus the speculation ones ReDrafter adds. */
+export interface Timings {
+  prompt_n: number;
+  prompt_ms: number;
+  prompt_per_token_ms: number;
+  prompt_per_second: number;
+  predicted_n: number;
+  predicted_ms: number;
+  predicted_per_token_ms: number;
+  predicted_per_second: number;
+  /** Draft tokens proposed: W × (L − 1) per tree step (beams before their shared prefixes are merged). */
+  draft_n: number;
+  /** Draft tokens the model accepted. */
+  draft_n_accepted: number;
+  /** Decoding steps after the prompt forward. */
+  steps: number;
+  /** Mean tokens committed per step. */
+  tokens_per_step: number;
+  /** Steps by shape: "WxL" for tree steps, "plain" for plain decoding steps. */
+  shapes: Record<string, number>;
+}
+
+/** Draft tokens proposed and accepted in one generation, from its shapes and acceptance by depth. */
+export function draftCounts(stats: GenerationStats): { proposed: number; accepted: number } {
+  const redrafter = stats.redrafter;
+  if (!redrafter) return { proposed: 0, accepted: 0 };
+  let proposed = 0;
+  for (const [shape, count] of Object.entries(redrafter.shapes)) {
+    const match = /^(\d+)x(\d+)$/.exec(shape);
+    if (match) proposed += Number(match[1]) * (Number(match[2]) - 1) * count;
+  }
+  return { proposed, accepted: redrafter.acceptedAtDepth.reduce((a, b) => a + b, 0) };
+}
+
+export function timingsOf(stats: GenerationStats): Timings {
+  const round = (value: number): number => Math.round(value * 1000) / 1000;
+  const promptMs = stats.prefillSeconds * 1000;
+  const predictedMs = stats.decodeSeconds * 1000;
+  const committed = stats.committedPerStep.reduce((a, b) => a + b, 0);
+  const { proposed, accepted } = draftCounts(stats);
+  return {
+    prompt_n: stats.promptTokens,
+    prompt_ms: round(promptMs),
+    prompt_per_token_ms: stats.promptTokens > 0 ? round(promptMs / stats.promptTokens) : 0,
+    prompt_per_second: promptMs > 0 ? round(stats.promptTokens / (promptMs / 1000)) : 0,
+    predicted_n: stats.tokens,
+    predicted_ms: round(predictedMs),
+    predicted_per_token_ms: stats.tokens > 1 ? round(predictedMs / (stats.tokens - 1)) : 0,
+    predicted_per_second: round(stats.tokensPerSecond),
+    draft_n: proposed,
+    draft_n_accepted: accepted,
+    steps: stats.steps,
+    tokens_per_step: stats.steps > 0 ? round(committed / stats.steps) : 0,
+    shapes: stats.redrafter ? { ...stats.redrafter.shapes } : stats.steps > 0 ? { plain: stats.steps } : {},
+  };
+}

@@ -1,0 +1,269 @@
+// The server against the real stories260K model and its shipped drafter, through OpenAI's own client.
+
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateText } from '../engine/generate.js';
+import { loadModel } from '../engine/load.js';
+import { stories260K } from '../../test/fixtures.js';
+import { post, skip, startServer, type Running } from '../../test/server.js';
+import { createServer, defaultChatTemplate } from './index.js';
+
+let server: Running;
+before(async () => {
+  if (!skip) server = await startServer();
+});
+after(async () => {
+  if (!skip) await server.close();
+});
+
+const prompt = 'Once upon a time';
+
+test('greedy completion equals generateText for the same prompt, with usage and timings', { skip }, async () => {
+  const expected = await generateText(server.loaded, { prompt, maxTokens: 40 });
+  const response = await server.client.completions.create({ model: 'stories260K', prompt, max_tokens: 40,
+    temperature: 0 });
+  assert.equal(response.object, 'text_completion');
+  assert.equal(response.choices.length, 1);
+  assert.equal(response.choices[0].text, expected.text);
+  assert.equal(response.choices[0].finish_reason, expected.finishReason === 'length' ? 'length' : 'stop');
+  assert.deepEqual(response.usage, { prompt_tokens: expected.promptIds.length, completion_tokens: expected.ids.length,
+    total_tokens: expected.promptIds.length + expected.ids.length });
+  const timings = (response as unknown as { timings: Record<string, number> }).timings;
+  assert.equal(timings['predicted_n'], expected.ids.length);
+  assert.equal(timings['prompt_n'], expected.promptIds.length);
+  for (const name of ['draft_n', 'draft_n_accepted', 'tokens_per_step', 'predicted_per_second']) {
+    assert.equal(typeof timings[name], 'number', name);
+  }
+});
+
+test('speculative false, "auto" and a fixed tree give identical text, greedy and seeded', { skip }, async () => {
+  for (const sampling of [{ temperature: 0 }, { temperature: 0.9, seed: 11 }]) {
+    const texts: string[] = [];
+    for (const speculative of [false, 'auto', { beams: 3, beam_length: 4 }] as const) {
+      const response = await post(`${server.url}/v1/completions`, { prompt, max_tokens: 60, speculative, ...sampling });
+      assert.equal(response.status, 200, JSON.stringify(response.json));
+      const choice = (response.json['choices'] as { text: string }[])[0];
+      texts.push(choice.text);
+      const timings = response.json['timings'] as { draft_n: number; draft_n_accepted: number; shapes: object };
+      if (typeof speculative === 'object') {
+        // Every step of a fixed tree proposes W × (L − 1) tokens.
+        assert.ok(timings.draft_n > 0 && timings.draft_n % 9 === 0, JSON.stringify(timings));
+        assert.ok(timings.draft_n_accepted <= timings.draft_n);
+        assert.ok('3x4' in timings.shapes);
+      }
+      if (speculative === false) assert.equal(timings.draft_n, 0);
+    }
+    assert.equal(texts[1], texts[0], JSON.stringify(sampling));
+    assert.equal(texts[2], texts[0], JSON.stringify(sampling));
+  }
+});
+
+test('the same seed gives the same sampled text', { skip }, async () => {
+  const ask = () => server.client.completions.create({ model: 'stories260K', prompt, max_tokens: 40, temperature: 1,
+    seed: 1234 });
+  const [a, b] = [await ask(), await ask()];
+  assert.equal(a.choices[0].text, b.choices[0].text);
+  const expected = await generateText(server.loaded, { prompt, maxTokens: 40, temperature: 1, seed: 1234 });
+  assert.equal(a.choices[0].text, expected.text);
+});
+
+test('streamed completion: the chunks add up to the whole text; include_usage sends a usage chunk', { skip }, async () => {
+  const whole = await server.client.completions.create({ model: 'stories260K', prompt, max_tokens: 50, temperature: 0 });
+  const stream = await server.client.completions.create({ model: 'stories260K', prompt, max_tokens: 50, temperature: 0,
+    stream: true, stream_options: { include_usage: true } });
+  let text = '';
+  let finish: string | null = null;
+  let usage: unknown = undefined;
+  let chunks = 0;
+  for await (const chunk of stream) {
+    chunks++;
+    if (chunk.usage) usage = chunk.usage;
+    else assert.equal(chunk.usage, null);
+    for (const choice of chunk.choices) {
+      text += choice.text;
+      if (choice.finish_reason) finish = choice.finish_reason;
+    }
+  }
+  assert.ok(chunks > 3);
+  assert.equal(text, whole.choices[0].text);
+  assert.equal(finish, 'length');
+  assert.deepEqual(usage, whole.usage);
+});
+
+test('chat, streamed and not, renders the default template and equals generateText', { skip }, async () => {
+  const messages = [{ role: 'system', content: 'Tell a story.' }, { role: 'user', content: 'A cat' }] as const;
+  assert.equal(defaultChatTemplate(messages), '<|system|>\nTell a story.\n<|user|>\nA cat\n<|assistant|>\n');
+  const promptIds = server.loaded.tokenizer!.encode(defaultChatTemplate(messages), { bos: true });
+  const expected = await generateText(server.loaded, { promptIds, maxTokens: 30 });
+  const response = await server.client.chat.completions.create({ model: 'stories260K', messages: [...messages],
+    max_completion_tokens: 30, temperature: 0 });
+  assert.equal(response.object, 'chat.completion');
+  assert.equal(response.choices[0].message.role, 'assistant');
+  assert.equal(response.choices[0].message.content, expected.text);
+  assert.equal(response.usage?.prompt_tokens, promptIds.length);
+  const stream = await server.client.chat.completions.create({ model: 'stories260K', messages: [...messages],
+    max_tokens: 30, temperature: 0, stream: true });
+  let text = '';
+  let role: string | undefined;
+  let finish: string | null = null;
+  for await (const chunk of stream) {
+    assert.equal(chunk.object, 'chat.completion.chunk');
+    const choice = chunk.choices[0];
+    role ??= choice.delta.role;
+    text += choice.delta.content ?? '';
+    finish = choice.finish_reason ?? finish;
+  }
+  assert.equal(role, 'assistant');
+  assert.equal(text, expected.text);
+  assert.equal(finish, 'length');
+});
+
+test('stop strings end the text before them with finish_reason "stop", streamed or not', { skip }, async () => {
+  const full = (await generateText(server.loaded, { prompt, maxTokens: 60 })).text;
+  const at = full.indexOf('girl');
+  assert.ok(at > 0, full);
+  const response = await post(`${server.url}/v1/completions`, { prompt, max_tokens: 60, temperature: 0,
+    stop: ['girl', 'zzzz'] });
+  assert.equal(response.status, 200);
+  const choice = (response.json['choices'] as { text: string; finish_reason: string }[])[0];
+  assert.equal(choice.text, full.slice(0, at));
+  assert.equal(choice.finish_reason, 'stop');
+  const streamed = await server.client.completions.create({ model: 'stories260K', prompt, max_tokens: 60,
+    temperature: 0, stop: 'girl', stream: true });
+  let text = '';
+  let finish: string | null = null;
+  for await (const chunk of streamed) {
+    text += chunk.choices[0]?.text ?? '';
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+  }
+  assert.equal(text, full.slice(0, at));
+  assert.equal(finish, 'stop');
+});
+
+test('tokenize and detokenize round trip; token-id prompts are fed as they are', { skip }, async () => {
+  const tokenized = await post(`${server.url}/tokenize`, { prompt });
+  assert.equal(tokenized.status, 200);
+  const tokens = tokenized.json['tokens'] as number[];
+  assert.deepEqual(tokens, server.loaded.tokenizer!.encode(prompt, { bos: true }));
+  assert.equal(tokenized.json['max_model_len'], server.loaded.model.contextLength);
+  const noBos = await post(`${server.url}/tokenize`, { content: prompt, add_special: false });
+  assert.deepEqual(noBos.json['tokens'], tokens.slice(1));
+  const detokenized = await post(`${server.url}/detokenize`, { tokens });
+  assert.equal(detokenized.json['prompt'], prompt);
+  assert.equal(detokenized.json['content'], prompt);
+  const byIds = await server.client.completions.create({ model: 'stories260K', prompt: tokens, max_tokens: 20,
+    temperature: 0 });
+  const byText = await server.client.completions.create({ model: 'stories260K', prompt, max_tokens: 20, temperature: 0 });
+  assert.equal(byIds.choices[0].text, byText.choices[0].text);
+});
+
+test('/v1/models lists the model; /health is 503 until the model is loaded, then 200', { skip }, async () => {
+  const models = await server.client.models.list();
+  assert.deepEqual(models.data.map((m) => m.id), ['stories260K']);
+  let resolve!: (value: Awaited<ReturnType<typeof loadModel>>) => void;
+  const loading = new Promise<Awaited<ReturnType<typeof loadModel>>>((r) => {
+    resolve = r;
+  });
+  const app = createServer({ loaded: loading });
+  try {
+    const early = await app.inject({ method: 'GET', url: '/health' });
+    assert.equal(early.statusCode, 503);
+    assert.equal(early.json().status, 'loading');
+    const completion = await app.inject({ method: 'POST', url: '/v1/completions', payload: { prompt } });
+    assert.equal(completion.statusCode, 503);
+    assert.equal(completion.json().error.code, 'model_not_ready');
+    resolve(server.loaded);
+    await loading;
+    await new Promise((r) => setImmediate(r));
+    const late = await app.inject({ method: 'GET', url: '/health' });
+    assert.equal(late.statusCode, 200);
+    assert.deepEqual(late.json(), { status: 'ok' });
+  } finally {
+    await app.close();
+  }
+});
+
+test('/metrics exposes the documented names with the traffic so far', { skip }, async () => {
+  const response = await fetch(`${server.url}/metrics`);
+  assert.equal(response.status, 200);
+  const text = await response.text();
+  for (const name of [
+    'redrafter_requests_total', 'redrafter_prompt_tokens_total', 'redrafter_generation_tokens_total',
+    'redrafter_draft_tokens_total', 'redrafter_draft_tokens_accepted_total', 'redrafter_decode_steps_total',
+    'redrafter_time_to_first_token_seconds', 'redrafter_inter_token_latency_seconds',
+    'redrafter_request_duration_seconds', 'redrafter:num_requests_waiting', 'redrafter:num_requests_running',
+    'redrafter:kv_cache_usage_perc',
+  ]) {
+    assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name);
+  }
+  assert.match(text, /^redrafter_requests_total\{endpoint="\/v1\/completions",status="200"\} [1-9]/m);
+  assert.match(text, /^redrafter_decode_steps_total\{shape="3x4"\} [1-9]/m);
+  assert.match(text, /^redrafter:num_requests_running 0$/m);
+  const generated = Number(/^redrafter_generation_tokens_total (\d+)/m.exec(text)?.[1]);
+  assert.ok(generated > 100);
+});
+
+test('a client that aborts mid-stream cancels its generation and frees the queue', { skip }, async () => {
+  const generatedTokens = async (): Promise<number> =>
+    Number(/^redrafter_generation_tokens_total (\d+)/m.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1]);
+  const before = await generatedTokens();
+  const controller = new AbortController();
+  const stream = await server.client.completions.create({ model: 'stories260K', prompt, max_tokens: 500,
+    temperature: 0.8, seed: 3, stream: true, speculative: false } as Parameters<typeof server.client.completions.create>[0],
+  { signal: controller.signal });
+  let chunks = 0;
+  // OpenAI's client ends the iteration quietly when its request is aborted.
+  for await (const chunk of stream as AsyncIterable<unknown>) {
+    void chunk;
+    chunks++;
+    controller.abort();
+  }
+  assert.ok(chunks >= 1 && chunks < 50, `${chunks} chunks`);
+  const later = await server.client.completions.create({ model: 'stories260K', prompt, max_tokens: 10, temperature: 0 });
+  assert.equal(later.usage?.completion_tokens, 10);
+  const generated = (await generatedTokens()) - before;
+  // The aborted one stopped short of what it would have generated (the disconnect is noticed within a few steps).
+  const uncancelled = await generateText(server.loaded, { prompt, maxTokens: 500, temperature: 0.8, seed: 3 });
+  assert.ok(uncancelled.ids.length > 100, `${uncancelled.ids.length}`);
+  assert.ok(generated - 10 < uncancelled.ids.length / 2, `${generated - 10} of ${uncancelled.ids.length} tokens generated`);
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  assert.match(metrics, /^redrafter:num_requests_waiting 0$/m);
+  assert.match(metrics, /^redrafter:num_requests_running 0$/m);
+});
+
+test('a full queue answers 429 with Retry-After; close() lets the running request finish', { skip }, async () => {
+  const loaded = await loadModel({ model: stories260K.model, tokenizer: stories260K.tokenizer, threads: 1 });
+  const app = createServer({ loaded, maxQueue: 0 });
+  try {
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    // A long plain generation: about 500 steps, each yielding to the event loop, so the next requests arrive while it
+    // runs.
+    const response = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt, max_tokens: 500, temperature: 1, seed: 5, stream: true }) });
+    assert.equal(response.status, 200);
+    const reader = response.body!.getReader();
+    await reader.read();
+    const refused = await post(`${url}/v1/completions`, { prompt, max_tokens: 5 });
+    assert.equal(refused.status, 429);
+    assert.equal((refused.json['error'] as { type: string }).type, 'rate_limit_error');
+    assert.ok(Number(refused.headers.get('retry-after')) >= 1);
+    const closing = app.close();
+    await new Promise((resolve) => setImmediate(resolve));
+    const late = await post(`${url}/v1/completions`, { prompt, max_tokens: 5 });
+    assert.equal(late.status, 503);
+    assert.equal((late.json['error'] as { code: string }).code, 'shutting_down');
+    let body = '';
+    const decoder = new TextDecoder();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      body += decoder.decode(value, { stream: true });
+    }
+    await closing;
+    assert.match(body, /"finish_reason":"(length|stop)"/);
+    assert.match(body, /data: \[DONE\]\n\n$/);
+  } finally {
+    await app.close();
+    await loaded.close();
+  }
+});

@@ -1,0 +1,372 @@
+// `createServer`: an OpenAI-compatible HTTP server (fastify) over one loaded model and, optionally, its drafter.
+// Generation requests go through a bounded FIFO queue served one sequence at a time; see README "Server".
+
+import { createHash, randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
+import { basename, extname } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { generate, type GenerateOptions, type GenerationChunk, type GenerationStats } from '../engine/generate.js';
+import type { LoadedDrafter, LoadedModel } from '../engine/load.js';
+import { createMetrics } from './metrics.js';
+import { AbortedError, QueueFullError, RequestQueue, ShuttingDownError } from './queue.js';
+import {
+  chatSchema, completionSchema, detokenizeSchema, tokenizeSchema, validationMessage, type AjvError,
+} from './schemas.js';
+import {
+  ApiError, chatMessages, defaultChatTemplate, draftCounts, errorBody, finishReasonOf, generateOptions, timingsOf,
+  usageOf, type ChatBody, type CompletionBody, type SamplingBody,
+} from './openai.js';
+
+export interface ServerOptions {
+  /** The model, or its loading: /health answers 503 and generation endpoints 503 until it resolves. */
+  loaded: LoadedModel | Promise<LoadedModel>;
+  /** The drafter for speculative decoding (or its loading); none: plain decoding only. */
+  drafter?: LoadedDrafter | Promise<LoadedDrafter | undefined>;
+  /** The model id of /v1/models and the `model` field (default: the model file's name without extension). */
+  modelName?: string;
+  /** Requests to /v1/*, /tokenize and /detokenize need `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** Most generation requests that may wait for their turn (default 16); one more gets 429. */
+  maxQueue?: number;
+  /** Sequences generated at once; only 1 in this slice (batching several in one forward is not built). */
+  maxSequences?: number;
+  /** Largest request body in bytes (default 1 MiB); larger: 413. */
+  bodyLimit?: number;
+  /** Milliseconds a client has to send its whole request (default 30 s), against slow-body clients. */
+  requestTimeoutMs?: number;
+  /** Milliseconds close() lets admitted requests finish before aborting them (default 30 s). */
+  shutdownDeadlineMs?: number;
+  /** fastify's logger (default off). */
+  logger?: boolean;
+}
+
+interface Served {
+  loaded: LoadedModel;
+  drafter: LoadedDrafter | undefined;
+  id: string;
+}
+
+// Routes that need the API key: everything but /health and /metrics, which probes and scrapers read unauthenticated.
+const PUBLIC_ROUTES = new Set(['/health', '/metrics']);
+
+export function createServer(options: ServerOptions): FastifyInstance {
+  if ((options.maxSequences ?? 1) !== 1) {
+    throw new RangeError(`maxSequences: only 1 is supported yet (batching several sequences in one forward is not ` +
+      `built), got ${options.maxSequences}`);
+  }
+  const maxQueue = options.maxQueue ?? 16;
+  if (!Number.isInteger(maxQueue) || maxQueue < 0) {
+    throw new RangeError(`maxQueue: expected an integer >= 0, got ${maxQueue}`);
+  }
+  const metrics = createMetrics();
+  const queue = new RequestQueue({
+    capacity: 1, maxWaiting: maxQueue,
+    onChange: (waiting, running) => {
+      metrics.waiting.set(waiting);
+      metrics.running.set(running);
+    },
+  });
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    requestTimeout: options.requestTimeoutMs ?? 30_000,
+    // Requests arriving during close() get our own 503 (the OpenAI error shape) from the onRequest hook below.
+    return503OnClosing: false,
+    // Types are checked, never coerced ("1" is not a number), and the value sent is kept for the error message.
+    ajv: { customOptions: { coerceTypes: false, verbose: true, allErrors: false } },
+  });
+
+  let served: Served | undefined;
+  let loadFailure: Error | undefined;
+  void Promise.all([options.loaded, options.drafter]).then(([loaded, drafter]) => {
+    const id = options.modelName ?? basename(loaded.path, extname(loaded.path));
+    served = { loaded, drafter, id };
+  }, (error: unknown) => {
+    loadFailure = error instanceof Error ? error : new Error(String(error));
+  });
+  const ready = (): Served => {
+    if (served) return served;
+    throw new ApiError(503, loadFailure ? `the model failed to load: ${loadFailure.message}` : 'the model is loading',
+      null, 'model_not_ready');
+  };
+
+  const keyDigest = options.apiKey === undefined ? undefined : digest(options.apiKey);
+  let closing = false;
+  app.addHook('onRequest', async (request) => {
+    if (closing && !PUBLIC_ROUTES.has(request.url.split('?')[0] ?? '')) {
+      throw new ApiError(503, 'the server is shutting down and accepts no new requests', null, 'shutting_down');
+    }
+    if (!keyDigest || PUBLIC_ROUTES.has(request.url.split('?')[0] ?? '')) return;
+    const header = request.headers.authorization ?? '';
+    const match = /^Bearer\s+(.+)$/i.exec(header);
+    // Digests of equal length let timingSafeEqual compare without revealing how much of the key matched.
+    if (!match || !timingSafeEqual(digest(match[1] ?? ''), keyDigest)) {
+      throw new ApiError(401, match ? 'Incorrect API key provided' : 'Missing API key: send "Authorization: Bearer <key>"',
+        null, 'invalid_api_key');
+    }
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.requests.inc({ endpoint: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
+  });
+
+  app.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
+    if (error instanceof ApiError) {
+      if (error.status === 429) reply.header('retry-after', String(queue.retryAfterSeconds()));
+      return reply.code(error.status).send(errorBody(error.message, error.type, error.param, error.code));
+    }
+    if (error.validation) {
+      const { param, message } = validationMessage(error.validation as unknown as AjvError[]);
+      return reply.code(400).send(errorBody(message, 'invalid_request_error', param, 'invalid_value'));
+    }
+    const status = error.statusCode ?? 500;
+    if (status === 413) {
+      return reply.code(413).send(errorBody(`request body larger than ${options.bodyLimit ?? 1024 * 1024} bytes`,
+        'invalid_request_error', null, 'request_too_large'));
+    }
+    if (status >= 400 && status < 500) {
+      return reply.code(status).send(errorBody(error.message, 'invalid_request_error', null, error.code ?? null));
+    }
+    request.log.error(error);
+    return reply.code(500).send(errorBody(`internal error: ${error.message}`, 'server_error', null, null));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send(errorBody(`Unknown request URL: ${request.method} ${request.url}`,
+      'invalid_request_error', null, 'unknown_url'));
+  });
+
+  // Admitted requests finish (or are aborted at the deadline) before the listener closes.
+  app.addHook('preClose', async () => {
+    closing = true;
+    await queue.close(options.shutdownDeadlineMs ?? 30_000);
+  });
+
+  app.get('/health', async (_request, reply) => {
+    if (served) return { status: 'ok' };
+    return reply.code(503).send({ status: loadFailure ? 'error' : 'loading', ...(loadFailure
+      ? { error: loadFailure.message } : {}) });
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    return reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  app.get('/v1/models', async () => {
+    const { id, loaded } = ready();
+    return { object: 'list', data: [{ id, object: 'model', created: 0, owned_by: 'redrafter',
+      max_model_len: loaded.model.contextLength }] };
+  });
+
+  app.post('/tokenize', { schema: { body: tokenizeSchema() } }, async (request) => {
+    const { loaded } = ready();
+    const body = request.body as { prompt?: string; content?: string; add_special?: boolean };
+    const text = body.prompt ?? body.content;
+    if (text === undefined) throw new ApiError(400, 'prompt: required (or content), got nothing', 'prompt', 'invalid_value');
+    const tokens = tokenizerOf(loaded).encode(text, { bos: body.add_special ?? true });
+    return { tokens, count: tokens.length, max_model_len: loaded.model.contextLength };
+  });
+
+  app.post('/detokenize', { schema: { body: detokenizeSchema() } }, async (request) => {
+    const { loaded } = ready();
+    const { tokens } = request.body as { tokens: number[] };
+    checkTokenIds(tokens, loaded, 'tokens');
+    const text = tokenizerOf(loaded).decode(tokens);
+    return { prompt: text, content: text };
+  });
+
+  app.post('/v1/completions', { schema: { body: completionSchema() } }, async (request, reply) => {
+    const model = ready();
+    const body = request.body as CompletionBody;
+    checkModelName(body, model);
+    if (body.logprobs != null) {
+      throw new ApiError(400, 'logprobs: not supported yet', 'logprobs', 'unsupported_value');
+    }
+    let promptIds: number[];
+    if (typeof body.prompt === 'string') {
+      promptIds = tokenizerOf(model.loaded).encode(body.prompt, { bos: true });
+    } else {
+      checkTokenIds(body.prompt, model.loaded, 'prompt');
+      promptIds = body.prompt;
+    }
+    checkContext(promptIds.length, model.loaded, 'prompt');
+    // OpenAI's completions default to 16 tokens.
+    return serveGeneration(request, reply, 'completion', model, body, promptIds, body.max_tokens ?? 16);
+  });
+
+  app.post('/v1/chat/completions', { schema: { body: chatSchema() } }, async (request, reply) => {
+    const model = ready();
+    const body = request.body as ChatBody;
+    checkModelName(body, model);
+    if (body.logprobs === true || (body.top_logprobs ?? 0) > 0) {
+      throw new ApiError(400, `${body.logprobs === true ? 'logprobs' : 'top_logprobs'}: not supported yet`,
+        body.logprobs === true ? 'logprobs' : 'top_logprobs', 'unsupported_value');
+    }
+    const tokenizer = tokenizerOf(model.loaded);
+    const messages = chatMessages(body);
+    const promptIds = tokenizer.applyChatTemplate
+      ? tokenizer.encode(tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }), { bos: false })
+      : tokenizer.encode(defaultChatTemplate(messages), { bos: true });
+    checkContext(promptIds.length, model.loaded, 'messages');
+    return serveGeneration(request, reply, 'chat', model, body, promptIds,
+      body.max_completion_tokens ?? body.max_tokens ?? undefined);
+  });
+
+  async function serveGeneration(request: FastifyRequest, reply: FastifyReply, kind: 'completion' | 'chat',
+    model: Served, body: SamplingBody, promptIds: number[], maxTokens: number | undefined): Promise<FastifyReply> {
+    const received = performance.now();
+    const base = generateOptions(body, maxTokens, model.drafter, () => randomInt(0, 2 ** 32));
+    const options: GenerateOptions = { ...base, promptIds };
+    // A client that goes away cancels its generation, or its place in the queue.
+    const disconnect = new AbortController();
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) disconnect.abort();
+    });
+    const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
+    const created = Math.floor(Date.now() / 1000);
+    const object = kind === 'chat' ? 'chat.completion' : 'text_completion';
+    const endpoint = kind === 'chat' ? '/v1/chat/completions' : '/v1/completions';
+    try {
+      if (!body.stream) {
+        const result = await queue.run(disconnect.signal, (signal) =>
+          runGeneration(model, options, signal, received, () => undefined));
+        const finish_reason = finishReasonOf(result.finishReason);
+        const choice = kind === 'chat'
+          ? { index: 0, message: { role: 'assistant', content: result.text }, logprobs: null, finish_reason }
+          : { index: 0, text: result.text, logprobs: null, finish_reason };
+        return reply.send({ id, object, created, model: model.id, choices: [choice], usage: usageOf(result.stats),
+          timings: timingsOf(result.stats) });
+      }
+      const includeUsage = body.stream_options?.include_usage === true;
+      const chunkObject = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+      const stream = new PassThrough();
+      const send = (payload: unknown): void => {
+        if (!stream.destroyed) stream.write(`data: ${JSON.stringify(payload)}\n\n`);
+      };
+      const chunk = (choice: Record<string, unknown>, extra: Record<string, unknown> = {}): void =>
+        send({ id, object: chunkObject, created, model: model.id, choices: [choice],
+          ...(includeUsage ? { usage: null } : {}), ...extra });
+      await queue.run(disconnect.signal, async (signal) => {
+        // The response starts once the request has its turn, so a full queue or a shutdown is still a JSON error.
+        void reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache')
+          .header('x-accel-buffering', 'no').send(stream);
+        if (kind === 'chat') chunk({ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null });
+        try {
+          const result = await runGeneration(model, options, signal, received, (text) => {
+            if (text === '') return;
+            chunk(kind === 'chat'
+              ? { index: 0, delta: { content: text }, logprobs: null, finish_reason: null }
+              : { index: 0, text, logprobs: null, finish_reason: null });
+          });
+          const finish_reason = finishReasonOf(result.finishReason);
+          chunk(kind === 'chat' ? { index: 0, delta: {}, logprobs: null, finish_reason }
+            : { index: 0, text: '', logprobs: null, finish_reason }, { timings: timingsOf(result.stats) });
+          if (includeUsage) {
+            send({ id, object: chunkObject, created, model: model.id, choices: [], usage: usageOf(result.stats) });
+          }
+          if (!stream.destroyed) stream.write('data: [DONE]\n\n');
+        } catch (error) {
+          // Headers are sent: the error goes in the stream, in the same shape as a JSON error body.
+          if (!(error instanceof AbortedError)) {
+            request.log.error(error);
+            send(errorBody(`internal error: ${(error as Error).message}`, 'server_error', null, null));
+          }
+        } finally {
+          stream.end();
+        }
+      });
+      metrics.requestDuration.observe({ endpoint }, (performance.now() - received) / 1000);
+      return reply;
+    } catch (error) {
+      if (error instanceof QueueFullError) throw new ApiError(429, error.message, null, 'queue_full', 'rate_limit_error');
+      if (error instanceof ShuttingDownError) throw new ApiError(503, error.message, null, 'shutting_down');
+      if (error instanceof AbortedError) return reply; // nobody is listening
+      throw error;
+    } finally {
+      if (!body.stream) metrics.requestDuration.observe({ endpoint }, (performance.now() - received) / 1000);
+    }
+  }
+
+  async function runGeneration(model: Served, options: GenerateOptions, signal: AbortSignal, received: number,
+    onText: (text: string) => void): Promise<{ text: string; finishReason: ReturnType<typeof generate>['finishReason'];
+      stats: GenerationStats }> {
+    const { loaded } = model;
+    const generation = generate(loaded, { ...options, signal });
+    const context = loaded.model.contextLength;
+    let text = '';
+    let last = received;
+    let first = true;
+    try {
+      for await (const chunk of generation as AsyncIterable<GenerationChunk>) {
+        const now = performance.now();
+        if (chunk.ids.length > 0) {
+          if (first) {
+            metrics.timeToFirstToken.observe((now - received) / 1000);
+            first = false;
+          } else {
+            const perToken = (now - last) / 1000 / chunk.ids.length;
+            for (let i = 0; i < chunk.ids.length; i++) metrics.interTokenLatency.observe(perToken);
+          }
+          last = now;
+        }
+        metrics.kvCacheUsage.set(Math.min(1, (generation.promptIds.length + generation.stats.tokens) / context));
+        text += chunk.text;
+        onText(chunk.text);
+        // Steps run synchronously; yielding here lets the event loop see disconnects and queue (or refuse) new
+        // requests between steps.
+        await yieldToEventLoop();
+      }
+    } finally {
+      metrics.kvCacheUsage.set(0);
+      const { stats } = generation;
+      metrics.promptTokens.inc(stats.promptTokens);
+      metrics.generationTokens.inc(stats.tokens);
+      const { proposed, accepted } = draftCounts(stats);
+      metrics.draftTokens.inc(proposed);
+      metrics.draftTokensAccepted.inc(accepted);
+      for (const [shape, count] of Object.entries(stats.redrafter?.shapes ?? {})) metrics.steps.inc({ shape }, count);
+      if (!stats.redrafter && stats.steps > 0) metrics.steps.inc({ shape: 'plain' }, stats.steps);
+    }
+    if (generation.finishReason === 'abort') throw new AbortedError();
+    return { text, finishReason: generation.finishReason, stats: generation.stats };
+  }
+
+  return app;
+}
+
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+function tokenizerOf(loaded: LoadedModel): NonNullable<LoadedModel['tokenizer']> {
+  if (!loaded.tokenizer) {
+    throw new ApiError(400, `${loaded.path} has no tokenizer: send the prompt as an array of token ids`, 'prompt',
+      'no_tokenizer');
+  }
+  return loaded.tokenizer;
+}
+
+function checkModelName(body: SamplingBody, model: Served): void {
+  if (body.model != null && body.model !== '' && body.model !== model.id) {
+    throw new ApiError(404, `model: "${body.model}" is not served here; this server serves "${model.id}"`, 'model',
+      'model_not_found');
+  }
+}
+
+function checkTokenIds(ids: readonly number[], loaded: LoadedModel, field: string): void {
+  const vocab = loaded.model.config.vocabSize;
+  const bad = ids.findIndex((id) => id >= vocab);
+  if (bad >= 0) {
+    throw new ApiError(400, `${field}[${bad}]: expected a token id in [0, ${vocab - 1}], got ${ids[bad]}`, field,
+      'invalid_value');
+  }
+}
+
+function checkContext(promptTokens: number, loaded: LoadedModel, field: string): void {
+  const context = loaded.model.contextLength;
+  if (promptTokens >= context) {
+    throw new ApiError(400, `${field}: the prompt is ${promptTokens} tokens, the context is ${context} tokens ` +
+      `(a prompt may have at most ${context - 1}, leaving room for one generated token)`, field,
+      'context_length_exceeded');
+  }
+}
