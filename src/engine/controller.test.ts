@@ -129,8 +129,10 @@ test('acceptance that falls turns speculation off, and probing turns it back on 
       policy.observePlain(1);
     }
   }
-  assert.ok(decide(policy, 10).every((shape) => shape !== null), 'speculation is back on');
-  assert.ok(trees > 50, `${trees} tree steps`);
+  // Back on (but for the one plain step every 64 trees that keeps the plain cost measured).
+  const last = decide(policy, 64);
+  assert.equal(last.filter((shape) => shape === null).length, 1, 'speculation is back on');
+  assert.ok(trees > 25, `${trees} tree steps`);
 });
 
 const skip = missing('stories260K', 'stories260K.bin');
@@ -190,7 +192,9 @@ test('whatever shape each step takes, plain steps included, the ids are plain de
           // And through generate() with the real controller on GPU-like costs (it drafts deep trees).
           const auto = await generateText(loaded, { ...base, drafter });
           assert.deepEqual(auto.ids, plain.ids, `auto: "${prompt}" ${JSON.stringify(sampling)}`);
-          assert.equal(auto.stats.redrafter!.shapes['plain'] ?? 0, 0, 'GPU-like costs: every step drafts a tree');
+          // GPU-like costs: every step drafts a tree, but for one plain step in 64 that keeps the plain cost measured.
+          const plainSteps = auto.stats.redrafter!.shapes['plain'] ?? 0;
+          assert.ok(plainSteps <= Math.ceil(auto.stats.steps / 32), `${plainSteps} plain of ${auto.stats.steps} steps`);
         }
       }
     } finally {

@@ -38,9 +38,15 @@ const MAX_PROBE_INTERVAL = 256;
  * them corrects those (at most (1 − EXPLORE_FLOOR) / EXPLORE_INTERVAL of the speed, ~0.6 %).
  */
 const EXPLORE_INTERVAL = 16;
+/**
+ * Every PLAIN_CHECK_INTERVAL-th step in a row that chose a tree runs a plain step instead: tree steps never measure a
+ * plain step, so a plain cost guessed too high (a calibration that caught the JIT cold) would otherwise keep trees
+ * chosen for good (< 1/64 of the speed at most).
+ */
+const PLAIN_CHECK_INTERVAL = 64;
 const EXPLORE_FLOOR = 0.9;
 /** A tree must promise this much more than plain decoding to be chosen (noise in the measured costs). */
-const MARGIN = 1.05;
+const MARGIN = 1.1;
 /** Pseudo-counts of the prior in each estimate. */
 const PRIOR_WEIGHT = 4;
 /** Per observed step, a sequence's older counts fade by this much: its acceptance is a running one. */
@@ -151,14 +157,21 @@ export interface SpeculationPolicy {
 
 export function createSpeculationController(costs: SpeculationCosts, shared = createAcceptanceCounts()):
   SpeculationController {
+  // Counted across sequences: a sequence of 96 tokens may take fewer than PLAIN_CHECK_INTERVAL steps.
+  const run: TreeRun = { steps: 0 };
   return {
     costs,
     shared,
-    createPolicy: () => createPolicy(costs, shared),
+    createPolicy: () => createPolicy(costs, shared, run),
   };
 }
 
-function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts): SpeculationPolicy {
+/** Tree steps chosen in a row, by all sequences of a controller (a plain step every PLAIN_CHECK_INTERVAL of them). */
+interface TreeRun {
+  steps: number;
+}
+
+function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun: TreeRun): SpeculationPolicy {
   const D = CONTROLLER_MAX_LENGTH - 1;
   const own = createAcceptanceCounts();
   const estimates = new Float64Array(CONTROLLER_WIDTHS.length * D);
@@ -256,9 +269,11 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts): Specul
         plainSteps = 0;
         probed = false;
         probeInterval = PROBE_INTERVAL;
+        if (++treeRun.steps % PLAIN_CHECK_INTERVAL === 0) return null;
         if (++treeSteps % EXPLORE_INTERVAL === 0) chooseRunnerUp(longest, bestRate);
         return choice;
       }
+      treeRun.steps = 0;
       if (!treesCanPay(longest)) {
         quietSteps = PROBE_INTERVAL;
         return null;
