@@ -7,9 +7,8 @@
 // noise from other processes lands on both alike; the tables show medians.
 // Run: node dist/bench/kernels-bench.js [--quick]
 import { availableParallelism, cpus } from 'node:os';
-import {
-  createKernels, QUANT_BLOCK_BYTES, QUERY_RECORD_INTS, ropeTable, type Kernels, type Ptr, type QuantType,
-} from '../src/kernels/index.js';
+import { createKernels, QUERY_RECORD_INTS, ropeTable, type Kernels, type Ptr, type QuantType } from '../src/kernels/index.js';
+import { fillWeights, weightBytes } from './weights.js';
 
 const quick = process.argv.includes('--quick');
 const typesArg = process.argv.indexOf('--types');
@@ -101,27 +100,6 @@ function cell(ms: number, bytes: number, flops: number, ceiling: Ceilings): stri
   const roofline = Math.max(bytes / ceiling.bytesPerMs, flops / ceiling.flopsPerMs);
   return `${ms.toFixed(3).padStart(8)} ${(flops / (ms * 1e6)).toFixed(1).padStart(6)} ${(bytes / (ms * 1e6)).toFixed(1).padStart(6)} ` +
     `${roofline.toFixed(3).padStart(8)} ${(roofline / ms * 100).toFixed(0).padStart(4)}%`;
-}
-
-/** Random weights: f32 uniform ±0.5, or valid GGML blocks (f16 scales 2^-10..2^-8, random quants). */
-function fillWeights(k: Kernels, type: 'f32' | QuantType, p: Ptr, inDim: number, outDim: number, seed: number): void {
-  if (type === 'f32') {
-    fillRandom(k.heap.f32(p, inDim * outDim), seed);
-    return;
-  }
-  let s = seed >>> 0;
-  const next = (): number => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
-  const blockBytes = QUANT_BLOCK_BYTES[type];
-  const bytes = new Uint8Array(k.heap.memory.buffer, p, (inDim / 32) * outDim * blockBytes);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = next() >>> 24;
-  for (let b = 0; b < bytes.length; b += blockBytes) {
-    bytes[b] = next() >>> 24;
-    bytes[b + 1] = 0x14 + ((next() >>> 24) % 3) * 4;
-  }
-}
-
-function weightBytes(type: 'f32' | QuantType, inDim: number, outDim: number): number {
-  return type === 'f32' ? inDim * outDim * 4 : (inDim / 32) * outDim * QUANT_BLOCK_BYTES[type];
 }
 
 function benchMatmul(sets: readonly Kernels[], ceilings: readonly Ceilings[], type: 'f32' | QuantType, inDim: number,

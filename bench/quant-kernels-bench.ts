@@ -8,7 +8,8 @@
 // Run: node dist/bench/quant-kernels-bench.js [--quick] [--rows 1,4,16] [--types q8_0] [--simd plain,relaxed] [--hot]
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { createKernels, QUANT_BLOCK_BYTES, type Kernels, type Ptr, type SimdBuild } from '../src/kernels/index.js';
+import { createKernels, type Kernels, type Ptr, type SimdBuild } from '../src/kernels/index.js';
+import { fillWeights, weightBytes, type WeightType } from './weights.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, rows: { type: 'string' },
   types: { type: 'string', default: 'f32,q8_0,q4_0' }, simd: { type: 'string', default: 'auto' },
@@ -21,32 +22,6 @@ const SHAPES: ReadonlyArray<readonly [number, number]> = [[768, 2048], [2048, 76
 const COLD_BYTES = values.hot === true ? 0 : 192 * 1024 * 1024;
 const ROUNDS = quick ? 3 : 7;
 const ROUND_MS = quick ? 30 : 80;
-
-/** Random weights of a type: f32 uniform ±0.05, or valid blocks (scale ~0.002, random quants). */
-function fillWeights(k: Kernels, type: string, p: Ptr, inDim: number, outDim: number, seed: number): void {
-  let s = seed >>> 0;
-  const next = (): number => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s;
-  };
-  if (type === 'f32') {
-    const a = k.heap.f32(p, inDim * outDim);
-    for (let i = 0; i < a.length; i++) a[i] = next() / 2 ** 32 * 0.1 - 0.05;
-    return;
-  }
-  const blockBytes = QUANT_BLOCK_BYTES[type as 'q8_0' | 'q4_0'];
-  const bytes = new Uint8Array(k.heap.memory.buffer, p, (inDim / 32) * outDim * blockBytes);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = next() >>> 24;
-  // f16 scales between 2^-10 and 2^-8 (exponent field 5..7).
-  for (let b = 0; b < bytes.length; b += blockBytes) {
-    bytes[b] = next() >>> 24;
-    bytes[b + 1] = 0x14 + ((next() >>> 24) % 3) * 4;
-  }
-}
-
-function bytesOf(type: string, inDim: number, outDim: number): number {
-  return type === 'f32' ? inDim * outDim * 4 : (inDim / 32) * outDim * QUANT_BLOCK_BYTES[type as 'q8_0' | 'q4_0'];
-}
 
 function median(v: readonly number[]): number {
   const sorted = [...v].sort((a, b) => a - b);
@@ -72,8 +47,8 @@ function measure(sets: readonly Kernels[], call: (k: Kernels, s: number, index: 
   return samples;
 }
 
-function bench(sets: readonly Kernels[], type: 'f32' | 'q8_0' | 'q4_0', inDim: number, outDim: number): void {
-  const wBytes = bytesOf(type, inDim, outDim);
+function bench(sets: readonly Kernels[], type: WeightType, inDim: number, outDim: number): void {
+  const wBytes = weightBytes(type, inDim, outDim);
   const copies = Math.max(1, Math.ceil(COLD_BYTES / wBytes));
   const maxRows = Math.max(...ROWS);
   const buffers = sets.map((k) => {

@@ -1,10 +1,9 @@
 // Same-process speed comparisons (brief, non-negotiable 2): autoregressive and ReDrafter decoding run alternately,
 // round after round, on the same prompts, so that machine noise hits both; ratios come from the same rounds.
 
-import { performance } from 'node:perf_hooks';
 import { cpus, totalmem } from 'node:os';
 import { generateText, type GenerateOptions } from './generate.js';
-import { CONTROLLER_MAX_LENGTH } from './speculation-costs.js';
+import { CONTROLLER_MAX_LENGTH, forwardSeconds } from './speculation-costs.js';
 import type { LoadedDrafter, LoadedModel } from './load.js';
 
 export interface SpeedOptions {
@@ -139,36 +138,12 @@ export async function compareSpeed(loaded: LoadedModel, drafter: LoadedDrafter, 
   };
 }
 
-/** Median seconds of one forward over k tokens after a context of `context` tokens, for each k. */
+/** Median seconds of one forward over k tokens after a context of `context` tokens, for each k, and k's cost relative to 1. */
 export function verifyCostCurve(loaded: LoadedModel, context: number, sizes: readonly number[], repeats = 5):
   { tokens: number; seconds: number; relative: number }[] {
-  const { model } = loaded;
-  const largest = Math.max(...sizes);
-  const cache = model.createCache(context + largest);
-  const n = context + largest;
-  const tokens = Int32Array.from({ length: n }, (_, i) => (i * 7 + 3) % model.config.vocabSize);
-  const positions = Int32Array.from({ length: n }, (_, i) => i);
-  const prefix = Int32Array.from({ length: n }, (_, i) => i + 1);
-  for (let start = 0; start < context; start += 64) {
-    const count = Math.min(64, context - start);
-    model.forward(cache, { count, tokens: tokens.subarray(start), positions: positions.subarray(start),
-      writeSlot: start, prefixLengths: prefix.subarray(start), logits: 'none' });
-  }
-  const batch = { count: 1, tokens: tokens.subarray(context), positions: positions.subarray(context),
-    writeSlot: context, prefixLengths: prefix.subarray(context), logits: 'all' as const };
-  const results = sizes.map((k) => {
-    const times: number[] = [];
-    batch.count = k;
-    for (let r = 0; r <= repeats; r++) {
-      const started = performance.now();
-      model.forward(cache, batch);
-      if (r > 0) times.push((performance.now() - started) / 1000);
-    }
-    return { tokens: k, seconds: median(times) };
-  });
-  cache.free();
-  const one = results.find((r) => r.tokens === 1)?.seconds ?? results[0].seconds;
-  return results.map((r) => ({ ...r, relative: r.seconds / one }));
+  const seconds = forwardSeconds(loaded.model, context, sizes, repeats);
+  const one = seconds[sizes.indexOf(1)] ?? seconds[0];
+  return sizes.map((tokens, i) => ({ tokens, seconds: seconds[i], relative: seconds[i] / one }));
 }
 
 /** The machine, for every report. */

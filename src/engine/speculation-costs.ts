@@ -114,6 +114,34 @@ function timed(repeats: number, work: () => void): number {
   return median(times);
 }
 
+/**
+ * Median seconds of one forward over k tokens (all logits) after a context of `context` tokens, for each k of
+ * `sizes` in order, each after one unmeasured run, on a cache of its own (the model's output buffers are
+ * overwritten). The verification forward of a k-node tree costs this (calibrateCosts, benchmark.ts verifyCostCurve).
+ */
+export function forwardSeconds(model: Model, context: number, sizes: readonly number[], repeats: number): number[] {
+  const n = context + Math.max(...sizes);
+  const cache = model.createCache(n);
+  const tokens = Int32Array.from({ length: n }, (_, i) => (i * 7 + 3) % model.config.vocabSize);
+  const positions = Int32Array.from({ length: n }, (_, i) => i);
+  const prefix = Int32Array.from({ length: n }, (_, i) => i + 1);
+  try {
+    for (let start = 0; start < context; start += 64) {
+      const count = Math.min(64, context - start);
+      model.forward(cache, { count, tokens: tokens.subarray(start), positions: positions.subarray(start),
+        writeSlot: start, prefixLengths: prefix.subarray(start), logits: 'none' });
+    }
+    const batch: ForwardBatch = { count: 1, tokens: tokens.subarray(context), positions: positions.subarray(context),
+      writeSlot: context, prefixLengths: prefix.subarray(context), logits: 'all' };
+    return sizes.map((k) => {
+      batch.count = k;
+      return timed(repeats, () => model.forward(cache, batch));
+    });
+  } finally {
+    cache.free();
+  }
+}
+
 export interface CalibrationOptions {
   /** Measured runs per point (median; default 3). */
   repeats?: number;
@@ -130,29 +158,13 @@ export interface CalibrationOptions {
  */
 export function calibrateCosts(model: Model, search: BeamSearch, options: CalibrationOptions = {}): SpeculationCosts {
   const repeats = options.repeats ?? 3;
-  const context = Math.min(options.context ?? 32, model.contextLength - CALIBRATION_SIZES[CALIBRATION_SIZES.length - 1]);
   const largest = CALIBRATION_SIZES[CALIBRATION_SIZES.length - 1];
-  const n = context + largest;
-  const cache = model.createCache(n);
+  const context = Math.min(options.context ?? 32, model.contextLength - largest);
   const vocab = model.config.vocabSize;
-  const tokens = Int32Array.from({ length: n }, (_, i) => (i * 7 + 3) % vocab);
-  const positions = Int32Array.from({ length: n }, (_, i) => i);
-  const prefix = Int32Array.from({ length: n }, (_, i) => i + 1);
-  const measured: number[] = [];
-  try {
-    if (context > 0) {
-      model.forward(cache, { count: context, tokens, positions, writeSlot: 0, prefixLengths: prefix, logits: 'none' });
-    }
-    const batchOf = (k: number): ForwardBatch => ({ count: k, tokens: tokens.subarray(context),
-      positions: positions.subarray(context), writeSlot: context, prefixLengths: prefix.subarray(context),
-      logits: k === 1 ? 'last' : 'all' });
-    for (const k of CALIBRATION_SIZES) measured.push(timed(repeats, () => model.forward(cache, batchOf(k))));
-    // One token again, now that every path is warm: the first measurement may have caught the JIT cold, and a plain
-    // step guessed too slow makes every tree look better than it is.
-    measured[0] = Math.min(measured[0], timed(repeats, () => model.forward(cache, batchOf(1))));
-  } finally {
-    cache.free();
-  }
+  // One token again at the end, now that every path is warm: the first measurement may have caught the JIT cold, and
+  // a plain step guessed too slow makes every tree look better than it is.
+  const measured = forwardSeconds(model, context, [...CALIBRATION_SIZES, 1], repeats);
+  measured[0] = Math.min(measured[0], measured.pop()!);
   const verify = new Array<number>(CONTROLLER_MAX_NODES + 1).fill(0);
   for (let m = 1; m <= CONTROLLER_MAX_NODES; m++) {
     let i = 0;
