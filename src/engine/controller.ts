@@ -142,11 +142,18 @@ export interface SpeculationController {
 
 /** One sequence's controller state. */
 export interface SpeculationPolicy {
-  /** The shape of the next step (null: plain decoding), for a tree of at most `maxLength` positions. */
-  choose(maxLength: number): TreeShape | null;
-  /** A tree step's measurements: its shape, packed nodes, accepted drafted tokens and time split (seconds). */
+  /**
+   * The shape of the next step (null: plain decoding), for a tree of at most `maxLength` positions, when the same
+   * forward carries `otherRows` rows of other sequences (the batch scheduler): a shape then costs what it adds to
+   * that forward, so trees shrink, and give way to plain decoding, as the batch fills.
+   */
+  choose(maxLength: number, otherRows?: number): TreeShape | null;
+  /**
+   * A tree step's measurements: its shape, packed nodes, accepted drafted tokens and time split (seconds); the
+   * forward carried `forwardRows` rows in all (default: the tree's alone), which is what its time measures.
+   */
   observeTree(shape: TreeShape, nodes: number, accepted: number, draftSeconds: number, verifySeconds: number,
-    acceptSeconds: number): void;
+    acceptSeconds: number, forwardRows?: number): void;
   /** A plain step's time (forward and pick). */
   observePlain(seconds: number): void;
   /** The expected tokens per second of a shape (null: plain) as the policy sees it now; for reports and tests. */
@@ -201,13 +208,25 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
     return total;
   }
 
+  /** Rows of other sequences in the forward being planned (0: this sequence alone). */
+  let load = 0;
+
   function treeSeconds(wi: number, L: number): number {
     const s = shapeIndex(wi, L);
-    return costs.draft[s] + costs.verifyAt(costs.nodes[s]) + costs.accept[s];
+    const verify = load === 0 ? costs.verifyAt(costs.nodes[s])
+      : costs.verifyAt(load + costs.nodes[s]) - costs.verifyAt(load);
+    return costs.draft[s] + verify + costs.accept[s];
+  }
+
+  /** A plain step: its forward row (what it adds to the batch's forward) and its pick. */
+  function plainSeconds(): number {
+    if (load === 0) return costs.plain;
+    const pick = Math.max(0, costs.plain - costs.verifyAt(1));
+    return costs.verifyAt(load + 1) - costs.verifyAt(load) + pick;
   }
 
   function rate(shape: TreeShape | null): number {
-    if (shape === null) return 1 / costs.plain;
+    if (shape === null) return 1 / plainSeconds();
     refresh();
     const wi = CONTROLLER_WIDTHS.indexOf(shape.beams);
     if (wi < 0) throw new RangeError(`controller: width ${shape.beams} is not one of ${CONTROLLER_WIDTHS.join(', ')}`);
@@ -216,7 +235,7 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
 
   /** Whether some tree could beat plain decoding if every drafted token were accepted. */
   function treesCanPay(maxLength: number): boolean {
-    const plainRate = 1 / costs.plain;
+    const plainRate = 1 / plainSeconds();
     for (let L = 2; L <= maxLength; L++) if (L / treeSeconds(0, L) > plainRate) return true;
     return false;
   }
@@ -242,9 +261,10 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
   }
 
   return {
-    choose(maxLength) {
+    choose(maxLength, otherRows = 0) {
       const longest = Math.min(maxLength, CONTROLLER_MAX_LENGTH);
       if (longest < 2) return null;
+      load = otherRows;
       if (quietSteps > 0) {
         quietSteps--;
         return null;
@@ -265,7 +285,7 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
       }
       choice.beams = bestW;
       choice.beamLength = bestL;
-      if (bestRate > MARGIN / costs.plain) {
+      if (bestRate > MARGIN / plainSeconds()) {
         plainSteps = 0;
         probed = false;
         probeInterval = PROBE_INTERVAL;
@@ -275,7 +295,8 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
       }
       treeRun.steps = 0;
       if (!treesCanPay(longest)) {
-        quietSteps = PROBE_INTERVAL;
+        // Alone, nothing will change that; in a batch, the load may fall.
+        if (load === 0) quietSteps = PROBE_INTERVAL;
         return null;
       }
       if (++plainSteps >= probeInterval) {
@@ -285,7 +306,7 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
       }
       return null;
     },
-    observeTree(shape, nodes, accepted, draftSeconds, verifySeconds, acceptSeconds) {
+    observeTree(shape, nodes, accepted, draftSeconds, verifySeconds, acceptSeconds, forwardRows = nodes) {
       const wi = CONTROLLER_WIDTHS.indexOf(shape.beams);
       if (wi < 0) return; // a forced shape outside the controller's set teaches it nothing it can use
       recordAcceptance(own, wi, shape.beamLength, accepted, SEQUENCE_DECAY);
@@ -294,13 +315,16 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
         probed = false;
         probeInterval = accepted > 0 ? PROBE_INTERVAL : Math.min(MAX_PROBE_INTERVAL, 2 * probeInterval);
       }
-      costs.observeTree(wi, shape.beamLength, nodes, draftSeconds, verifySeconds, acceptSeconds);
+      costs.observeTree(wi, shape.beamLength, nodes, draftSeconds, verifySeconds, acceptSeconds, forwardRows);
       estimatesValid = false;
     },
     observePlain(seconds) {
       costs.observePlain(seconds);
     },
-    expectedRate: rate,
+    expectedRate(shape) {
+      load = 0;
+      return rate(shape);
+    },
     finish() {
       for (let i = 0; i < shared.trials.length; i++) {
         shared.trials[i] = SHARED_DECAY * shared.trials[i] + own.trials[i];

@@ -321,7 +321,7 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
 
   function forward(cache: KvCache, batch: ForwardBatch): ForwardOutput {
     checkBatch(batch, (_i) => cache, (i) => batch.writeSlot + i);
-    return run(batch, cache, null, null, null);
+    return run(batch, cache, batch.writeSlot, null, null, null);
   }
 
   function forwardSequences(batch: SequenceBatch): ForwardOutput {
@@ -332,7 +332,11 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
       }
     }
     checkBatch(batch, (i) => caches[cacheOf[i]], (i) => writeSlots[i]);
-    return run(batch, null, caches, cacheOf, writeSlots);
+    // One contiguous cache written at consecutive slots (a sequence alone): the single-cache path.
+    let consecutive = caches.length === 1;
+    for (let i = 1; consecutive && i < batch.count; i++) consecutive = writeSlots[i] === writeSlots[0] + i;
+    if (consecutive) return run(batch, caches[0], writeSlots[0], null, null, null);
+    return run(batch, null, 0, caches, cacheOf, writeSlots);
   }
 
   /**
@@ -340,7 +344,7 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
    * slot writeSlots[i]. A contiguous single cache receives k and v straight from the projections; otherwise they go
    * through scratch rows and are copied to their slots (same bits: a copy).
    */
-  function run(batch: Omit<ForwardBatch, 'writeSlot'> & { writeSlot?: number }, single: KvCache | null,
+  function run(batch: Omit<ForwardBatch, 'writeSlot'>, single: KvCache | null, writeSlot: number,
     caches: readonly KvCache[] | null, cacheOf: Int32Array | null, writeSlots: Int32Array | null): ForwardOutput {
     const n = batch.count;
     ensureRows(n);
@@ -380,8 +384,8 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
 
     for (let l = 0; l < nLayers; l++) {
       const w = weights.layers[l];
-      const keys = direct ? single.keys(l) + batch.writeSlot! * kvDim * 4 : keyScratch;
-      const values = direct ? single.values(l) + batch.writeSlot! * kvDim * 4 : valueScratch;
+      const keys = direct ? single.keys(l) + writeSlot * kvDim * 4 : keyScratch;
+      const values = direct ? single.values(l) + writeSlot * kvDim * 4 : valueScratch;
 
       // Attention: q, k, v projections (k and v straight into a contiguous cache's slots), RoPE, attention, output
       // projection.
@@ -394,7 +398,7 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
       if (!direct) {
         for (let i = 0; i < n; i++) {
           const rowCache = cacheOfRow(i);
-          const row = rowCache.physical(single ? batch.writeSlot! + i : writeSlots![i]);
+          const row = rowCache.physical(single ? writeSlot + i : writeSlots![i]);
           const keyTo = rowCache.keys(l) / 4 + row * kvDim;
           const valueTo = rowCache.values(l) / 4 + row * kvDim;
           memory.copyWithin(keyTo, keyScratch / 4 + i * kvDim, keyScratch / 4 + (i + 1) * kvDim);
