@@ -65,6 +65,8 @@ export interface SequenceStepper {
   readonly stats?: DecoderStats;
   /** Position of the pending token (tokens already in the KV cache). */
   readonly position: number;
+  /** Prompt tokens of the latest start whose KV was reused from a paged cache's pool instead of computed. */
+  readonly reusedPromptTokens: number;
   /** Ends the sequence (the speculation controller learns from it); frees the cache when the stepper made it. */
   dispose(): void;
 }
@@ -258,6 +260,9 @@ export function createAutoregressiveStepper(model: Model, options: SequenceOptio
     maxTokensPerStep: 1,
     get position() {
       return cache.length;
+    },
+    get reusedPromptTokens() {
+      return prefill.reused;
     },
     get prefilling() {
       return prefill.active;

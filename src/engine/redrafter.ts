@@ -213,6 +213,9 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
     get position() {
       return cache.length;
     },
+    get reusedPromptTokens() {
+      return prefill.reused;
+    },
     get prefilling() {
       return prefill.active;
     },
