@@ -100,11 +100,14 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  prompt_tokens_details: { cached_tokens: number };
 }
 
 export function usageOf(stats: GenerationStats): Usage {
   return { prompt_tokens: stats.promptTokens, completion_tokens: stats.tokens,
-    total_tokens: stats.promptTokens + stats.tokens };
+    total_tokens: stats.promptTokens + stats.tokens,
+    // OpenAI's field for prompt tokens served from the prompt cache: here, KV blocks reused from earlier requests.
+    prompt_tokens_details: { cached_tokens: stats.cachedPromptTokens } };
 }
 
 /** llama-server's per-response figures, plus the speculation ones ReDrafter adds. */

@@ -1,5 +1,7 @@
 // `createServer`: an OpenAI-compatible HTTP server (fastify) over one loaded model and, optionally, its drafter.
-// Generation requests go through a bounded FIFO queue served one sequence at a time; see README "Server".
+// Generation requests go through a bounded FIFO queue that admits up to maxSequences at once; those run through the
+// model's batch scheduler (engine/scheduler.ts: one forward per step over all of them, paged KV with prefix reuse).
+// See README "Server".
 
 import { createHash, randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
 import { basename, extname } from 'node:path';
@@ -7,6 +9,7 @@ import { PassThrough } from 'node:stream';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { generate, type GenerateOptions, type GenerationChunk, type GenerationStats } from '../engine/generate.js';
+import { schedulerFor, type Scheduler } from '../engine/scheduler.js';
 import type { LoadedDrafter, LoadedModel } from '../engine/load.js';
 import { createMetrics } from './metrics.js';
 import { AbortedError, QueueFullError, RequestQueue, ShuttingDownError } from './queue.js';
@@ -29,8 +32,10 @@ export interface ServerOptions {
   apiKey?: string;
   /** Most generation requests that may wait for their turn (default 16); one more gets 429. */
   maxQueue?: number;
-  /** Sequences generated at once; only 1 in this slice (batching several in one forward is not built). */
+  /** Sequences generated at once, batched into one forward per step (default 8). */
   maxSequences?: number;
+  /** Bytes of KV memory shared by all sequences (default: room for maxSequences full-context sequences, ≤ 1 GiB). */
+  kvBudgetBytes?: number;
   /** Largest request body in bytes (default 1 MiB); larger: 413. */
   bodyLimit?: number;
   /** Milliseconds a client has to send its whole request (default 30 s), against slow-body clients. */
@@ -45,15 +50,16 @@ interface Served {
   loaded: LoadedModel;
   drafter: LoadedDrafter | undefined;
   id: string;
+  scheduler: Scheduler;
 }
 
 // Routes that need the API key: everything but /health and /metrics, which probes and scrapers read unauthenticated.
 const PUBLIC_ROUTES = new Set(['/health', '/metrics']);
 
 export function createServer(options: ServerOptions): FastifyInstance {
-  if ((options.maxSequences ?? 1) !== 1) {
-    throw new RangeError(`maxSequences: only 1 is supported yet (batching several sequences in one forward is not ` +
-      `built), got ${options.maxSequences}`);
+  const maxSequences = options.maxSequences ?? 8;
+  if (!Number.isInteger(maxSequences) || maxSequences < 1 || maxSequences > 1024) {
+    throw new RangeError(`maxSequences: expected an integer in 1..1024, got ${options.maxSequences}`);
   }
   const maxQueue = options.maxQueue ?? 16;
   if (!Number.isInteger(maxQueue) || maxQueue < 0) {
@@ -61,7 +67,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
   }
   const metrics = createMetrics();
   const queue = new RequestQueue({
-    capacity: 1, maxWaiting: maxQueue,
+    capacity: maxSequences, maxWaiting: maxQueue,
     onChange: (waiting, running) => {
       metrics.waiting.set(waiting);
       metrics.running.set(running);
@@ -81,7 +87,8 @@ export function createServer(options: ServerOptions): FastifyInstance {
   let loadFailure: Error | undefined;
   void Promise.all([options.loaded, options.drafter]).then(([loaded, drafter]) => {
     const id = options.modelName ?? basename(loaded.path, extname(loaded.path));
-    served = { loaded, drafter, id };
+    const scheduler = schedulerFor(loaded, { maxSequences, kvBudgetBytes: options.kvBudgetBytes });
+    served = { loaded, drafter, id, scheduler };
   }, (error: unknown) => {
     loadFailure = error instanceof Error ? error : new Error(String(error));
   });
@@ -148,6 +155,10 @@ export function createServer(options: ServerOptions): FastifyInstance {
   });
 
   app.get('/metrics', async (_request, reply) => {
+    if (served) {
+      const stats = served.scheduler.stats();
+      metrics.kvCacheUsage.set(stats.usedBlocks / stats.blocks);
+    }
     return reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
@@ -291,7 +302,6 @@ export function createServer(options: ServerOptions): FastifyInstance {
       stats: GenerationStats }> {
     const { loaded } = model;
     const generation = generate(loaded, { ...options, signal });
-    const context = loaded.model.contextLength;
     let text = '';
     let last = received;
     let first = true;
@@ -308,15 +318,13 @@ export function createServer(options: ServerOptions): FastifyInstance {
           }
           last = now;
         }
-        metrics.kvCacheUsage.set(Math.min(1, (generation.promptIds.length + generation.stats.tokens) / context));
         text += chunk.text;
         onText(chunk.text);
-        // Steps run synchronously; yielding here lets the event loop see disconnects and queue (or refuse) new
-        // requests between steps.
+        // Steps run synchronously; yielding here lets the event loop see disconnects, queue (or refuse) new requests
+        // and serve the other sequences' clients between steps.
         await yieldToEventLoop();
       }
     } finally {
-      metrics.kvCacheUsage.set(0);
       const { stats } = generation;
       metrics.promptTokens.inc(stats.promptTokens);
       metrics.generationTokens.inc(stats.tokens);
