@@ -61,6 +61,11 @@ export interface SequenceStepper {
   plan(batch: StepBatch, budget: number, otherRows: number): number;
   /** After the forward: commits this step's tokens into `out` and returns how many (0 while the prompt runs). */
   complete(batch: StepBatch, out: Int32Array): number;
+  /**
+   * After complete: for each token it committed, the output row (model.logitsRow) of the logits it was picked from
+   * (for log-probabilities; valid until the next forward).
+   */
+  readonly committedLogitRows: Int32Array;
   readonly maxTokensPerStep: number;
   readonly stats?: DecoderStats;
   /** Position of the pending token (tokens already in the KV cache). */
@@ -248,8 +253,10 @@ export function createAutoregressiveStepper(model: Model, options: SequenceOptio
   const { cache } = state;
   const prefill = createPrefill(state);
   let row = -1;
+  const committedLogitRows = new Int32Array(1);
 
   const pick = (logitsRow: number): number => {
+    committedLogitRows[0] = logitsRow;
     const token = state.sampler.pick(model.logitsRow(logitsRow), state.history, state.length, state.random.nextUniform());
     state.history[state.length] = token;
     state.length++;
@@ -258,6 +265,7 @@ export function createAutoregressiveStepper(model: Model, options: SequenceOptio
 
   return {
     maxTokensPerStep: 1,
+    committedLogitRows,
     get position() {
       return cache.length;
     },

@@ -2,7 +2,7 @@
 // AbortSignal) that behave the same whatever the decoding strategy and however many tokens a step commits.
 
 import { performance } from 'node:perf_hooks';
-import { validateSamplingOptions, type SamplingOptions } from '../sampling/index.js';
+import { validateSamplingOptions, type EmittedLogprob, type SamplingOptions } from '../sampling/index.js';
 import type { LoadedDrafter, LoadedModel } from './load.js';
 import type { ChatMessage } from '../tokenizer/types.js';
 import { createAutoregressiveStepper, type DecoderStats, type SequenceStepper } from './decoder.js';
@@ -44,6 +44,11 @@ export interface GenerateOptions extends SamplingOptions {
   acceptance?: AcceptanceRule;
   /** ReDrafter only: called after every tree step with what it drafted and accepted. */
   onStep?: (step: RedrafterStep) => void;
+  /**
+   * Report each generated token's log-probability and this many most likely alternatives (0–20) in the chunks'
+   * `logprobs`: the model's distribution (log-softmax of the raw logits), the same with and without ReDrafter.
+   */
+  logprobs?: number;
 }
 
 export interface GenerationChunk {
@@ -51,6 +56,8 @@ export interface GenerationChunk {
   text: string;
   /** Token ids committed in this step. */
   ids: number[];
+  /** With options.logprobs: one entry per id. */
+  logprobs?: EmittedLogprob[];
 }
 
 export type FinishReason = 'eos' | 'stop' | 'length' | 'context' | 'abort';
@@ -87,6 +94,8 @@ export interface Generation extends AsyncIterable<GenerationChunk> {
 export interface GenerationResult {
   promptIds: number[];
   ids: number[];
+  /** With options.logprobs: one entry per id. */
+  logprobs?: EmittedLogprob[];
   text: string;
   finishReason: FinishReason;
   stats: GenerationStats;
@@ -118,6 +127,10 @@ function resolvePrompt(loaded: LoadedModel, options: GenerateOptions): number[] 
 
 export function generate(loaded: LoadedModel, options: GenerateOptions): Generation {
   validateSamplingOptions(options);
+  if (options.logprobs !== undefined && !(Number.isInteger(options.logprobs) && options.logprobs >= 0 &&
+    options.logprobs <= 20)) {
+    throw new RangeError(`logprobs: expected an integer in 0..20, got ${options.logprobs}`);
+  }
   if (options.maxTokens !== undefined && !(Number.isInteger(options.maxTokens) && options.maxTokens >= 0)) {
     throw new RangeError(`maxTokens: expected a non-negative integer, got ${options.maxTokens}`);
   }
@@ -149,6 +162,7 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
     let calibrationSeconds: number | undefined;
     const sequence = schedulerFor(loaded).add({
       promptIds, maxTokens, stopTokens, extraSlots: extraSlotsOf(options), signal: options.signal,
+      logprobs: options.logprobs,
       createStepper(cache) {
         const made = createStepper(loaded, options, cache);
         calibrationSeconds = made.calibrationSeconds;
@@ -215,6 +229,7 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
         }
         if (fromStep) stats.committedPerStep.push(ids.length);
         const chunk = release(ids, finishReason !== null);
+        if (options.logprobs !== undefined) chunk.logprobs = sequence.takeLogprobs().slice(0, ids.length);
         stats.decodeSeconds = (performance.now() - prefilled) / 1000;
         stats.tokensPerSecond = stats.decodeSeconds > 0 ? (stats.tokens - 1) / stats.decodeSeconds : 0;
         yield chunk;
@@ -248,13 +263,15 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
 export async function generateText(loaded: LoadedModel, options: GenerateOptions): Promise<GenerationResult> {
   const generation = generate(loaded, options);
   const ids: number[] = [];
+  const logprobs: EmittedLogprob[] = [];
   let text = '';
   for await (const chunk of generation) {
     ids.push(...chunk.ids);
+    if (chunk.logprobs) logprobs.push(...chunk.logprobs);
     text += chunk.text;
   }
   return { promptIds: [...generation.promptIds], ids, text, finishReason: generation.finishReason ?? 'length',
-    stats: generation.stats };
+    stats: generation.stats, ...(options.logprobs !== undefined ? { logprobs } : {}) };
 }
 
 const DEFAULT_BEAMS = 4;

@@ -82,6 +82,7 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
   const appleScratch = rule === 'apple' ? createAppleScratch(model.config.vocabSize) : null;
   const temperature = sampler.options.temperature;
   const keep = new Int32Array(L);
+  const committedLogitRows = new Int32Array(L);
   // h: the final-norm hidden state of the last committed token (spec §5.3).
   const context = new Float32Array(dim);
   // This step's rows in the batch: tree nodes are rows firstRow .. firstRow + P − 1 (logits for all of them, in
@@ -130,7 +131,8 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
     cache.length++;
     publishCommitted(state);
     setContext(firstRow);
-    const token = sampler.pick(model.logitsRow(batch.logitIndex[firstRow]), history, state.length, random.nextUniform());
+    committedLogitRows[0] = batch.logitIndex[firstRow];
+    const token = sampler.pick(model.logitsRow(committedLogitRows[0]), history, state.length, random.nextUniform());
     history[state.length++] = token;
     out[0] = token;
     const seconds = batch.forwardSeconds + (performance.now() - started) / 1000;
@@ -178,6 +180,7 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
     for (let k = 0; k < count; k++) {
       keep[k] = S + acceptance.path[k];
       out[k] = acceptance.tokens[k];
+      committedLogitRows[k] = firstLogits + acceptance.path[k];
     }
     cache.keepSlots(S, keep, count);
     publishCommitted(state);
@@ -209,6 +212,7 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
 
   return {
     maxTokensPerStep: L,
+    committedLogitRows,
     stats,
     get position() {
       return cache.length;
@@ -245,7 +249,8 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
         const last = prefill.complete(batch);
         if (last < 0) return 0;
         setContext(last);
-        const token = sampler.pick(model.logitsRow(batch.logitIndex[last]), history, state.length,
+        committedLogitRows[0] = batch.logitIndex[last];
+        const token = sampler.pick(model.logitsRow(committedLogitRows[0]), history, state.length,
           random.nextUniform());
         history[state.length++] = token;
         out[0] = token;

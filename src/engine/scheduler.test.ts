@@ -133,3 +133,32 @@ test('prefix reuse: a prompt sharing a cached prefix takes its blocks and emits 
       await loaded.close();
     }
   });
+
+test('logprobs: the same numbers with and without ReDrafter, alone and batched, greedy and seeded', { skip }, async () => {
+  const loaded = await loadModel({ model: stories260K.model, tokenizer: stories260K.tokenizer, threads: 1 });
+  try {
+    const training: number[][] = [];
+    for (const prompt of PROMPTS.slice(0, 4)) training.push((await generateText(loaded, { prompt, maxTokens: 80 })).ids);
+    const drafter = bigramDrafter(loaded, training);
+    for (const sampling of [{}, { temperature: 0.9, seed: 3 }]) {
+      const base: GenerateOptions = { prompt: 'Lily and Tom went to the park', maxTokens: 40, logprobs: 3, ...sampling };
+      const plain = await generateText(loaded, base);
+      assert.equal(plain.logprobs?.length, plain.ids.length);
+      plain.logprobs!.forEach((entry, i) => {
+        assert.equal(entry.token, plain.ids[i]);
+        assert.equal(entry.top.length, 3);
+        assert.ok(entry.logprob <= 0 && entry.top[0].logprob >= entry.top[2].logprob);
+      });
+      // Greedy picks the most likely token.
+      if (!('temperature' in sampling)) plain.logprobs!.forEach((entry) => assert.equal(entry.top[0].token, entry.token));
+      const [drafted, auto] = await Promise.all([generateText(loaded, { ...base, drafter, beams: 2, beamLength: 5 }),
+        generateText(loaded, { ...base, drafter })]);
+      assert.deepEqual(drafted.ids, plain.ids);
+      assert.deepEqual(drafted.logprobs, plain.logprobs);
+      assert.deepEqual(auto.logprobs, plain.logprobs);
+    }
+    drafter.dispose();
+  } finally {
+    await loaded.close();
+  }
+});

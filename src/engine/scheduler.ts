@@ -21,6 +21,7 @@ import { createKvPool, DEFAULT_BLOCK_SIZE, type KvPool, type PagedKvCache } from
 import type { SequenceStepper } from './decoder.js';
 import { createStepBatch } from './step-batch.js';
 import { CONTROLLER_MAX_NODES } from './speculation-costs.js';
+import { tokenLogprobs, type EmittedLogprob } from '../sampling/index.js';
 
 export interface SchedulerOptions {
   /** Sequences decoded at once (default 8); later ones wait. */
@@ -48,6 +49,8 @@ export interface SequenceRequest {
   createStepper(cache: KvCache): SequenceStepper;
   /** Aborting ends the sequence (next() then returns 0). */
   signal?: AbortSignal;
+  /** Keep each committed token's log-probability and this many top alternatives (takeLogprobs). */
+  logprobs?: number;
 }
 
 export interface ScheduledSequence {
@@ -59,6 +62,8 @@ export interface ScheduledSequence {
   next(out: Int32Array): Promise<number>;
   /** Ends the sequence now and frees its KV blocks (a no-op once ended). */
   cancel(): void;
+  /** With request.logprobs: the log-probabilities of the tokens the latest next() returned, in order. */
+  takeLogprobs(): EmittedLogprob[];
   /** The sequence's strategy, once admitted (its stats). */
   readonly stepper: SequenceStepper | null;
   /** Prompt tokens whose KV came from the pool's cached blocks instead of a forward. */
@@ -116,6 +121,9 @@ interface Entry extends ScheduledSequence {
   out: Int32Array;
   /** The stepper failed: next() rethrows this. */
   error: unknown;
+  /** With request.logprobs: unread tokens' log-probabilities, and those of the step next() returned last. */
+  logprobs: EmittedLogprob[];
+  returned: EmittedLogprob[];
 }
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -278,6 +286,10 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
       while (kept < count && !done) {
         const token = entry.out[kept++];
         push(entry, token);
+        if (entry.request.logprobs !== undefined) {
+          const row = entry.stepperOrNull!.committedLogitRows[kept - 1];
+          entry.logprobs.push(tokenLogprobs(model.logitsRow(row), token, entry.request.logprobs));
+        }
         entry.committed++;
         done = entry.request.stopTokens.has(token) || entry.committed >= entry.request.maxTokens;
       }
@@ -311,6 +323,8 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
       planned: 0,
       out: new Int32Array(1),
       error: undefined,
+      logprobs: [],
+      returned: [],
       get stepper() {
         return entry.stepperOrNull;
       },
@@ -327,6 +341,7 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
             for (let i = 0; i < count; i++) out[i] = entry.buffer[(entry.head + i) % entry.buffer.length];
             entry.head = (entry.head + count) % entry.buffer.length;
             entry.size -= count;
+            if (request.logprobs !== undefined) entry.returned = entry.logprobs.splice(0, count);
             return count;
           }
           if (entry.error !== undefined) {
@@ -346,6 +361,11 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
       },
       cancel() {
         end(entry);
+      },
+      takeLogprobs() {
+        const taken = entry.returned;
+        entry.returned = [];
+        return taken;
       },
     };
     waiting.push(entry);

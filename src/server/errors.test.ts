@@ -124,15 +124,16 @@ test('oversize body → 413', { skip }, async () => {
   await stillServes();
 });
 
-test('n = 2 and logprobs → 400 through the openai client too', { skip }, async () => {
+test('n = 2, logprobs out of range and top_logprobs without logprobs → 400 through the openai client too', { skip },
+  async () => {
   const n = await expectError('/v1/completions', { prompt: 'Once', n: 2 }, 400);
   assert.equal(n.param, 'n');
   assert.match(n.message, /only 1 is supported/);
-  const logprobs = await expectError('/v1/completions', { prompt: 'Once', logprobs: 2 }, 400);
-  assert.match(logprobs.message, /^logprobs: not supported yet$/);
+  const logprobs = await expectError('/v1/completions', { prompt: 'Once', logprobs: 21 }, 400);
+  assert.equal(logprobs.param, 'logprobs');
   const chatLogprobs = await expectError('/v1/chat/completions',
-    { messages: [{ role: 'user', content: 'hi' }], logprobs: true }, 400);
-  assert.equal(chatLogprobs.param, 'logprobs');
+    { messages: [{ role: 'user', content: 'hi' }], top_logprobs: 2 }, 400);
+  assert.equal(chatLogprobs.param, 'top_logprobs');
   await assert.rejects(server.client.chat.completions.create({ model: 'stories260K',
     messages: [{ role: 'user', content: 'hi' }], n: 2 }), (error: unknown) => error instanceof APIError &&
     error.status === 400 && error.param === 'n');

@@ -328,3 +328,35 @@ test('16 concurrent clients, streamed and not, some disconnecting: each complete
     assert.equal(stats.usedBlocks, 0);
     assert.ok(stats.rows > stats.steps, 'sequences shared forwards');
   });
+
+test('logprobs: completions and chat report the model\'s log-probabilities, the same with and without speculation',
+  { skip }, async () => {
+    const expected = await generateText(server.loaded, { prompt, maxTokens: 24, logprobs: 2 });
+    const shapes = [false, 'auto', { beams: 2, beam_length: 4 }] as const;
+    for (const speculative of shapes) {
+      const response = await post(`${server.url}/v1/completions`, { prompt, max_tokens: 24, temperature: 0,
+        logprobs: 2, speculative });
+      assert.equal(response.status, 200, JSON.stringify(response.json));
+      const choice = (response.json['choices'] as { logprobs: { token_logprobs: number[]; tokens: string[];
+        top_logprobs: Record<string, number>[]; text_offset: number[] } }[])[0];
+      assert.deepEqual(choice.logprobs.token_logprobs, expected.logprobs!.map((e) => e.logprob), String(speculative));
+      assert.equal(choice.logprobs.tokens.length, expected.ids.length);
+      assert.ok(choice.logprobs.top_logprobs.every((top) => Object.keys(top).length >= 1));
+      assert.equal(choice.logprobs.text_offset[0], 0);
+    }
+    const chat = await server.client.chat.completions.create({ model: 'stories260K', max_tokens: 12, temperature: 0.8,
+      seed: 9, logprobs: true, top_logprobs: 3, messages: [{ role: 'user', content: 'Tell me a story' }] });
+    const content = chat.choices[0].logprobs?.content ?? [];
+    assert.ok(content.length > 0);
+    for (const entry of content) {
+      assert.ok(entry.logprob <= 0);
+      assert.equal(entry.top_logprobs.length, 3);
+      assert.deepEqual(entry.bytes, Array.from(new TextEncoder().encode(entry.token)));
+    }
+    // Streamed: the chunks' logprobs add up to the non-streamed ones.
+    const stream = await server.client.chat.completions.create({ model: 'stories260K', max_tokens: 12, temperature: 0.8,
+      seed: 9, logprobs: true, top_logprobs: 3, stream: true, messages: [{ role: 'user', content: 'Tell me a story' }] });
+    const streamed: number[] = [];
+    for await (const part of stream) for (const entry of part.choices[0]?.logprobs?.content ?? []) streamed.push(entry.logprob);
+    assert.deepEqual(streamed, content.map((e) => e.logprob));
+  });

@@ -17,9 +17,10 @@ import {
   chatSchema, completionSchema, detokenizeSchema, tokenizeSchema, validationMessage, type AjvError,
 } from './schemas.js';
 import {
-  ApiError, chatMessages, defaultChatTemplate, draftCounts, errorBody, finishReasonOf, generateOptions, timingsOf,
-  usageOf, type ChatBody, type CompletionBody, type SamplingBody,
+  ApiError, chatLogprobs, chatMessages, completionLogprobs, defaultChatTemplate, draftCounts, errorBody, finishReasonOf,
+  generateOptions, timingsOf, usageOf, type ChatBody, type CompletionBody, type SamplingBody,
 } from './openai.js';
+import type { EmittedLogprob } from '../sampling/index.js';
 
 export interface ServerOptions {
   /** The model, or its loading: /health answers 503 and generation endpoints 503 until it resolves. */
@@ -189,9 +190,6 @@ export function createServer(options: ServerOptions): FastifyInstance {
     const model = ready();
     const body = request.body as CompletionBody;
     checkModelName(body, model);
-    if (body.logprobs != null) {
-      throw new ApiError(400, 'logprobs: not supported yet', 'logprobs', 'unsupported_value');
-    }
     let promptIds: number[];
     if (typeof body.prompt === 'string') {
       promptIds = tokenizerOf(model.loaded).encode(body.prompt, { bos: true });
@@ -208,9 +206,8 @@ export function createServer(options: ServerOptions): FastifyInstance {
     const model = ready();
     const body = request.body as ChatBody;
     checkModelName(body, model);
-    if (body.logprobs === true || (body.top_logprobs ?? 0) > 0) {
-      throw new ApiError(400, `${body.logprobs === true ? 'logprobs' : 'top_logprobs'}: not supported yet`,
-        body.logprobs === true ? 'logprobs' : 'top_logprobs', 'unsupported_value');
+    if (body.top_logprobs != null && body.logprobs !== true) {
+      throw new ApiError(400, 'top_logprobs: requires logprobs: true', 'top_logprobs', 'invalid_value');
     }
     const tokenizer = tokenizerOf(model.loaded);
     const messages = chatMessages(body);
@@ -226,7 +223,20 @@ export function createServer(options: ServerOptions): FastifyInstance {
     model: Served, body: SamplingBody, promptIds: number[], maxTokens: number | undefined): Promise<FastifyReply> {
     const received = performance.now();
     const base = generateOptions(body, maxTokens, model.drafter, () => randomInt(0, 2 ** 32));
-    const options: GenerateOptions = { ...base, promptIds };
+    // Completions: logprobs = the number of alternatives; chat: logprobs true, top_logprobs alternatives.
+    const logprobs = kind === 'completion'
+      ? (body as CompletionBody).logprobs ?? undefined
+      : (body as ChatBody).logprobs === true ? (body as ChatBody).top_logprobs ?? 0 : undefined;
+    const options: GenerateOptions = { ...base, promptIds, logprobs };
+    const piece = (token: number): string => tokenizerOf(model.loaded).decode([token]);
+    let textOffset = 0;
+    const logprobsOf = (entries: EmittedLogprob[] | undefined): unknown => {
+      if (logprobs === undefined || !entries) return null;
+      if (kind === 'chat') return chatLogprobs(entries, piece);
+      const result = completionLogprobs(entries, piece, textOffset);
+      textOffset += result.tokens.reduce((n, t) => n + t.length, 0);
+      return result;
+    };
     // A client that goes away cancels its generation, or its place in the queue.
     const disconnect = new AbortController();
     reply.raw.on('close', () => {
@@ -241,9 +251,10 @@ export function createServer(options: ServerOptions): FastifyInstance {
         const result = await queue.run(disconnect.signal, (signal) =>
           runGeneration(model, options, signal, received, () => undefined));
         const finish_reason = finishReasonOf(result.finishReason);
+        const choiceLogprobs = logprobsOf(result.logprobs);
         const choice = kind === 'chat'
-          ? { index: 0, message: { role: 'assistant', content: result.text }, logprobs: null, finish_reason }
-          : { index: 0, text: result.text, logprobs: null, finish_reason };
+          ? { index: 0, message: { role: 'assistant', content: result.text }, logprobs: choiceLogprobs, finish_reason }
+          : { index: 0, text: result.text, logprobs: choiceLogprobs, finish_reason };
         return reply.send({ id, object, created, model: model.id, choices: [choice], usage: usageOf(result.stats),
           timings: timingsOf(result.stats) });
       }
@@ -262,11 +273,12 @@ export function createServer(options: ServerOptions): FastifyInstance {
           .header('x-accel-buffering', 'no').send(stream);
         if (kind === 'chat') chunk({ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null });
         try {
-          const result = await runGeneration(model, options, signal, received, (text) => {
-            if (text === '') return;
+          const result = await runGeneration(model, options, signal, received, (text, entries) => {
+            if (text === '' && !(logprobs !== undefined && entries && entries.length > 0)) return;
+            const chunkLogprobs = logprobsOf(entries);
             chunk(kind === 'chat'
-              ? { index: 0, delta: { content: text }, logprobs: null, finish_reason: null }
-              : { index: 0, text, logprobs: null, finish_reason: null });
+              ? { index: 0, delta: { content: text }, logprobs: chunkLogprobs, finish_reason: null }
+              : { index: 0, text, logprobs: chunkLogprobs, finish_reason: null });
           });
           const finish_reason = finishReasonOf(result.finishReason);
           chunk(kind === 'chat' ? { index: 0, delta: {}, logprobs: null, finish_reason }
@@ -298,11 +310,12 @@ export function createServer(options: ServerOptions): FastifyInstance {
   }
 
   async function runGeneration(model: Served, options: GenerateOptions, signal: AbortSignal, received: number,
-    onText: (text: string) => void): Promise<{ text: string; finishReason: ReturnType<typeof generate>['finishReason'];
-      stats: GenerationStats }> {
+    onText: (text: string, logprobs: EmittedLogprob[] | undefined) => void): Promise<{ text: string;
+      finishReason: ReturnType<typeof generate>['finishReason']; stats: GenerationStats; logprobs: EmittedLogprob[] }> {
     const { loaded } = model;
     const generation = generate(loaded, { ...options, signal });
     let text = '';
+    const logprobs: EmittedLogprob[] = [];
     let last = received;
     let first = true;
     try {
@@ -319,7 +332,8 @@ export function createServer(options: ServerOptions): FastifyInstance {
           last = now;
         }
         text += chunk.text;
-        onText(chunk.text);
+        if (chunk.logprobs) logprobs.push(...chunk.logprobs);
+        onText(chunk.text, chunk.logprobs);
         // Steps run synchronously; yielding here lets the event loop see disconnects, queue (or refuse) new requests
         // and serve the other sequences' clients between steps.
         await yieldToEventLoop();
@@ -335,7 +349,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
       if (!stats.redrafter && stats.steps > 0) metrics.steps.inc({ shape: 'plain' }, stats.steps);
     }
     if (generation.finishReason === 'abort') throw new AbortedError();
-    return { text, finishReason: generation.finishReason, stats: generation.stats };
+    return { text, finishReason: generation.finishReason, stats: generation.stats, logprobs };
   }
 
   return app;
