@@ -143,11 +143,13 @@ export interface SpeculationController {
 /** One sequence's controller state. */
 export interface SpeculationPolicy {
   /**
-   * The shape of the next step (null: plain decoding), for a tree of at most `maxLength` positions, when the same
-   * forward carries `otherRows` rows of other sequences (the batch scheduler): a shape then costs what it adds to
-   * that forward, so trees shrink, and give way to plain decoding, as the batch fills.
+   * The shape of the next step (null: plain decoding), for a tree of at most `maxLength` positions. In a batch (the
+   * scheduler), the same forward carries `otherRows` rows of other sequences that commit `otherTokens` tokens (counted
+   * as if those sequences decoded plainly, so the answer does not depend on who chooses first): the shape chosen is
+   * the one that maximises the whole forward's tokens per second, so trees shrink, and give way to plain decoding,
+   * as the forward becomes compute-bound.
    */
-  choose(maxLength: number, otherRows?: number): TreeShape | null;
+  choose(maxLength: number, otherRows?: number, otherTokens?: number): TreeShape | null;
   /**
    * A tree step's measurements: its shape, packed nodes, accepted drafted tokens and time split (seconds); the
    * forward carried `forwardRows` rows in all (default: the tree's alone), which is what its time measures.
@@ -208,35 +210,37 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
     return total;
   }
 
-  /** Rows of other sequences in the forward being planned (0: this sequence alone). */
+  /** Rows, and tokens, of other sequences in the forward being planned (0: this sequence alone). */
   let load = 0;
+  let others = 0;
 
+  /** Seconds of the step with this shape: the forward over everyone's rows, this sequence's drafting and acceptance. */
   function treeSeconds(wi: number, L: number): number {
     const s = shapeIndex(wi, L);
-    const verify = load === 0 ? costs.verifyAt(costs.nodes[s])
-      : costs.verifyAt(load + costs.nodes[s]) - costs.verifyAt(load);
-    return costs.draft[s] + verify + costs.accept[s];
+    return costs.draft[s] + costs.verifyAt(load + costs.nodes[s]) + costs.accept[s];
   }
 
-  /** A plain step: its forward row (what it adds to the batch's forward) and its pick. */
+  /** Seconds of the step with a plain row: the forward, and the pick (a plain step's cost beyond its forward). */
   function plainSeconds(): number {
     if (load === 0) return costs.plain;
-    const pick = Math.max(0, costs.plain - costs.verifyAt(1));
-    return costs.verifyAt(load + 1) - costs.verifyAt(load) + pick;
+    return costs.verifyAt(load + 1) + Math.max(0, costs.plain - costs.verifyAt(1));
   }
 
+  /** The forward's tokens per second with `tokens` expected from this sequence (others add theirs). */
+  const stepRate = (tokens: number, seconds: number): number => (others + tokens) / seconds;
+
   function rate(shape: TreeShape | null): number {
-    if (shape === null) return 1 / plainSeconds();
+    if (shape === null) return stepRate(1, plainSeconds());
     refresh();
     const wi = CONTROLLER_WIDTHS.indexOf(shape.beams);
     if (wi < 0) throw new RangeError(`controller: width ${shape.beams} is not one of ${CONTROLLER_WIDTHS.join(', ')}`);
-    return expectedTokens(wi, shape.beamLength) / treeSeconds(wi, shape.beamLength);
+    return stepRate(expectedTokens(wi, shape.beamLength), treeSeconds(wi, shape.beamLength));
   }
 
   /** Whether some tree could beat plain decoding if every drafted token were accepted. */
   function treesCanPay(maxLength: number): boolean {
-    const plainRate = 1 / plainSeconds();
-    for (let L = 2; L <= maxLength; L++) if (L / treeSeconds(0, L) > plainRate) return true;
+    const plainRate = stepRate(1, plainSeconds());
+    for (let L = 2; L <= maxLength; L++) if (stepRate(L, treeSeconds(0, L)) > plainRate) return true;
     return false;
   }
 
@@ -250,7 +254,7 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
     for (let wi = 0; wi < CONTROLLER_WIDTHS.length; wi++) {
       for (let L = 2; L <= longest; L++) {
         if (CONTROLLER_WIDTHS[wi] === bestW && L === bestL) continue;
-        const r = expectedTokens(wi, L) / treeSeconds(wi, L);
+        const r = stepRate(expectedTokens(wi, L), treeSeconds(wi, L));
         if (r >= runnerUp) {
           runnerUp = r;
           choice.beams = CONTROLLER_WIDTHS[wi];
@@ -261,10 +265,11 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
   }
 
   return {
-    choose(maxLength, otherRows = 0) {
+    choose(maxLength, otherRows = 0, otherTokens = 0) {
       const longest = Math.min(maxLength, CONTROLLER_MAX_LENGTH);
       if (longest < 2) return null;
       load = otherRows;
+      others = otherTokens;
       if (quietSteps > 0) {
         quietSteps--;
         return null;
@@ -273,19 +278,26 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
       let bestRate = 0;
       let bestW = 0;
       let bestL = 0;
+      let bestTokens = 0;
+      let bestSeconds = 1;
       for (let wi = 0; wi < CONTROLLER_WIDTHS.length; wi++) {
         for (let L = 2; L <= longest; L++) {
-          const r = expectedTokens(wi, L) / treeSeconds(wi, L);
+          const tokens = expectedTokens(wi, L);
+          const seconds = treeSeconds(wi, L);
+          const r = stepRate(tokens, seconds);
           if (r > bestRate) {
             bestRate = r;
             bestW = CONTROLLER_WIDTHS[wi];
             bestL = L;
+            bestTokens = tokens;
+            bestSeconds = seconds;
           }
         }
       }
       choice.beams = bestW;
       choice.beamLength = bestL;
-      if (bestRate > MARGIN / plainSeconds()) {
+      // The margin discounts this sequence's own expected tokens (alone: the tree must promise MARGIN× the rate).
+      if (stepRate(bestTokens / MARGIN, bestSeconds) > stepRate(1, plainSeconds())) {
         plainSteps = 0;
         probed = false;
         probeInterval = PROBE_INTERVAL;
@@ -323,6 +335,7 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
     },
     expectedRate(shape) {
       load = 0;
+      others = 0;
       return rate(shape);
     },
     finish() {

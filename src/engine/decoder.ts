@@ -54,11 +54,11 @@ export interface SequenceStepper {
   /** True while prompt rows remain to be fed. */
   readonly prefilling: boolean;
   /**
-   * Adds this step's rows. `budget` bounds the prompt rows of a prefill chunk; `otherRows` is how many rows the
-   * other sequences bring to the same forward (the speculation controller weighs a tree's cost at that load).
-   * Returns the rows added.
+   * Adds this step's rows. `budget` bounds the prompt rows of a prefill chunk; `otherRows` and `otherTokens` are the
+   * rows the other sequences bring to the same forward and the tokens they commit, counted as if they decoded plainly
+   * (the speculation controller weighs a tree at that load). Returns the rows added.
    */
-  plan(batch: StepBatch, budget: number, otherRows: number): number;
+  plan(batch: StepBatch, budget: number, otherRows: number, otherTokens: number): number;
   /** After the forward: commits this step's tokens into `out` and returns how many (0 while the prompt runs). */
   complete(batch: StepBatch, out: Int32Array): number;
   /**
@@ -226,14 +226,14 @@ export function decoderOf(model: Model, stepper: SequenceStepper): Decoder {
       stepper.start(promptIds);
       for (;;) {
         batch.reset();
-        stepper.plan(batch, PREFILL_CHUNK, 0);
+        stepper.plan(batch, PREFILL_CHUNK, 0, 0);
         forwardOnce();
         if (stepper.complete(batch, first) > 0) return first[0];
       }
     },
     step(out) {
       batch.reset();
-      stepper.plan(batch, PREFILL_CHUNK, 0);
+      stepper.plan(batch, PREFILL_CHUNK, 0, 0);
       forwardOnce();
       return stepper.complete(batch, out);
     },

@@ -226,7 +226,7 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
     start(promptIds) {
       prefill.start(promptIds);
     },
-    plan(batch, budget, otherRows) {
+    plan(batch, budget, otherRows, otherTokens) {
       if (prefill.active) {
         stepKind = 'plain';
         return prefill.plan(batch, budget);
@@ -236,7 +236,7 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
       width = W;
       length = room;
       if (policy) {
-        const shape = policy.choose(room, otherRowsThisStep);
+        const shape = policy.choose(room, otherRowsThisStep, otherTokens);
         if (shape === null) return planPlain(batch);
         width = shape.beams;
         length = shape.beamLength;

@@ -248,19 +248,20 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
       const stepper = entry.stepperOrNull!;
       if (!stepper.prefilling || promptRows <= 0) continue;
       try {
-        entry.planned = stepper.plan(batch, promptRows, 0);
+        entry.planned = stepper.plan(batch, promptRows, 0, 0);
         promptRows -= entry.planned;
       } catch (error) {
         fail(entry, error);
       }
     }
-    let decodersLeft = decoding;
+    // Each decoding sequence weighs its tree against the prompt rows and the others' rows counted as plain ones, so
+    // the order in which they choose does not matter.
+    const promptRowsPlanned = batch.count;
     for (const entry of stepping) {
       const stepper = entry.stepperOrNull!;
       if (entry.ended || stepper.prefilling || entry.size >= RUN_AHEAD) continue;
-      decodersLeft--;
       try {
-        entry.planned = stepper.plan(batch, 0, batch.count + decodersLeft);
+        entry.planned = stepper.plan(batch, 0, promptRowsPlanned + decoding - 1, decoding - 1);
       } catch (error) {
         fail(entry, error);
       }
