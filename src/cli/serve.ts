@@ -19,6 +19,7 @@ interface ServeFlags extends ModelFlags {
   maxSequences: number;
   servedModelName?: string;
   shutdownTimeout: number;
+  requestTimeout: number;
 }
 
 export function registerServe(program: Command): void {
@@ -34,6 +35,8 @@ export function registerServe(program: Command): void {
     .option('--max-queue <n>', 'most requests waiting for their turn; more get 429', integer(0, 1_000_000), 16)
     .option('--max-sequences <n>', 'sequences generated at once (only 1 yet: batching is not built)', integer(1, 1), 1)
     .option('--served-model-name <name>', 'model id in /v1/models and requests (default: the model file name)')
+    .option('--request-timeout <seconds>', 'seconds a client has to send its whole request (headers and body); a ' +
+      'slower one gets 408 and is disconnected', integer(1, 3600), 30)
     .option('--shutdown-timeout <seconds>', 'on SIGTERM, seconds admitted requests have to finish before they are ' +
       'aborted', integer(0, 3600), 30)
     .action(async (flags: ServeFlags) => {
@@ -53,7 +56,7 @@ export function registerServe(program: Command): void {
       const app = createServer({
         loaded: loading, drafter, apiKey: flags.apiKey ?? process.env['REDRAFTER_API_KEY'], maxQueue: flags.maxQueue,
         maxSequences: flags.maxSequences, modelName: flags.servedModelName,
-        shutdownDeadlineMs: flags.shutdownTimeout * 1000, logger: true,
+        shutdownDeadlineMs: flags.shutdownTimeout * 1000, requestTimeoutMs: flags.requestTimeout * 1000, logger: true,
       });
       const address = await app.listen({ host: flags.host, port: flags.port });
       process.stderr.write(`redrafter serve: listening on ${address}\n`);
