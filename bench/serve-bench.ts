@@ -207,6 +207,8 @@ function report(cells: Cell[], sequences: Map<string, number>): string {
     'TTFT: sending to the first streamed text (queueing included). ITL: between consecutive streamed chunks (a step ' +
       'that commits several tokens streams them as one chunk). TPOT: per request, (last − first chunk) / (tokens − 1), ' +
       'median over requests.',
+    ...([...sequences.values()].some((n) => n === 1) ? ['The server ran one sequence at a time (before continuous ' +
+      'batching), so more clients only queue: TTFT grows with them and total tok/s stays that of one stream.'] : []),
     '',
     '| model | speculation | clients | requests | total tok/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms | TPOT p50 ms |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
