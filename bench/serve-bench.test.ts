@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,8 +26,10 @@ function run(args: string[]): string {
 test('bench:serve --quick measures every cell; --write inserts and then replaces its section', { skip }, () => {
   const root = mkdtempSync(join(tmpdir(), 'redrafter-serve-bench-'));
   try {
-    copyFileSync(join(checkout, 'BENCHMARKS.md'), join(root, 'BENCHMARKS.md'));
-    const original = readFileSync(join(root, 'BENCHMARKS.md'), 'utf8');
+    // The repository's file without its serving section, so that the first run inserts one and the second replaces it.
+    const without = (text: string): string => text.replace(/<!-- serve-bench -->[\s\S]*?<!-- \/serve-bench -->\n\n?/, '');
+    const original = without(readFileSync(join(checkout, 'BENCHMARKS.md'), 'utf8'));
+    writeFileSync(join(root, 'BENCHMARKS.md'), original);
     const out = run(['--write', '--root', root]);
     assert.match(out, /^machine: .+, Node v\d+/m);
     const rows = out.split('\n').filter((line) => line.startsWith('| stories260K |'));
@@ -50,7 +52,6 @@ test('bench:serve --quick measures every cell; --write inserts and then replaces
     assert.ok(section.includes('](docs/serve-throughput.svg)'));
     assert.ok(written.indexOf('<!-- /serve-bench -->') < written.indexOf(marker));
     // Everything else is the original, byte for byte.
-    const without = (text: string): string => text.replace(/<!-- serve-bench -->[\s\S]*?<!-- \/serve-bench -->\n\n?/, '');
     assert.equal(without(written), original);
     const svg = readFileSync(join(root, 'docs', 'serve-throughput.svg'), 'utf8');
     assert.match(svg, /^<svg [^>]*>[\s\S]*<\/svg>$/);
