@@ -20,6 +20,7 @@ interface ServeFlags extends ModelFlags {
   kvBudget?: number;
   servedModelName?: string;
   shutdownTimeout: number;
+  requestTimeout: number;
 }
 
 const BYTE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, k: 1e3, kb: 1e3, kib: 1024, m: 1e6, mb: 1e6,
@@ -52,6 +53,8 @@ export function registerServe(program: Command): void {
     .option('--kv-budget <bytes>', 'KV memory for all sequences, e.g. 268435456, 256MiB, 1GiB (default: room for ' +
       '--max-sequences sequences at the full context, at most 1 GiB)', byteSize)
     .option('--served-model-name <name>', 'model id in /v1/models and requests (default: the model file name)')
+    .option('--request-timeout <seconds>', 'seconds a client has to send its whole request (headers and body); a ' +
+      'slower one gets 408 and is disconnected', integer(1, 3600), 30)
     .option('--shutdown-timeout <seconds>', 'on SIGTERM, seconds admitted requests have to finish before they are ' +
       'aborted', integer(0, 3600), 30)
     .action(async (flags: ServeFlags) => {
@@ -71,7 +74,7 @@ export function registerServe(program: Command): void {
       const app = createServer({
         loaded: loading, drafter, apiKey: flags.apiKey ?? process.env['REDRAFTER_API_KEY'], maxQueue: flags.maxQueue,
         maxSequences: flags.maxSequences, kvBudgetBytes: flags.kvBudget, modelName: flags.servedModelName,
-        shutdownDeadlineMs: flags.shutdownTimeout * 1000, logger: true,
+        shutdownDeadlineMs: flags.shutdownTimeout * 1000, requestTimeoutMs: flags.requestTimeout * 1000, logger: true,
       });
       const address = await app.listen({ host: flags.host, port: flags.port });
       process.stderr.write(`redrafter serve: listening on ${address}\n`);

@@ -4,6 +4,7 @@
 // See README "Server".
 
 import { createHash, randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import { basename, extname } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
@@ -11,7 +12,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import { generate, type GenerateOptions, type GenerationChunk, type GenerationStats } from '../engine/generate.js';
 import { schedulerFor, type Scheduler } from '../engine/scheduler.js';
 import type { LoadedDrafter, LoadedModel } from '../engine/load.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, setCacheConfig } from './metrics.js';
 import { AbortedError, QueueFullError, RequestQueue, ShuttingDownError } from './queue.js';
 import {
   chatSchema, completionSchema, detokenizeSchema, tokenizeSchema, validationMessage, type AjvError,
@@ -66,6 +67,10 @@ export function createServer(options: ServerOptions): FastifyInstance {
   if (!Number.isInteger(maxQueue) || maxQueue < 0) {
     throw new RangeError(`maxQueue: expected an integer >= 0, got ${maxQueue}`);
   }
+  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs < 1) {
+    throw new RangeError(`requestTimeoutMs: expected an integer >= 1, got ${requestTimeoutMs}`);
+  }
   const metrics = createMetrics();
   const queue = new RequestQueue({
     capacity: maxSequences, maxWaiting: maxQueue,
@@ -77,18 +82,52 @@ export function createServer(options: ServerOptions): FastifyInstance {
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
-    requestTimeout: options.requestTimeoutMs ?? 30_000,
+    requestTimeout: requestTimeoutMs,
+    // Node checks the request and header deadlines only every connectionsCheckingInterval (30 s by default), so a 30 s
+    // limit could let a slow client hold its socket for up to a minute; check at a quarter of the limit (at most 1 s).
+    http: { connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(requestTimeoutMs / 4))),
+      headersTimeout: requestTimeoutMs },
     // Requests arriving during close() get our own 503 (the OpenAI error shape) from the onRequest hook below.
     return503OnClosing: false,
     // Types are checked, never coerced ("1" is not a number), and the value sent is kept for the error message.
     ajv: { customOptions: { coerceTypes: false, verbose: true, allErrors: false } },
+    // "__proto__" / "constructor.prototype" keys are unknown fields like any other: dropped (unknown fields are
+    // ignored), not a 400 that claims the body is not valid JSON.
+    onProtoPoisoning: 'remove',
+    onConstructorPoisoning: 'remove',
+    // A URL that does not decode ("/%ff") gets the OpenAI error shape too, not fastify's.
+    frameworkErrors: (error, _request, reply) => {
+      // The option is typed generic over each route's reply schema; this one serves every route, as a plain reply.
+      void (reply as unknown as FastifyReply).code(400)
+        .send(errorBody(error.message, 'invalid_request_error', null, 'invalid_url'));
+    },
+    // Errors node's HTTP parser raises before fastify sees a request (a request past requestTimeout, oversize headers,
+    // malformed HTTP) are answered on the raw socket in the OpenAI error shape, then the socket is closed.
+    clientErrorHandler: (error, socket) => {
+      if (error.code === 'ECONNRESET' || socket.destroyed) return;
+      const [status, message, code] = error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, `the request did not arrive within ${requestTimeoutMs} ms`, 'request_timeout']
+        : error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'request headers too large', 'headers_too_large']
+          : [400, 'malformed HTTP request', 'bad_request'];
+      const body = JSON.stringify(errorBody(message, 'invalid_request_error', null, code));
+      if (socket.writable) {
+        socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\n` +
+          `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      }
+      socket.destroy();
+    },
   });
+  // Bodies are JSON only. fastify would also hand a text/plain body to the handlers as a string (a 400 "body: expected
+  // an object"); refusing it is clearer (415), and keeps browsers' preflight-free text/plain POSTs from other origins
+  // from starting generations.
+  app.removeContentTypeParser('text/plain');
 
   let served: Served | undefined;
   let loadFailure: Error | undefined;
   void Promise.all([options.loaded, options.drafter]).then(([loaded, drafter]) => {
     const id = options.modelName ?? basename(loaded.path, extname(loaded.path));
     const scheduler = schedulerFor(loaded, { maxSequences, kvBudgetBytes: options.kvBudgetBytes });
+    setCacheConfig(metrics, { blockSize: scheduler.pool.blockSize, blocks: scheduler.pool.blocks });
     served = { loaded, drafter, id, scheduler };
   }, (error: unknown) => {
     loadFailure = error instanceof Error ? error : new Error(String(error));
@@ -131,6 +170,10 @@ export function createServer(options: ServerOptions): FastifyInstance {
     if (status === 413) {
       return reply.code(413).send(errorBody(`request body larger than ${options.bodyLimit ?? 1024 * 1024} bytes`,
         'invalid_request_error', null, 'request_too_large'));
+    }
+    if (status === 415) {
+      return reply.code(415).send(errorBody(`content-type ${JSON.stringify(request.headers['content-type'] ?? '')} ` +
+        'is not supported: send the body as application/json', 'invalid_request_error', null, 'unsupported_media_type'));
     }
     if (status >= 400 && status < 500) {
       return reply.code(status).send(errorBody(error.message, 'invalid_request_error', null, error.code ?? null));
@@ -346,6 +389,9 @@ export function createServer(options: ServerOptions): FastifyInstance {
       metrics.draftTokens.inc(proposed);
       metrics.draftTokensAccepted.inc(accepted);
       for (const [shape, count] of Object.entries(stats.redrafter?.shapes ?? {})) metrics.steps.inc({ shape }, count);
+      stats.redrafter?.acceptedAtDepth.forEach((count, k) => {
+        if (count > 0) metrics.draftTokensAcceptedByDepth.inc({ depth: String(k + 1) }, count);
+      });
       if (!stats.redrafter && stats.steps > 0) metrics.steps.inc({ shape: 'plain' }, stats.steps);
     }
     if (generation.finishReason === 'abort') throw new AbortedError();
