@@ -39,38 +39,36 @@ function messageOf(error: unknown): string {
 
 async function load(request: LoadRequest): Promise<void> {
   const started = performance.now();
-  const previous = loaded;
-  loaded = null;
-  drafter?.dispose();
-  drafter = null;
-  await previous?.close();
   const onProgress = (progress: ProgressInfo): void => post({ type: 'progress', progress });
   const cache = request.cache === false ? false as const : undefined;
+  // The new model is loaded before the old one is closed, so that a load that fails (a bad URL, a file that is not a
+  // model) leaves the page with the model it had.
+  let model: BrowserLoadedModel | null = null;
+  let nextDrafter: LoadedDrafter | null = null;
   try {
-    const model = await loadModel({ model: fileSource(request.model),
+    model = await loadModel({ model: fileSource(request.model),
       tokenizer: request.tokenizer === undefined ? undefined : fileSource(request.tokenizer), threads: request.threads,
       onProgress, cache });
-    try {
-      if (request.drafter !== undefined) drafter = await loadDrafter(model, drafterSource(request.drafter), { onProgress, cache });
-    } catch (error) {
-      await model.close();
-      throw error;
-    }
-    loaded = model;
-    const config = model.model.config;
-    post({ type: 'loaded', model: {
-      name: model.path.slice(model.path.lastIndexOf('/') + 1), format: model.format,
-      parameters: `dim ${config.dim}, ${config.nLayers} layers, vocabulary ${config.vocabSize}`,
-      contextLength: model.model.contextLength, threads: model.threads, threadNote: model.threadNote,
-      simd: model.kernels.simd, backend: model.backend,
-      drafter: drafter === null ? null
-        : `E ${drafter.weights.config.exitDim}, ${drafter.weights.config.numDraftLayers} residual blocks`,
-      loadSeconds: (performance.now() - started) / 1000,
-    } });
+    if (request.drafter !== undefined) nextDrafter = await loadDrafter(model, drafterSource(request.drafter), { onProgress, cache });
   } catch (error) {
-    drafter = null;
+    await model?.close();
     post({ type: 'load-error', message: messageOf(error) });
+    return;
   }
+  drafter?.dispose();
+  await loaded?.close();
+  loaded = model;
+  drafter = nextDrafter;
+  const config = model.model.config;
+  post({ type: 'loaded', model: {
+    name: model.path.slice(model.path.lastIndexOf('/') + 1), format: model.format,
+    parameters: `dim ${config.dim}, ${config.nLayers} layers, vocabulary ${config.vocabSize}`,
+    contextLength: model.model.contextLength, threads: model.threads, threadNote: model.threadNote,
+    simd: model.kernels.simd, backend: model.backend,
+    drafter: drafter === null ? null
+      : `E ${drafter.weights.config.exitDim}, ${drafter.weights.config.numDraftLayers} residual blocks`,
+    loadSeconds: (performance.now() - started) / 1000,
+  } });
 }
 
 /** Resolves when the generation may take its next step (not paused, or one step was asked for). */

@@ -32,6 +32,11 @@ export interface FetchOptions {
 
 export const DEFAULT_CACHE = 'redrafter-models';
 
+/** Named bytes, not a Blob (whose `bytes` is a method in recent browsers). */
+function isNamedBytes(source: FileSource): source is { name: string; bytes: Uint8Array } {
+  return typeof source === 'object' && !(source instanceof URL) && 'bytes' in source && source.bytes instanceof Uint8Array;
+}
+
 /** The file name a source will be known by (messages, the in-memory tree). */
 export function sourceName(source: FileSource): string {
   if (typeof source === 'string' || source instanceof URL) {
@@ -39,7 +44,7 @@ export function sourceName(source: FileSource): string {
     const segments = url.pathname.split('/').filter((s) => s !== '');
     return decodeURIComponent(segments[segments.length - 1] ?? url.hostname) || 'file';
   }
-  if ('bytes' in source) return source.name;
+  if (isNamedBytes(source)) return source.name;
   return source.name ?? 'file';
 }
 
@@ -51,7 +56,7 @@ export function resolveUrl(source: string | URL): URL {
 export async function readSource(source: FileSource, options: FetchOptions = {}): Promise<Uint8Array> {
   const name = sourceName(source);
   if (typeof source === 'string' || source instanceof URL) return fetchCached(resolveUrl(source), name, options);
-  if ('bytes' in source) {
+  if (isNamedBytes(source)) {
     options.onProgress?.({ file: name, loaded: source.bytes.length, total: source.bytes.length, source: 'memory', done: true });
     return source.bytes;
   }
