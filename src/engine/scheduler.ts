@@ -126,7 +126,21 @@ interface Entry extends ScheduledSequence {
   returned: EmittedLogprob[];
 }
 
-const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/**
+ * A turn of the event loop: setImmediate in Node; elsewhere (browsers, where timers are clamped to ≥ 1–4 ms) a
+ * MessageChannel message, which runs as soon as the loop is free.
+ */
+const yieldToEventLoop: () => Promise<void> = typeof setImmediate === 'function'
+  ? () => new Promise((resolve) => setImmediate(resolve))
+  : (() => {
+    const channel = new MessageChannel();
+    const waiting: (() => void)[] = [];
+    channel.port1.onmessage = () => waiting.shift()?.();
+    return () => new Promise<void>((resolve) => {
+      waiting.push(resolve);
+      channel.port2.postMessage(0);
+    });
+  })();
 
 export function createScheduler(model: Model, options: SchedulerOptions = {}): Scheduler {
   const maxSequences = options.maxSequences ?? DEFAULT_MAX_SEQUENCES;
