@@ -135,7 +135,10 @@ const yieldToEventLoop: () => Promise<void> = typeof setImmediate === 'function'
   : (() => {
     const channel = new MessageChannel();
     const waiting: (() => void)[] = [];
-    channel.port1.onmessage = () => waiting.shift()?.();
+    // The DOM's MessagePort (an EventTarget; Node's typings describe worker_threads' instead).
+    const port = channel.port1 as unknown as EventTarget & { start(): void };
+    port.addEventListener('message', () => waiting.shift()?.());
+    port.start();
     return () => new Promise<void>((resolve) => {
       waiting.push(resolve);
       channel.port2.postMessage(0);
