@@ -32,8 +32,16 @@ test('bench:serve --quick measures every cell; --write inserts and then replaces
     writeFileSync(join(root, 'BENCHMARKS.md'), original);
     const out = run(['--write', '--root', root]);
     assert.match(out, /^machine: .+, Node v\d+/m);
-    const rows = out.split('\n').filter((line) => line.startsWith('| stories260K |'));
+    const cellsOf = (line: string): string[] => line.split('|').slice(1, -1).map((c) => c.trim());
+    const lines = out.split('\n').filter((line) => line.startsWith('| stories260K |'));
+    // The main table's rows have ten columns; then the ratio table (five) and the prefix-reuse row (six).
+    const rows = lines.filter((line) => cellsOf(line).length === 10);
     assert.equal(rows.length, 3 * 3, out);
+    assert.equal(lines.filter((line) => cellsOf(line).length === 5).length, 3, out);
+    const prefix = lines.find((line) => cellsOf(line).length === 6);
+    assert.ok(prefix, out);
+    // 202 prompt tokens; the second of each pair reuses 12 full 16-token blocks of its 200-token shared prefix.
+    assert.deepEqual([cellsOf(prefix)[1], cellsOf(prefix)[5]], ['202', '192'], prefix);
     for (const mode of ['off', 'fixed 1×6', 'auto']) {
       for (const clients of [1, 4, 16]) {
         const row = rows.find((r) => r.startsWith(`| stories260K | ${mode} | ${clients} |`));

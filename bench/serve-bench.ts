@@ -184,6 +184,53 @@ async function runCell(url: string, model: string, mode: (typeof MODES)[number],
     failed: results.length - ok.length };
 }
 
+interface PrefixResult {
+  model: string;
+  promptTokens: number;
+  /** Medians over the pairs: the first request's TTFT (nothing cached), the second's (sharing the prefix). */
+  first: number;
+  second: number;
+  cachedTokens: number;
+}
+
+/**
+ * Prefix reuse: pairs of requests whose prompts share a SYSTEM_TOKENS-token prefix (a fresh one per pair, so the
+ * first of each pair finds nothing cached); time to the first token of each, one request at a time.
+ */
+const SYSTEM_TOKENS = 200;
+async function measurePrefixReuse(url: string, model: string, loaded: LoadedModel): Promise<PrefixResult> {
+  const vocab = loaded.model.config.vocabSize;
+  const firsts: number[] = [];
+  const seconds: number[] = [];
+  let cachedTokens = 0;
+  const ask = async (prompt: number[]): Promise<{ ttft: number; cached: number }> => {
+    const sent = performance.now();
+    const response = await fetch(`${url}/v1/completions`, { method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt, max_tokens: 1, temperature: 0, speculative: false }) });
+    const json = await response.json() as { usage: { prompt_tokens_details?: { cached_tokens: number } } };
+    // One generated token: the response time is the time to it.
+    return { ttft: (performance.now() - sent) / 1000, cached: json.usage.prompt_tokens_details?.cached_tokens ?? 0 };
+  };
+  for (let pair = 0; pair < 5; pair++) {
+    // A pseudo-random system prompt of ordinary ids (not BOS/EOS), different for every pair and every run.
+    let state = (Date.now() + pair * 7919) >>> 0;
+    const system = [1, ...Array.from({ length: SYSTEM_TOKENS - 1 }, () => {
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+      return 3 + (state % (vocab - 3));
+    })];
+    const first = await ask([...system, 3 + (pair % (vocab - 3)), 4]);
+    const second = await ask([...system, 5, 3 + ((pair + 1) % (vocab - 3))]);
+    firsts.push(first.ttft);
+    seconds.push(second.ttft);
+    cachedTokens = second.cached;
+  }
+  firsts.sort((a, b) => a - b);
+  seconds.sort((a, b) => a - b);
+  return { model, promptTokens: SYSTEM_TOKENS + 2, first: percentile(firsts, 50), second: percentile(seconds, 50),
+    cachedTokens };
+}
+
 /** The server with as many sequences at once as it accepts, up to 16 (1 before continuous batching). */
 function startServer(loaded: LoadedModel, drafter: LoadedDrafter): { app: FastifyInstance; maxSequences: number } {
   for (let maxSequences = WANTED_SEQUENCES; ; maxSequences = Math.floor(maxSequences / 2)) {
@@ -198,7 +245,7 @@ function startServer(loaded: LoadedModel, drafter: LoadedDrafter): { app: Fastif
 
 const ms = (seconds: number): string => (Number.isFinite(seconds) ? (seconds * 1000).toFixed(1) : '–');
 
-function report(cells: Cell[], sequences: Map<string, number>): string {
+function report(cells: Cell[], sequences: Map<string, number>, prefixes: PrefixResult[]): string {
   const lines = [
     `machine: ${describeMachine()}`,
     `settings: ${REQUESTS} streaming requests per cell (at least one per client), ${MAX_TOKENS} tokens each, greedy, ` +
@@ -217,6 +264,32 @@ function report(cells: Cell[], sequences: Map<string, number>): string {
     lines.push(`| ${c.model} | ${c.mode} | ${c.concurrency} | ${c.requests}${c.failed ? ` (${c.failed} failed)` : ''} | ` +
       `${c.tokensPerSecond.toFixed(1)} | ${ms(c.ttft.p50)} | ${ms(c.ttft.p99)} | ${ms(c.itl.p50)} | ${ms(c.itl.p99)} | ` +
       `${ms(c.tpot)} |`);
+  }
+  // The issue's ratios: auto against off at each concurrency, and 16 streams against one with speculation off.
+  lines.push('', '| model | clients | auto ÷ off | fixed ÷ off | off: total ÷ one stream |', '|---|---:|---:|---:|---:|');
+  for (const model of [...new Set(cells.map((c) => c.model))]) {
+    const at = (mode: string, concurrency: number): Cell | undefined =>
+      cells.find((c) => c.model === model && c.mode === mode && c.concurrency === concurrency);
+    for (const concurrency of CONCURRENCY) {
+      const off = at('off', concurrency);
+      const auto = at('auto', concurrency);
+      const fixed = at(MODES[1].name, concurrency);
+      const one = at('off', 1);
+      if (!off || !auto || !fixed || !one) continue;
+      lines.push(`| ${model} | ${concurrency} | ${(auto.tokensPerSecond / off.tokensPerSecond).toFixed(2)}× | ` +
+        `${(fixed.tokensPerSecond / off.tokensPerSecond).toFixed(2)}× | ` +
+        `${(off.tokensPerSecond / one.tokensPerSecond).toFixed(2)}× |`);
+    }
+  }
+  if (prefixes.length > 0) {
+    lines.push('', `Prefix reuse: pairs of requests sharing a ${SYSTEM_TOKENS}-token prefix (a fresh one per pair), one at ` +
+      'a time, 1 token generated; time to the first token, median of 5 pairs.', '',
+      '| model | prompt tokens | first (nothing cached) ms | second (prefix cached) ms | second ÷ first | cached tokens |',
+      '|---|---:|---:|---:|---:|---:|');
+    for (const p of prefixes) {
+      lines.push(`| ${p.model} | ${p.promptTokens} | ${ms(p.first)} | ${ms(p.second)} | ` +
+        `${(p.second / p.first).toFixed(2)}× | ${p.cachedTokens} |`);
+    }
   }
   return lines.join('\n') + '\n';
 }
@@ -252,6 +325,7 @@ function writeSection(section: string): void {
 
 const specs = await models();
 const cells: Cell[] = [];
+const prefixes: PrefixResult[] = [];
 const sequences = new Map<string, number>();
 const began = performance.now();
 for (const spec of specs) {
@@ -272,13 +346,14 @@ for (const spec of specs) {
         cells.push(cell);
       }
     }
+    if (loaded.model.contextLength > SYSTEM_TOKENS + 8) prefixes.push(await measurePrefixReuse(url, spec.name, loaded));
   } finally {
     await app.close();
     drafter.dispose();
     await loaded.close();
   }
 }
-const text = report(cells, sequences);
+const text = report(cells, sequences, prefixes);
 process.stdout.write(text);
 console.error(`done in ${((performance.now() - began) / 1000).toFixed(0)} s`);
 if (values.write) {
