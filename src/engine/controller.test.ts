@@ -242,6 +242,12 @@ test('under load a tree costs what it adds to the batch: trees shrink, then plai
   assert.ok(light !== null, 'a light load still pays for a tree');
   const crowded = copy(policy.choose(8, 600, 600));
   assert.ok(crowded === null || nodesOf(crowded) < nodesOf(alone), `600 other rows: ${JSON.stringify(crowded)}`);
+  // Peers that choose as this sequence does: a tree that pays beside 2 plain rows does not when all 3 take one.
+  const onPlainNeighbours = copy(policy.choose(8, 2, 2, 0));
+  const amongPeers = copy(policy.choose(8, 0, 0, 2));
+  assert.ok(onPlainNeighbours !== null, 'one tree beside 2 plain rows pays');
+  assert.ok(amongPeers === null || nodesOf(amongPeers) < nodesOf(onPlainNeighbours),
+    `3 peers: ${JSON.stringify(amongPeers)} vs ${JSON.stringify(onPlainNeighbours)}`);
   // Past the table, verification cost keeps growing along its compute-bound slope.
   assert.ok(costs.verifyAt(200) > costs.verifyAt(57) + 0.2 * 143);
   assert.equal(costs.verifyAt(0), 0);

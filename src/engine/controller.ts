@@ -144,12 +144,12 @@ export interface SpeculationController {
 export interface SpeculationPolicy {
   /**
    * The shape of the next step (null: plain decoding), for a tree of at most `maxLength` positions. In a batch (the
-   * scheduler), the same forward carries `otherRows` rows of other sequences that commit `otherTokens` tokens (counted
-   * as if those sequences decoded plainly, so the answer does not depend on who chooses first): the shape chosen is
-   * the one that maximises the whole forward's tokens per second, so trees shrink, and give way to plain decoding,
-   * as the forward becomes compute-bound.
+   * scheduler), the same forward carries `otherRows` rows that commit `otherTokens` tokens from sequences whose shape
+   * is settled, and `peers` other sequences that choose their shape as this one does; the shape chosen maximises the
+   * whole forward's tokens per second if the peers took it too (so the answer does not depend on who chooses first).
+   * Trees shrink, and give way to plain decoding, as the forward turns compute-bound.
    */
-  choose(maxLength: number, otherRows?: number, otherTokens?: number): TreeShape | null;
+  choose(maxLength: number, otherRows?: number, otherTokens?: number, peers?: number): TreeShape | null;
   /**
    * A tree step's measurements: its shape, packed nodes, accepted drafted tokens and time split (seconds); the
    * forward carried `forwardRows` rows in all (default: the tree's alone), which is what its time measures.
@@ -210,24 +210,28 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
     return total;
   }
 
-  /** Rows, and tokens, of other sequences in the forward being planned (0: this sequence alone). */
+  // The forward being planned (all 0 / 1: this sequence alone): `load` rows and `others` tokens of sequences whose
+  // shape is settled (prompt chunks, plain decoding, fixed trees), and `group` sequences choosing as this one does
+  // (itself and its peers), all assumed to take the shape it takes: trees that each look cheap on top of plain
+  // neighbours cost much more when every neighbour takes one too.
   let load = 0;
   let others = 0;
+  let group = 1;
 
-  /** Seconds of the step with this shape: the forward over everyone's rows, this sequence's drafting and acceptance. */
+  /** Seconds of the step with this shape: the forward over everyone's rows, the group's drafting and acceptance. */
   function treeSeconds(wi: number, L: number): number {
     const s = shapeIndex(wi, L);
-    return costs.draft[s] + costs.verifyAt(load + costs.nodes[s]) + costs.accept[s];
+    return group * (costs.draft[s] + costs.accept[s]) + costs.verifyAt(load + group * costs.nodes[s]);
   }
 
-  /** Seconds of the step with a plain row: the forward, and the pick (a plain step's cost beyond its forward). */
+  /** Seconds of the step with plain rows: the forward, and the picks (a plain step's cost beyond its forward). */
   function plainSeconds(): number {
-    if (load === 0) return costs.plain;
-    return costs.verifyAt(load + 1) + Math.max(0, costs.plain - costs.verifyAt(1));
+    if (load === 0 && group === 1) return costs.plain;
+    return costs.verifyAt(load + group) + group * Math.max(0, costs.plain - costs.verifyAt(1));
   }
 
-  /** The forward's tokens per second with `tokens` expected from this sequence (others add theirs). */
-  const stepRate = (tokens: number, seconds: number): number => (others + tokens) / seconds;
+  /** The forward's tokens per second when each sequence of the group commits `tokens`. */
+  const stepRate = (tokens: number, seconds: number): number => (others + group * tokens) / seconds;
 
   function rate(shape: TreeShape | null): number {
     if (shape === null) return stepRate(1, plainSeconds());
@@ -265,11 +269,12 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
   }
 
   return {
-    choose(maxLength, otherRows = 0, otherTokens = 0) {
+    choose(maxLength, otherRows = 0, otherTokens = 0, peers = 0) {
       const longest = Math.min(maxLength, CONTROLLER_MAX_LENGTH);
       if (longest < 2) return null;
       load = otherRows;
       others = otherTokens;
+      group = 1 + peers;
       if (quietSteps > 0) {
         quietSteps--;
         return null;
@@ -308,10 +313,12 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
       treeRun.steps = 0;
       if (!treesCanPay(longest)) {
         // Alone, nothing will change that; in a batch, the load may fall.
-        if (load === 0) quietSteps = PROBE_INTERVAL;
+        if (load === 0 && group === 1) quietSteps = PROBE_INTERVAL;
         return null;
       }
-      if (++plainSteps >= probeInterval) {
+      // In a batch, a probe's tree slows every sequence's step, and each sequence probes for itself: the interval
+      // grows with the sequences sharing the forward, so the forward sees about one probe per probeInterval steps.
+      if (++plainSteps >= probeInterval * (group + others)) {
         plainSteps = 0;
         probed = true;
         return choice;
@@ -336,6 +343,7 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
     expectedRate(shape) {
       load = 0;
       others = 0;
+      group = 1;
       return rate(shape);
     },
     finish() {

@@ -54,11 +54,14 @@ export interface SequenceStepper {
   /** True while prompt rows remain to be fed. */
   readonly prefilling: boolean;
   /**
-   * Adds this step's rows. `budget` bounds the prompt rows of a prefill chunk; `otherRows` and `otherTokens` are the
-   * rows the other sequences bring to the same forward and the tokens they commit, counted as if they decoded plainly
-   * (the speculation controller weighs a tree at that load). Returns the rows added.
+   * Adds this step's rows. `budget` bounds the prompt rows of a prefill chunk. For a stepper that chooses its shape
+   * each step (`adaptive`), `otherRows` and `otherTokens` are the rows and tokens the sequences with settled shapes
+   * bring to the same forward, and `peers` the other adaptive sequences in it (the speculation controller weighs a tree
+   * at that load). Returns the rows added.
    */
-  plan(batch: StepBatch, budget: number, otherRows: number, otherTokens: number): number;
+  plan(batch: StepBatch, budget: number, otherRows: number, otherTokens: number, peers: number): number;
+  /** Chooses its shape per step (a speculation controller); otherwise its rows per step are fixed. */
+  readonly adaptive: boolean;
   /** After the forward: commits this step's tokens into `out` and returns how many (0 while the prompt runs). */
   complete(batch: StepBatch, out: Int32Array): number;
   /**
@@ -226,14 +229,14 @@ export function decoderOf(model: Model, stepper: SequenceStepper): Decoder {
       stepper.start(promptIds);
       for (;;) {
         batch.reset();
-        stepper.plan(batch, PREFILL_CHUNK, 0, 0);
+        stepper.plan(batch, PREFILL_CHUNK, 0, 0, 0);
         forwardOnce();
         if (stepper.complete(batch, first) > 0) return first[0];
       }
     },
     step(out) {
       batch.reset();
-      stepper.plan(batch, PREFILL_CHUNK, 0, 0);
+      stepper.plan(batch, PREFILL_CHUNK, 0, 0, 0);
       forwardOnce();
       return stepper.complete(batch, out);
     },
@@ -265,6 +268,7 @@ export function createAutoregressiveStepper(model: Model, options: SequenceOptio
 
   return {
     maxTokensPerStep: 1,
+    adaptive: false,
     committedLogitRows,
     get position() {
       return cache.length;

@@ -212,6 +212,7 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
 
   return {
     maxTokensPerStep: L,
+    adaptive: policy !== null,
     committedLogitRows,
     stats,
     get position() {
@@ -226,7 +227,7 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
     start(promptIds) {
       prefill.start(promptIds);
     },
-    plan(batch, budget, otherRows, otherTokens) {
+    plan(batch, budget, otherRows, otherTokens, peers) {
       if (prefill.active) {
         stepKind = 'plain';
         return prefill.plan(batch, budget);
@@ -236,7 +237,7 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
       width = W;
       length = room;
       if (policy) {
-        const shape = policy.choose(room, otherRowsThisStep, otherTokens);
+        const shape = policy.choose(room, otherRowsThisStep, otherTokens, peers);
         if (shape === null) return planPlain(batch);
         width = shape.beams;
         length = shape.beamLength;

@@ -84,6 +84,23 @@ test('16 concurrent generations share forwards and each emits exactly what it em
   }
 });
 
+test('consumers that read without pausing still share every step', { skip }, async () => {
+  const loaded = await loadModel({ model: stories260K.model, tokenizer: stories260K.tokenizer, threads: 1 });
+  try {
+    const scheduler = schedulerFor(loaded);
+    const before = scheduler.stats();
+    // 8 sequences of exactly 150 tokens (no stop token), read by generateText (no pause between chunks): past
+    // RUN_AHEAD (64) a greedy consumer must not run ahead alone.
+    const results = await Promise.all(PROMPTS.slice(0, 8).map((prompt, i) =>
+      generateText(loaded, { prompt, maxTokens: 150, stopTokens: [], temperature: 0.7, seed: i })));
+    for (const result of results) assert.equal(result.ids.length, 150);
+    const steps = scheduler.stats().steps - before.steps;
+    assert.ok(steps <= 160, `${steps} forwards for 8 sequences of 150 tokens (150 if all share every step)`);
+  } finally {
+    await loaded.close();
+  }
+});
+
 test('a small KV budget queues sequences beyond what it holds; all finish, identical to alone', { skip }, async () => {
   const loaded = await loadModel({ model: stories260K.model, tokenizer: stories260K.tokenizer, threads: 1 });
   try {

@@ -121,6 +121,9 @@ interface Entry extends ScheduledSequence {
   out: Int32Array;
   /** The stepper failed: next() rethrows this. */
   error: unknown;
+  /** next() has given the event loop a turn before this sequence's first step, and after step number yieldedAtStep. */
+  yielded: boolean;
+  yieldedAtStep: number;
   /** With request.logprobs: unread tokens' log-probabilities, and those of the step next() returned last. */
   logprobs: EmittedLogprob[];
   returned: EmittedLogprob[];
@@ -225,6 +228,12 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
     }
   }
 
+  /** Whether another running sequence holds committed tokens its consumer has not read. */
+  function othersUnread(entry: Entry): boolean {
+    for (const other of running) if (other !== entry && other.size > 0) return true;
+    return false;
+  }
+
   function pushStep(entry: Entry, count: number): void {
     if (entry.stepCount === entry.stepSizes.length) {
       const grown = new Int32Array(entry.stepSizes.length * 2);
@@ -265,20 +274,37 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
       const stepper = entry.stepperOrNull!;
       if (!stepper.prefilling || promptRows <= 0) continue;
       try {
-        entry.planned = stepper.plan(batch, promptRows, 0, 0);
+        entry.planned = stepper.plan(batch, promptRows, 0, 0, 0);
         promptRows -= entry.planned;
       } catch (error) {
         fail(entry, error);
       }
     }
-    // Each decoding sequence weighs its tree against the prompt rows and the others' rows counted as plain ones, so
-    // the order in which they choose does not matter.
-    const promptRowsPlanned = batch.count;
+    // Sequences with settled shapes first (plain decoding, fixed trees); then the adaptive ones, each weighing its
+    // tree against those rows and its adaptive peers taking the same shape, so the order they choose in does not
+    // matter.
+    let adaptive = 0;
+    let settledTokens = 0;
     for (const entry of stepping) {
       const stepper = entry.stepperOrNull!;
       if (entry.ended || stepper.prefilling || entry.size >= RUN_AHEAD) continue;
+      if (stepper.adaptive) {
+        adaptive++;
+        continue;
+      }
       try {
-        entry.planned = stepper.plan(batch, 0, promptRowsPlanned + decoding - 1, decoding - 1);
+        entry.planned = stepper.plan(batch, 0, 0, 0, 0);
+        settledTokens++;
+      } catch (error) {
+        fail(entry, error);
+      }
+    }
+    const settledRows = batch.count;
+    for (const entry of stepping) {
+      const stepper = entry.stepperOrNull!;
+      if (entry.ended || stepper.prefilling || entry.size >= RUN_AHEAD || !stepper.adaptive) continue;
+      try {
+        entry.planned = stepper.plan(batch, 0, settledRows, settledTokens, adaptive - 1);
       } catch (error) {
         fail(entry, error);
       }
@@ -341,6 +367,8 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
       planned: 0,
       out: new Int32Array(1),
       error: undefined,
+      yielded: false,
+      yieldedAtStep: -1,
       logprobs: [],
       returned: [],
       get stepper() {
@@ -371,6 +399,17 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
           if (request.signal?.aborted) {
             end(entry);
             return 0;
+          }
+          // A sequence not yet admitted lets the event loop run once first, so that requests arriving together
+          // (a server's burst, a Promise.all) join the same first step instead of one step each. And while other
+          // sequences still hold tokens their consumers have not read, their consumers get a turn before the next
+          // step: a consumer that reads without pausing would otherwise run step after step until the others sit
+          // out (RUN_AHEAD), and the batch would fall apart.
+          if (entry.stepperOrNull === null ? !entry.yielded : entry.yieldedAtStep !== steps && othersUnread(entry)) {
+            entry.yielded = true;
+            entry.yieldedAtStep = steps;
+            await yieldToEventLoop();
+            continue;
           }
           step();
           if (entry.size > 0 || entry.ended) continue;
