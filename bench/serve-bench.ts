@@ -42,7 +42,7 @@ const positive = (text: string | undefined, fallback: number, name: string): num
   if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name}: expected a positive number, got ${text}`);
   return value;
 };
-const REQUESTS = Math.round(positive(values.requests, quick ? 4 : 16, 'requests'));
+const REQUESTS = Math.round(positive(values.requests, quick ? 4 : 32, 'requests'));
 const MAX_TOKENS = Math.round(positive(values['max-tokens'], quick ? 16 : 64, 'max-tokens'));
 const CELL_SECONDS = positive(values['cell-seconds'], quick ? 10 : 120, 'cell-seconds');
 const THREADS: number | 'auto' = values.threads === 'auto' ? 'auto' : Math.round(positive(values.threads, 1, 'threads'));
