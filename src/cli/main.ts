@@ -10,6 +10,7 @@ import { registerBench } from './bench.js';
 import { registerTrainDrafter } from './train-drafter.js';
 import { registerConvert } from './convert.js';
 import { registerServe } from './serve.js';
+import { registerDemo } from './demo.js';
 
 const program = new Command();
 program
@@ -26,6 +27,7 @@ registerBench(program);
 registerTrainDrafter(program);
 registerConvert(program);
 registerServe(program);
+registerDemo(program);
 
 try {
   await program.parseAsync(process.argv);

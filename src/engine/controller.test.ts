@@ -222,3 +222,27 @@ test('generate() without a shape uses the controller; with one, the fixed tree',
     await loaded.close();
   }
 });
+
+test('under load a tree costs what it adds to the batch: trees shrink, then plain decoding, as the batch fills', () => {
+  // A CPU-like verification: flat up to 8 rows (weight streaming), then compute-bound at 0.25 of a token per row.
+  const verify = (n: number): number => (n <= 8 ? 1 : 1 + 0.25 * (n - 8));
+  const costs = syntheticCosts(verify, () => 0.02);
+  const policy = createSpeculationController(costs).createPolicy();
+  // A drafter that is right 80 % of the time.
+  for (let i = 0; i < 300; i++) {
+    policy.observeTree({ beams: 1, beamLength: 8 }, 8, i % 5 === 0 ? 2 : 7, 0.02, verify(8), 0, 8);
+  }
+  const nodesOf = (shape: TreeShape | null): number => (shape === null ? 1 : 1 + shape.beams * (shape.beamLength - 1));
+  // choose() returns one reused object: copy each answer.
+  const copy = (shape: TreeShape | null): TreeShape | null => (shape === null ? null : { ...shape });
+  const alone = copy(policy.choose(8, 0));
+  assert.ok(alone !== null && nodesOf(alone) >= 8, `alone: ${JSON.stringify(alone)}`);
+  // Two other sequences' rows still leave the tree inside the flat part of the cost curve.
+  const light = copy(policy.choose(8, 2, 2));
+  assert.ok(light !== null, 'a light load still pays for a tree');
+  const crowded = copy(policy.choose(8, 600, 600));
+  assert.ok(crowded === null || nodesOf(crowded) < nodesOf(alone), `600 other rows: ${JSON.stringify(crowded)}`);
+  // Past the table, verification cost keeps growing along its compute-bound slope.
+  assert.ok(costs.verifyAt(200) > costs.verifyAt(57) + 0.2 * 143);
+  assert.equal(costs.verifyAt(0), 0);
+});

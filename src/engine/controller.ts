@@ -142,11 +142,20 @@ export interface SpeculationController {
 
 /** One sequence's controller state. */
 export interface SpeculationPolicy {
-  /** The shape of the next step (null: plain decoding), for a tree of at most `maxLength` positions. */
-  choose(maxLength: number): TreeShape | null;
-  /** A tree step's measurements: its shape, packed nodes, accepted drafted tokens and time split (seconds). */
+  /**
+   * The shape of the next step (null: plain decoding), for a tree of at most `maxLength` positions. In a batch (the
+   * scheduler), the same forward carries `otherRows` rows of other sequences that commit `otherTokens` tokens (counted
+   * as if those sequences decoded plainly, so the answer does not depend on who chooses first): the shape chosen is
+   * the one that maximises the whole forward's tokens per second, so trees shrink, and give way to plain decoding,
+   * as the forward becomes compute-bound.
+   */
+  choose(maxLength: number, otherRows?: number, otherTokens?: number): TreeShape | null;
+  /**
+   * A tree step's measurements: its shape, packed nodes, accepted drafted tokens and time split (seconds); the
+   * forward carried `forwardRows` rows in all (default: the tree's alone), which is what its time measures.
+   */
   observeTree(shape: TreeShape, nodes: number, accepted: number, draftSeconds: number, verifySeconds: number,
-    acceptSeconds: number): void;
+    acceptSeconds: number, forwardRows?: number): void;
   /** A plain step's time (forward and pick). */
   observePlain(seconds: number): void;
   /** The expected tokens per second of a shape (null: plain) as the policy sees it now; for reports and tests. */
@@ -201,23 +210,37 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
     return total;
   }
 
+  /** Rows, and tokens, of other sequences in the forward being planned (0: this sequence alone). */
+  let load = 0;
+  let others = 0;
+
+  /** Seconds of the step with this shape: the forward over everyone's rows, this sequence's drafting and acceptance. */
   function treeSeconds(wi: number, L: number): number {
     const s = shapeIndex(wi, L);
-    return costs.draft[s] + costs.verifyAt(costs.nodes[s]) + costs.accept[s];
+    return costs.draft[s] + costs.verifyAt(load + costs.nodes[s]) + costs.accept[s];
   }
 
+  /** Seconds of the step with a plain row: the forward, and the pick (a plain step's cost beyond its forward). */
+  function plainSeconds(): number {
+    if (load === 0) return costs.plain;
+    return costs.verifyAt(load + 1) + Math.max(0, costs.plain - costs.verifyAt(1));
+  }
+
+  /** The forward's tokens per second with `tokens` expected from this sequence (others add theirs). */
+  const stepRate = (tokens: number, seconds: number): number => (others + tokens) / seconds;
+
   function rate(shape: TreeShape | null): number {
-    if (shape === null) return 1 / costs.plain;
+    if (shape === null) return stepRate(1, plainSeconds());
     refresh();
     const wi = CONTROLLER_WIDTHS.indexOf(shape.beams);
     if (wi < 0) throw new RangeError(`controller: width ${shape.beams} is not one of ${CONTROLLER_WIDTHS.join(', ')}`);
-    return expectedTokens(wi, shape.beamLength) / treeSeconds(wi, shape.beamLength);
+    return stepRate(expectedTokens(wi, shape.beamLength), treeSeconds(wi, shape.beamLength));
   }
 
   /** Whether some tree could beat plain decoding if every drafted token were accepted. */
   function treesCanPay(maxLength: number): boolean {
-    const plainRate = 1 / costs.plain;
-    for (let L = 2; L <= maxLength; L++) if (L / treeSeconds(0, L) > plainRate) return true;
+    const plainRate = stepRate(1, plainSeconds());
+    for (let L = 2; L <= maxLength; L++) if (stepRate(L, treeSeconds(0, L)) > plainRate) return true;
     return false;
   }
 
@@ -231,7 +254,7 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
     for (let wi = 0; wi < CONTROLLER_WIDTHS.length; wi++) {
       for (let L = 2; L <= longest; L++) {
         if (CONTROLLER_WIDTHS[wi] === bestW && L === bestL) continue;
-        const r = expectedTokens(wi, L) / treeSeconds(wi, L);
+        const r = stepRate(expectedTokens(wi, L), treeSeconds(wi, L));
         if (r >= runnerUp) {
           runnerUp = r;
           choice.beams = CONTROLLER_WIDTHS[wi];
@@ -242,9 +265,11 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
   }
 
   return {
-    choose(maxLength) {
+    choose(maxLength, otherRows = 0, otherTokens = 0) {
       const longest = Math.min(maxLength, CONTROLLER_MAX_LENGTH);
       if (longest < 2) return null;
+      load = otherRows;
+      others = otherTokens;
       if (quietSteps > 0) {
         quietSteps--;
         return null;
@@ -253,19 +278,26 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
       let bestRate = 0;
       let bestW = 0;
       let bestL = 0;
+      let bestTokens = 0;
+      let bestSeconds = 1;
       for (let wi = 0; wi < CONTROLLER_WIDTHS.length; wi++) {
         for (let L = 2; L <= longest; L++) {
-          const r = expectedTokens(wi, L) / treeSeconds(wi, L);
+          const tokens = expectedTokens(wi, L);
+          const seconds = treeSeconds(wi, L);
+          const r = stepRate(tokens, seconds);
           if (r > bestRate) {
             bestRate = r;
             bestW = CONTROLLER_WIDTHS[wi];
             bestL = L;
+            bestTokens = tokens;
+            bestSeconds = seconds;
           }
         }
       }
       choice.beams = bestW;
       choice.beamLength = bestL;
-      if (bestRate > MARGIN / costs.plain) {
+      // The margin discounts this sequence's own expected tokens (alone: the tree must promise MARGIN× the rate).
+      if (stepRate(bestTokens / MARGIN, bestSeconds) > stepRate(1, plainSeconds())) {
         plainSteps = 0;
         probed = false;
         probeInterval = PROBE_INTERVAL;
@@ -275,7 +307,8 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
       }
       treeRun.steps = 0;
       if (!treesCanPay(longest)) {
-        quietSteps = PROBE_INTERVAL;
+        // Alone, nothing will change that; in a batch, the load may fall.
+        if (load === 0) quietSteps = PROBE_INTERVAL;
         return null;
       }
       if (++plainSteps >= probeInterval) {
@@ -285,7 +318,7 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
       }
       return null;
     },
-    observeTree(shape, nodes, accepted, draftSeconds, verifySeconds, acceptSeconds) {
+    observeTree(shape, nodes, accepted, draftSeconds, verifySeconds, acceptSeconds, forwardRows = nodes) {
       const wi = CONTROLLER_WIDTHS.indexOf(shape.beams);
       if (wi < 0) return; // a forced shape outside the controller's set teaches it nothing it can use
       recordAcceptance(own, wi, shape.beamLength, accepted, SEQUENCE_DECAY);
@@ -294,13 +327,17 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
         probed = false;
         probeInterval = accepted > 0 ? PROBE_INTERVAL : Math.min(MAX_PROBE_INTERVAL, 2 * probeInterval);
       }
-      costs.observeTree(wi, shape.beamLength, nodes, draftSeconds, verifySeconds, acceptSeconds);
+      costs.observeTree(wi, shape.beamLength, nodes, draftSeconds, verifySeconds, acceptSeconds, forwardRows);
       estimatesValid = false;
     },
     observePlain(seconds) {
       costs.observePlain(seconds);
     },
-    expectedRate: rate,
+    expectedRate(shape) {
+      load = 0;
+      others = 0;
+      return rate(shape);
+    },
     finish() {
       for (let i = 0; i < shared.trials.length; i++) {
         shared.trials[i] = SHARED_DECAY * shared.trials[i] + own.trials[i];

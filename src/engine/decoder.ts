@@ -4,6 +4,8 @@
 
 import type { Model } from '../model/model.js';
 import type { KvCache } from '../model/kv-cache.js';
+import type { PagedKvCache } from '../model/kv-pool.js';
+import { createStepBatch, type StepBatch } from './step-batch.js';
 import { createSampler, createRng, type Rng, type Sampler, type SamplingOptions } from '../sampling/index.js';
 
 export interface Decoder {
@@ -40,10 +42,46 @@ export interface DecoderStats {
   calibrationSeconds?: number;
 }
 
+/**
+ * A decoding strategy as the batch scheduler drives it: each step the sequence adds its rows to the step's batch
+ * (`plan`), one forward runs every sequence's rows, then the sequence reads its rows back (`complete`). A prompt is
+ * fed in chunks first (chunked prefill); `complete` returns 0 until the prompt's last chunk has run, then the first
+ * generated token. A Decoder (above) is one stepper driven alone.
+ */
+export interface SequenceStepper {
+  /** Starts on a prompt (with a paged cache, blocks of an earlier identical prefix are reused). */
+  start(promptIds: readonly number[]): void;
+  /** True while prompt rows remain to be fed. */
+  readonly prefilling: boolean;
+  /**
+   * Adds this step's rows. `budget` bounds the prompt rows of a prefill chunk; `otherRows` and `otherTokens` are the
+   * rows the other sequences bring to the same forward and the tokens they commit, counted as if they decoded plainly
+   * (the speculation controller weighs a tree at that load). Returns the rows added.
+   */
+  plan(batch: StepBatch, budget: number, otherRows: number, otherTokens: number): number;
+  /** After the forward: commits this step's tokens into `out` and returns how many (0 while the prompt runs). */
+  complete(batch: StepBatch, out: Int32Array): number;
+  /**
+   * After complete: for each token it committed, the output row (model.logitsRow) of the logits it was picked from
+   * (for log-probabilities; valid until the next forward).
+   */
+  readonly committedLogitRows: Int32Array;
+  readonly maxTokensPerStep: number;
+  readonly stats?: DecoderStats;
+  /** Position of the pending token (tokens already in the KV cache). */
+  readonly position: number;
+  /** Prompt tokens of the latest start whose KV was reused from a paged cache's pool instead of computed. */
+  readonly reusedPromptTokens: number;
+  /** Ends the sequence (the speculation controller learns from it); frees the cache when the stepper made it. */
+  dispose(): void;
+}
+
 /** State every strategy shares: KV cache, history for the repetition penalty, sampler and seeded random stream. */
 export interface SequenceState {
   readonly model: Model;
   readonly cache: KvCache;
+  /** The cache belongs to this sequence (freed with it), not to whoever passed it in. */
+  readonly ownsCache: boolean;
   /** Prompt + generated tokens; history[length - 1] is the pending token once prefill has run. */
   readonly history: Int32Array;
   length: number;
@@ -55,13 +93,22 @@ export interface SequenceOptions extends SamplingOptions {
   seed?: number;
   /** KV slots beyond the context that a strategy needs for speculative tokens. */
   extraSlots?: number;
+  /**
+   * A cache to decode into (the scheduler's paged caches), of at least contextLength + extraSlots slots; the caller
+   * frees it. Default: a contiguous cache of its own.
+   */
+  cache?: KvCache;
 }
 
 export function createSequenceState(model: Model, options: SequenceOptions): SequenceState {
   const capacity = model.contextLength + (options.extraSlots ?? 0);
+  if (options.cache && options.cache.capacity < capacity) {
+    throw new RangeError(`cache: ${options.cache.capacity} slots, the sequence needs ${capacity}`);
+  }
   return {
     model,
-    cache: model.createCache(capacity),
+    cache: options.cache ?? model.createCache(capacity),
+    ownsCache: options.cache === undefined,
     history: new Int32Array(model.contextLength + 1),
     length: 0,
     sampler: createSampler(options, model.config.vocabSize),
@@ -69,61 +116,148 @@ export function createSequenceState(model: Model, options: SequenceOptions): Seq
   };
 }
 
-const PREFILL_CHUNK = 64;
+/** Prompt rows a sequence decoded alone feeds per forward. */
+export const PREFILL_CHUNK = 64;
+
+function isPaged(cache: KvCache): cache is PagedKvCache {
+  return 'publish' in cache;
+}
 
 /**
- * Prefill shared by all strategies: the prompt in chunks of causal rows, logits for the last row only.
- * Afterwards row 0 of `model.output.logits` holds the last prompt token's logits; returns the row of
- * `model.output.hidden` that holds its final-norm hidden state.
+ * Prefill shared by all strategies: the prompt in chunks of causal rows, logits for the last prompt row only.
+ * With a paged cache, whole blocks of an earlier sequence's identical prefix are taken instead of recomputed (never
+ * the last prompt token, whose logits and hidden state the first step needs).
  */
-export function prefillPrompt(state: SequenceState, promptIds: readonly number[], scratch: PrefillScratch): number {
+export interface Prefill {
+  start(promptIds: readonly number[]): void;
+  readonly active: boolean;
+  plan(batch: StepBatch, budget: number): number;
+  /** After the forward; returns the batch row of the last prompt token once the prompt is done, else −1. */
+  complete(batch: StepBatch): number;
+  /** Prompt tokens taken from the pool instead of computed, in the latest start. */
+  readonly reused: number;
+}
+
+export function createPrefill(state: SequenceState): Prefill {
   const { model, cache } = state;
-  if (promptIds.length === 0) throw new RangeError('prompt: expected at least one token, got none');
-  if (promptIds.length >= model.contextLength) {
-    throw new RangeError(`prompt: ${promptIds.length} tokens do not fit the context of ${model.contextLength} ` +
-      `(at most ${model.contextLength - 1}, leaving room for one generated token)`);
-  }
-  cache.length = 0;
-  state.length = 0;
-  for (let start = 0; start < promptIds.length; start += PREFILL_CHUNK) {
-    const count = Math.min(PREFILL_CHUNK, promptIds.length - start);
-    for (let i = 0; i < count; i++) {
-      scratch.tokens[i] = promptIds[start + i];
-      scratch.positions[i] = start + i;
-      scratch.prefixLengths[i] = start + i + 1;
-      state.history[start + i] = promptIds[start + i];
-    }
-    model.forward(cache, {
-      count, tokens: scratch.tokens, positions: scratch.positions, writeSlot: start,
-      prefixLengths: scratch.prefixLengths, logits: start + count === promptIds.length ? 'last' : 'none',
-    });
-  }
-  cache.length = promptIds.length;
-  state.length = promptIds.length;
-  return (promptIds.length - 1) % PREFILL_CHUNK;
-}
-
-export interface PrefillScratch {
-  tokens: Int32Array;
-  positions: Int32Array;
-  prefixLengths: Int32Array;
-}
-
-export function createPrefillScratch(): PrefillScratch {
+  let prompt: readonly number[] = [];
+  let cursor = 0;
+  let planned = 0;
+  let firstRow = 0;
+  let reused = 0;
   return {
-    tokens: new Int32Array(PREFILL_CHUNK),
-    positions: new Int32Array(PREFILL_CHUNK),
-    prefixLengths: new Int32Array(PREFILL_CHUNK),
+    start(promptIds) {
+      if (promptIds.length === 0) throw new RangeError('prompt: expected at least one token, got none');
+      if (promptIds.length >= model.contextLength) {
+        throw new RangeError(`prompt: ${promptIds.length} tokens do not fit the context of ${model.contextLength} ` +
+          `(at most ${model.contextLength - 1}, leaving room for one generated token)`);
+      }
+      prompt = promptIds;
+      for (let i = 0; i < promptIds.length; i++) state.history[i] = promptIds[i];
+      cache.length = 0;
+      reused = isPaged(cache) && cache.blockCount === 0 ? cache.reusePrefix(state.history, promptIds.length - 1) : 0;
+      cache.length = reused;
+      cursor = reused;
+      state.length = reused;
+    },
+    get active() {
+      return cursor < prompt.length;
+    },
+    get reused() {
+      return reused;
+    },
+    plan(batch, budget) {
+      const count = Math.min(budget, prompt.length - cursor);
+      if (count <= 0) {
+        planned = 0;
+        return 0;
+      }
+      cache.ensure(cursor + count);
+      const c = batch.cacheIndex(cache);
+      firstRow = batch.count;
+      for (let i = 0; i < count; i++) {
+        const p = cursor + i;
+        batch.addRow(c, prompt[p], p, p, p + 1, p === prompt.length - 1);
+      }
+      planned = count;
+      return count;
+    },
+    complete() {
+      if (planned === 0) return -1;
+      cursor += planned;
+      cache.length = cursor;
+      state.length = cursor;
+      if (isPaged(cache)) cache.publish(state.history, cursor);
+      const last = firstRow + planned - 1;
+      planned = 0;
+      return cursor === prompt.length ? last : -1;
+    },
+  };
+}
+
+/** Publishes a paged cache's newly filled blocks for prefix reuse (a no-op for contiguous caches). */
+export function publishCommitted(state: SequenceState): void {
+  if (isPaged(state.cache)) state.cache.publish(state.history, state.cache.length);
+}
+
+/**
+ * Drives one stepper alone, one forward per call, as the Decoder interface. The forward is the scheduler's
+ * (forwardSequences over a one-sequence batch), so a sequence decoded alone runs exactly the batched code.
+ */
+export function decoderOf(model: Model, stepper: SequenceStepper): Decoder {
+  const batch = createStepBatch();
+  const first = new Int32Array(1);
+  const forwardOnce = (): void => {
+    const started = performance.now();
+    model.forwardSequences(batch);
+    batch.forwardSeconds = (performance.now() - started) / 1000;
+  };
+  return {
+    get maxTokensPerStep() {
+      return stepper.maxTokensPerStep;
+    },
+    get stats() {
+      return stepper.stats;
+    },
+    get position() {
+      return stepper.position;
+    },
+    prefill(promptIds) {
+      stepper.start(promptIds);
+      for (;;) {
+        batch.reset();
+        stepper.plan(batch, PREFILL_CHUNK, 0, 0);
+        forwardOnce();
+        if (stepper.complete(batch, first) > 0) return first[0];
+      }
+    },
+    step(out) {
+      batch.reset();
+      stepper.plan(batch, PREFILL_CHUNK, 0, 0);
+      forwardOnce();
+      return stepper.complete(batch, out);
+    },
+    dispose() {
+      stepper.dispose();
+    },
   };
 }
 
 /** Plain autoregressive decoding: one forward, one token. */
 export function createAutoregressiveDecoder(model: Model, options: SequenceOptions): Decoder {
-  const state = createSequenceState(model, options);
-  const scratch = createPrefillScratch();
+  return decoderOf(model, createAutoregressiveStepper(model, options));
+}
 
-  const pick = (): number => {
-    const token = state.sampler.pick(model.logitsRow(0), state.history, state.length, state.random.nextUniform());
+export function createAutoregressiveStepper(model: Model, options: SequenceOptions): SequenceStepper {
+  const state = createSequenceState(model, options);
+  const { cache } = state;
+  const prefill = createPrefill(state);
+  let row = -1;
+  const committedLogitRows = new Int32Array(1);
+
+  const pick = (logitsRow: number): number => {
+    committedLogitRows[0] = logitsRow;
+    const token = state.sampler.pick(model.logitsRow(logitsRow), state.history, state.length, state.random.nextUniform());
     state.history[state.length] = token;
     state.length++;
     return token;
@@ -131,28 +265,41 @@ export function createAutoregressiveDecoder(model: Model, options: SequenceOptio
 
   return {
     maxTokensPerStep: 1,
+    committedLogitRows,
     get position() {
-      return state.cache.length;
+      return cache.length;
     },
-    prefill(promptIds) {
-      prefillPrompt(state, promptIds, scratch);
-      return pick();
+    get reusedPromptTokens() {
+      return prefill.reused;
     },
-    step(out) {
-      const position = state.cache.length;
-      scratch.tokens[0] = state.history[state.length - 1];
-      scratch.positions[0] = position;
-      scratch.prefixLengths[0] = position + 1;
-      model.forward(state.cache, {
-        count: 1, tokens: scratch.tokens, positions: scratch.positions, writeSlot: position,
-        prefixLengths: scratch.prefixLengths, logits: 'last',
-      });
-      state.cache.length = position + 1;
-      out[0] = pick();
+    get prefilling() {
+      return prefill.active;
+    },
+    start(promptIds) {
+      prefill.start(promptIds);
+    },
+    plan(batch, budget) {
+      if (prefill.active) return prefill.plan(batch, budget);
+      const position = cache.length;
+      cache.ensure(position + 1);
+      row = batch.addRow(batch.cacheIndex(cache), state.history[state.length - 1], position, position, position + 1,
+        true);
+      return 1;
+    },
+    complete(batch, out) {
+      if (prefill.active) {
+        const last = prefill.complete(batch);
+        if (last < 0) return 0;
+        out[0] = pick(batch.logitIndex[last]);
+        return 1;
+      }
+      cache.length++;
+      publishCommitted(state);
+      out[0] = pick(batch.logitIndex[row]);
       return 1;
     },
     dispose() {
-      state.cache.free();
+      if (state.ownsCache) state.cache.free();
     },
   };
 }

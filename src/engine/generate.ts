@@ -2,11 +2,14 @@
 // AbortSignal) that behave the same whatever the decoding strategy and however many tokens a step commits.
 
 import { performance } from 'node:perf_hooks';
-import { validateSamplingOptions, type SamplingOptions } from '../sampling/index.js';
+import { validateSamplingOptions, type EmittedLogprob, type SamplingOptions } from '../sampling/index.js';
 import type { LoadedDrafter, LoadedModel } from './load.js';
 import type { ChatMessage } from '../tokenizer/types.js';
-import { createAutoregressiveDecoder, type Decoder, type DecoderStats } from './decoder.js';
-import { createRedrafterDecoder, type AcceptanceRule, type RedrafterStep } from './redrafter.js';
+import { createAutoregressiveStepper, type DecoderStats, type SequenceStepper } from './decoder.js';
+import { createRedrafterStepper, type AcceptanceRule, type RedrafterStep } from './redrafter.js';
+import { schedulerFor } from './scheduler.js';
+import { CONTROLLER_MAX_NODES } from './speculation-costs.js';
+import type { KvCache } from '../model/kv-cache.js';
 import { validateBeamShape } from '../drafter/beam-search.js';
 import { speculationController } from './speculation.js';
 import { decodingMode } from './tuning.js';
@@ -41,6 +44,11 @@ export interface GenerateOptions extends SamplingOptions {
   acceptance?: AcceptanceRule;
   /** ReDrafter only: called after every tree step with what it drafted and accepted. */
   onStep?: (step: RedrafterStep) => void;
+  /**
+   * Report each generated token's log-probability and this many most likely alternatives (0–20) in the chunks'
+   * `logprobs`: the model's distribution (log-softmax of the raw logits), the same with and without ReDrafter.
+   */
+  logprobs?: number;
 }
 
 export interface GenerationChunk {
@@ -48,6 +56,8 @@ export interface GenerationChunk {
   text: string;
   /** Token ids committed in this step. */
   ids: number[];
+  /** With options.logprobs: one entry per id. */
+  logprobs?: EmittedLogprob[];
 }
 
 export type FinishReason = 'eos' | 'stop' | 'length' | 'context' | 'abort';
@@ -63,6 +73,9 @@ export interface GenerationStats {
    * cut by EOS, a stop token or the token limit counts what it emitted).
    */
   committedPerStep: number[];
+  /** Prompt tokens whose KV was reused from an earlier sequence's cached blocks (prefix reuse) instead of computed. */
+  cachedPromptTokens: number;
+  /** Seconds to the first generated token: waiting for admission and the prompt's forwards. */
   prefillSeconds: number;
   decodeSeconds: number;
   /** Generated tokens per second of decoding (excluding the prompt forward). */
@@ -81,6 +94,8 @@ export interface Generation extends AsyncIterable<GenerationChunk> {
 export interface GenerationResult {
   promptIds: number[];
   ids: number[];
+  /** With options.logprobs: one entry per id. */
+  logprobs?: EmittedLogprob[];
   text: string;
   finishReason: FinishReason;
   stats: GenerationStats;
@@ -112,6 +127,10 @@ function resolvePrompt(loaded: LoadedModel, options: GenerateOptions): number[] 
 
 export function generate(loaded: LoadedModel, options: GenerateOptions): Generation {
   validateSamplingOptions(options);
+  if (options.logprobs !== undefined && !(Number.isInteger(options.logprobs) && options.logprobs >= 0 &&
+    options.logprobs <= 20)) {
+    throw new RangeError(`logprobs: expected an integer in 0..20, got ${options.logprobs}`);
+  }
   if (options.maxTokens !== undefined && !(Number.isInteger(options.maxTokens) && options.maxTokens >= 0)) {
     throw new RangeError(`maxTokens: expected a non-negative integer, got ${options.maxTokens}`);
   }
@@ -128,7 +147,8 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
   const stopStrings = (options.stop ?? []).filter((s) => s.length > 0);
   const maxTokens = Math.min(options.maxTokens ?? Infinity, model.contextLength - promptIds.length + 1);
   const stats: GenerationStats = {
-    promptTokens: promptIds.length, tokens: 0, steps: 0, committedPerStep: [], prefillSeconds: 0, decodeSeconds: 0,
+    promptTokens: promptIds.length, tokens: 0, steps: 0, committedPerStep: [], cachedPromptTokens: 0,
+    prefillSeconds: 0, decodeSeconds: 0,
     tokensPerSecond: 0,
   };
   let finishReason: FinishReason | null = null;
@@ -138,13 +158,19 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
       finishReason = 'length';
       return;
     }
-    const { decoder, calibrationSeconds } = createDecoder(loaded, options);
-    if (decoder.stats) {
-      stats.redrafter = decoder.stats;
-      if (calibrationSeconds !== undefined) decoder.stats.calibrationSeconds = calibrationSeconds;
-    }
+    // Every generation on a model goes through its scheduler: concurrent generations share forwards.
+    let calibrationSeconds: number | undefined;
+    const sequence = schedulerFor(loaded).add({
+      promptIds, maxTokens, stopTokens, extraSlots: extraSlotsOf(options), signal: options.signal,
+      logprobs: options.logprobs,
+      createStepper(cache) {
+        const made = createStepper(loaded, options, cache);
+        calibrationSeconds = made.calibrationSeconds;
+        return made.stepper;
+      },
+    });
     const textDecoder = tokenizer?.createDecoder();
-    const stepTokens = new Int32Array(decoder.maxTokensPerStep);
+    const stepTokens = new Int32Array(MAX_TOKENS_PER_STEP);
     // Text not yet released because it may be the start of a stop string.
     let held = '';
     const release = (ids: number[], done: boolean): GenerationChunk => {
@@ -171,10 +197,20 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
 
     try {
       const started = performance.now();
-      const first = decoder.prefill(promptIds);
+      const firstCount = await sequence.next(stepTokens);
       const prefilled = performance.now();
       stats.prefillSeconds = (prefilled - started) / 1000;
-      let pending = [first];
+      stats.cachedPromptTokens = sequence.cachedPromptTokens;
+      const decoderStats = sequence.stepper?.stats;
+      if (decoderStats) {
+        stats.redrafter = decoderStats;
+        if (calibrationSeconds !== undefined) decoderStats.calibrationSeconds = calibrationSeconds;
+      }
+      if (firstCount === 0) {
+        finishReason = 'abort';
+        return;
+      }
+      let pending = Array.from(stepTokens.subarray(0, firstCount));
       let fromStep = false;
       for (;;) {
         // Apply stop tokens and the token limit to what this step committed.
@@ -193,22 +229,23 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
         }
         if (fromStep) stats.committedPerStep.push(ids.length);
         const chunk = release(ids, finishReason !== null);
+        if (options.logprobs !== undefined) chunk.logprobs = sequence.takeLogprobs().slice(0, ids.length);
         stats.decodeSeconds = (performance.now() - prefilled) / 1000;
         stats.tokensPerSecond = stats.decodeSeconds > 0 ? (stats.tokens - 1) / stats.decodeSeconds : 0;
         yield chunk;
         if (finishReason !== null) return;
-        if (options.signal?.aborted) {
+        const count = options.signal?.aborted ? 0 : await sequence.next(stepTokens);
+        if (count === 0) {
           finishReason = 'abort';
           if (held) yield { text: held, ids: [] };
           return;
         }
-        const count = decoder.step(stepTokens);
         stats.steps++;
         fromStep = true;
         pending = Array.from(stepTokens.subarray(0, count));
       }
     } finally {
-      decoder.dispose();
+      sequence.cancel();
     }
   }
 
@@ -226,28 +263,44 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
 export async function generateText(loaded: LoadedModel, options: GenerateOptions): Promise<GenerationResult> {
   const generation = generate(loaded, options);
   const ids: number[] = [];
+  const logprobs: EmittedLogprob[] = [];
   let text = '';
   for await (const chunk of generation) {
     ids.push(...chunk.ids);
+    if (chunk.logprobs) logprobs.push(...chunk.logprobs);
     text += chunk.text;
   }
   return { promptIds: [...generation.promptIds], ids, text, finishReason: generation.finishReason ?? 'length',
-    stats: generation.stats };
+    stats: generation.stats, ...(options.logprobs !== undefined ? { logprobs } : {}) };
 }
 
 const DEFAULT_BEAMS = 4;
 const DEFAULT_BEAM_LENGTH = 5;
 
-function createDecoder(loaded: LoadedModel, options: GenerateOptions): { decoder: Decoder; calibrationSeconds?: number } {
-  if (!options.drafter) return { decoder: createAutoregressiveDecoder(loaded.model, options) };
+/** Longest step any strategy commits (the longest beam). */
+const MAX_TOKENS_PER_STEP = 64;
+
+/** KV slots beyond the context the sequence's tree needs. */
+function extraSlotsOf(options: GenerateOptions): number {
+  if (!options.drafter) return 0;
   if (options.beams !== undefined || options.beamLength !== undefined) {
-    return { decoder: createRedrafterDecoder(loaded.model, options.drafter.drafter, {
-      ...options, beams: options.beams ?? DEFAULT_BEAMS, beamLength: options.beamLength ?? DEFAULT_BEAM_LENGTH,
+    return 1 + (options.beams ?? DEFAULT_BEAMS) * ((options.beamLength ?? DEFAULT_BEAM_LENGTH) - 1);
+  }
+  return CONTROLLER_MAX_NODES;
+}
+
+function createStepper(loaded: LoadedModel, options: GenerateOptions, cache: KvCache):
+  { stepper: SequenceStepper; calibrationSeconds?: number } {
+  const sequence = { ...options, cache };
+  if (!options.drafter) return { stepper: createAutoregressiveStepper(loaded.model, sequence) };
+  if (options.beams !== undefined || options.beamLength !== undefined) {
+    return { stepper: createRedrafterStepper(loaded.model, options.drafter.drafter, {
+      ...sequence, beams: options.beams ?? DEFAULT_BEAMS, beamLength: options.beamLength ?? DEFAULT_BEAM_LENGTH,
     }) };
   }
   const { controller, calibrationSeconds } = speculationController(loaded, options.drafter,
     decodingMode(options.temperature ?? 0));
-  return { decoder: createRedrafterDecoder(loaded.model, options.drafter.drafter, { ...options, controller }),
+  return { stepper: createRedrafterStepper(loaded.model, options.drafter.drafter, { ...sequence, controller }),
     calibrationSeconds };
 }
 

@@ -4,7 +4,6 @@
 // controller (controller.ts) the tree's shape is chosen before every step, plain decoding included; the output is the
 // same whatever it chooses.
 
-import { performance } from 'node:perf_hooks';
 import type { Model } from '../model/model.js';
 import type { Drafter } from '../drafter/drafter.js';
 import { createBeamSearch, validateBeamShape } from '../drafter/beam-search.js';
@@ -12,8 +11,10 @@ import { buildTree, createPackedTree } from '../drafter/tree.js';
 import { acceptApple, acceptExact, createAcceptance, createAppleScratch } from '../drafter/verify.js';
 import { CONTROLLER_MAX_LENGTH, CONTROLLER_WIDTHS, type SpeculationController, type TreeShape } from './controller.js';
 import {
-  createPrefillScratch, createSequenceState, prefillPrompt, type Decoder, type DecoderStats, type SequenceOptions,
+  createPrefill, createSequenceState, decoderOf, publishCommitted, type Decoder, type DecoderStats, type SequenceOptions,
+  type SequenceStepper,
 } from './decoder.js';
+import type { StepBatch } from './step-batch.js';
 
 export type AcceptanceRule = 'exact' | 'apple';
 
@@ -47,6 +48,10 @@ export interface RedrafterStep {
 }
 
 export function createRedrafterDecoder(model: Model, drafter: Drafter, options: RedrafterOptions): Decoder {
+  return decoderOf(model, createRedrafterStepper(model, drafter, options));
+}
+
+export function createRedrafterStepper(model: Model, drafter: Drafter, options: RedrafterOptions): SequenceStepper {
   const fixed = options.beams !== undefined || options.beamLength !== undefined;
   if (!fixed && !options.controller) {
     throw new RangeError('redrafter: give a tree shape (beams and beamLength) or a speculation controller');
@@ -70,33 +75,37 @@ export function createRedrafterDecoder(model: Model, drafter: Drafter, options: 
   const { cache, history, sampler, random } = state;
   const contextLength = model.contextLength;
   const dim = model.config.dim;
-  const prefillScratch = createPrefillScratch();
+  const prefill = createPrefill(state);
   const search = createBeamSearch(drafter, { maxWidth: W, maxLength: L, keepDistributions: rule === 'apple' });
   const tree = createPackedTree(W, L);
   const acceptance = createAcceptance(L);
   const appleScratch = rule === 'apple' ? createAppleScratch(model.config.vocabSize) : null;
   const temperature = sampler.options.temperature;
-
-  // The verification batch, preallocated for the largest tree.
-  const tokens = new Int32Array(maxNodes);
-  const positions = new Int32Array(maxNodes);
-  const prefixLengths = new Int32Array(maxNodes);
-  const extraStarts = new Int32Array(maxNodes + 1);
-  const extraSlots = new Int32Array(maxNodes * L);
   const keep = new Int32Array(L);
+  const committedLogitRows = new Int32Array(L);
   // h: the final-norm hidden state of the last committed token (spec §5.3).
   const context = new Float32Array(dim);
-  const logitsOf = (node: number): Float32Array => model.logitsRow(node);
+  // This step's rows in the batch: tree nodes are rows firstRow .. firstRow + P − 1 (logits for all of them, in
+  // order, from the batch's output row firstLogits); a plain step is row firstRow.
+  let firstRow = 0;
+  let firstLogits = 0;
+  let stepKind: 'plain' | 'tree' = 'plain';
+  let width = W;
+  let length = L;
+  let draftSeconds = 0;
+  let otherRowsThisStep = 0;
+  let drafts: ReturnType<typeof search.search> | null = null;
+  const logitsOf = (node: number): Float32Array => model.logitsRow(firstLogits + node);
 
   const stats: DecoderStats = { draftSeconds: 0, verifySeconds: 0, bookkeepingSeconds: 0,
     acceptedAtDepth: new Array<number>(L - 1).fill(0), shapes: {}, plainSeconds: 0 };
   // Stats keys made once per shape, so that counting a step allocates nothing.
   const keys = new Map<number, string>();
-  const countShape = (beams: number, length: number): void => {
-    const id = beams * 64 + length;
+  const countShape = (beams: number, beamLength: number): void => {
+    const id = beams * 64 + beamLength;
     let key = keys.get(id);
     if (key === undefined) {
-      key = beams === 0 ? 'plain' : `${beams}x${length}`;
+      key = beams === 0 ? 'plain' : `${beams}x${beamLength}`;
       keys.set(id, key);
     }
     stats.shapes[key] = (stats.shapes[key] ?? 0) + 1;
@@ -108,118 +117,150 @@ export function createRedrafterDecoder(model: Model, drafter: Drafter, options: 
     for (let i = 0; i < dim; i++) context[i] = hidden[row * dim + i];
   };
 
-  /** Near the end of the context the tree is cut so that every node's position stays inside it. */
-  function singleTokenStep(out: Int32Array): number {
-    const started = performance.now();
+  /** A plain step's row (also near the end of the context, where no tree fits). */
+  function planPlain(batch: StepBatch): number {
     const position = cache.length;
-    tokens[0] = history[state.length - 1];
-    positions[0] = position;
-    prefixLengths[0] = position + 1;
-    model.forward(cache, { count: 1, tokens, positions, writeSlot: position, prefixLengths, logits: 'last' });
-    cache.length = position + 1;
-    setContext(0);
-    const token = sampler.pick(model.logitsRow(0), history, state.length, random.nextUniform());
+    cache.ensure(position + 1);
+    stepKind = 'plain';
+    firstRow = batch.addRow(batch.cacheIndex(cache), history[state.length - 1], position, position, position + 1, true);
+    return 1;
+  }
+
+  function completePlain(batch: StepBatch, out: Int32Array): number {
+    const started = performance.now();
+    cache.length++;
+    publishCommitted(state);
+    setContext(firstRow);
+    committedLogitRows[0] = batch.logitIndex[firstRow];
+    const token = sampler.pick(model.logitsRow(committedLogitRows[0]), history, state.length, random.nextUniform());
     history[state.length++] = token;
     out[0] = token;
-    const seconds = (performance.now() - started) / 1000;
+    const seconds = batch.forwardSeconds + (performance.now() - started) / 1000;
     stats.plainSeconds += seconds;
-    policy?.observePlain(seconds);
+    // Alone, a plain step's time is the plain cost; batched, the forward served others too.
+    if (batch.count === 1) policy?.observePlain(seconds);
     countShape(0, 1);
     return 1;
   }
 
+  function planTree(batch: StepBatch): number {
+    const started = performance.now();
+    const S = cache.length;
+    drafts = search.search(context, 0, history[state.length - 1], width, length);
+    buildTree(drafts.beams, width, length, tree);
+    const P = tree.size;
+    cache.ensure(S + P);
+    const c = batch.cacheIndex(cache);
+    firstRow = batch.count;
+    for (let p = 0; p < P; p++) {
+      batch.addRow(c, tree.tokens[p], S + tree.depths[p], S + p, S, true);
+      for (let j = tree.ancestorStarts[p]; j < tree.ancestorStarts[p + 1]; j++) batch.addExtra(S + tree.ancestors[j]);
+    }
+    firstLogits = batch.logitIndex[firstRow];
+    stepKind = 'tree';
+    draftSeconds = (performance.now() - started) / 1000;
+    return P;
+  }
+
+  function completeTree(batch: StepBatch, out: Int32Array): number {
+    const started = performance.now();
+    const S = cache.length;
+    const P = tree.size;
+    const beams = drafts!;
+    // Accept, keep the committed KV entries, draft next from the last committed node.
+    if (rule === 'exact') {
+      acceptExact(tree, logitsOf, sampler, history, state.length, random, acceptance);
+    } else {
+      acceptApple(tree, beams, logitsOf, temperature, drafter.config.topK, drafter.config.log0, random,
+        appleScratch!, acceptance);
+      for (let k = 0; k < acceptance.count; k++) history[state.length + k] = acceptance.tokens[k];
+    }
+    const count = acceptance.count;
+    state.length += count;
+    for (let k = 0; k < count; k++) {
+      keep[k] = S + acceptance.path[k];
+      out[k] = acceptance.tokens[k];
+      committedLogitRows[k] = firstLogits + acceptance.path[k];
+    }
+    cache.keepSlots(S, keep, count);
+    publishCommitted(state);
+    setContext(firstRow + acceptance.path[count - 1]);
+    for (let k = 0; k < count - 1; k++) stats.acceptedAtDepth[k]++;
+    if (options.onStep) {
+      options.onStep({
+        position: S, g0: beams.beams[0],
+        beams: Array.from({ length: width }, (_, w) => Array.from(beams.beams.subarray(w * length, (w + 1) * length))),
+        scores: Array.from(beams.scores.subarray(0, width)),
+        nodes: Array.from({ length: P }, (_, p) => ({ token: tree.tokens[p], depth: tree.depths[p],
+          parent: tree.parents[p] })),
+        acceptedPath: Array.from(acceptance.path.subarray(0, count)),
+        committed: Array.from(acceptance.tokens.subarray(0, count)),
+      });
+    }
+    const acceptSeconds = (performance.now() - started) / 1000;
+    stats.draftSeconds += draftSeconds;
+    stats.verifySeconds += batch.forwardSeconds;
+    stats.bookkeepingSeconds += acceptSeconds;
+    countShape(width, length);
+    if (policy) {
+      stepShape.beams = width;
+      stepShape.beamLength = length;
+      policy.observeTree(stepShape, P, count - 1, draftSeconds, batch.forwardSeconds, acceptSeconds, batch.count);
+    }
+    return count;
+  }
+
   return {
     maxTokensPerStep: L,
+    committedLogitRows,
     stats,
     get position() {
       return cache.length;
     },
-    prefill(promptIds) {
-      const row = prefillPrompt(state, promptIds, prefillScratch);
-      setContext(row);
-      const token = sampler.pick(model.logitsRow(0), history, state.length, random.nextUniform());
-      history[state.length++] = token;
-      return token;
+    get reusedPromptTokens() {
+      return prefill.reused;
     },
-    step(out) {
-      const S = cache.length;
-      const room = Math.min(L, contextLength - S);
-      let width = W;
-      let length = room;
+    get prefilling() {
+      return prefill.active;
+    },
+    start(promptIds) {
+      prefill.start(promptIds);
+    },
+    plan(batch, budget, otherRows, otherTokens) {
+      if (prefill.active) {
+        stepKind = 'plain';
+        return prefill.plan(batch, budget);
+      }
+      otherRowsThisStep = otherRows;
+      const room = Math.min(L, contextLength - cache.length);
+      width = W;
+      length = room;
       if (policy) {
-        const shape = policy.choose(room);
-        if (shape === null) return singleTokenStep(out);
+        const shape = policy.choose(room, otherRowsThisStep, otherTokens);
+        if (shape === null) return planPlain(batch);
         width = shape.beams;
         length = shape.beamLength;
       }
-      if (length < 2) return singleTokenStep(out);
-      const started = performance.now();
-
-      // Draft and pack.
-      const drafts = search.search(context, 0, history[state.length - 1], width, length);
-      buildTree(drafts.beams, width, length, tree);
-      const P = tree.size;
-      for (let p = 0; p < P; p++) {
-        tokens[p] = tree.tokens[p];
-        positions[p] = S + tree.depths[p];
-        prefixLengths[p] = S;
-        extraStarts[p] = tree.ancestorStarts[p];
+      if (length < 2) return planPlain(batch);
+      return planTree(batch);
+    },
+    complete(batch, out) {
+      if (prefill.active) {
+        const last = prefill.complete(batch);
+        if (last < 0) return 0;
+        setContext(last);
+        committedLogitRows[0] = batch.logitIndex[last];
+        const token = sampler.pick(model.logitsRow(committedLogitRows[0]), history, state.length,
+          random.nextUniform());
+        history[state.length++] = token;
+        out[0] = token;
+        return 1;
       }
-      extraStarts[P] = tree.ancestorStarts[P];
-      for (let j = 0; j < tree.ancestorStarts[P]; j++) extraSlots[j] = S + tree.ancestors[j];
-      const drafted = performance.now();
-
-      // Verify: one forward over the packed tree, each node attending the cache and its ancestors.
-      model.forward(cache, { count: P, tokens, positions, writeSlot: S, prefixLengths, extraStarts, extraSlots,
-        logits: 'all' });
-      const verified = performance.now();
-
-      // Accept, keep the committed KV entries, draft next from the last committed node.
-      if (rule === 'exact') {
-        acceptExact(tree, logitsOf, sampler, history, state.length, random, acceptance);
-      } else {
-        acceptApple(tree, drafts, logitsOf, temperature, drafter.config.topK, drafter.config.log0, random,
-          appleScratch!, acceptance);
-        for (let k = 0; k < acceptance.count; k++) history[state.length + k] = acceptance.tokens[k];
-      }
-      const count = acceptance.count;
-      state.length += count;
-      for (let k = 0; k < count; k++) {
-        keep[k] = S + acceptance.path[k];
-        out[k] = acceptance.tokens[k];
-      }
-      cache.keepSlots(S, keep, count);
-      setContext(acceptance.path[count - 1]);
-      for (let k = 0; k < count - 1; k++) stats.acceptedAtDepth[k]++;
-      if (options.onStep) {
-        options.onStep({
-          position: S, g0: drafts.beams[0],
-          beams: Array.from({ length: width }, (_, w) => Array.from(drafts.beams.subarray(w * length, (w + 1) * length))),
-          scores: Array.from(drafts.scores.subarray(0, width)),
-          nodes: Array.from({ length: P }, (_, p) => ({ token: tree.tokens[p], depth: tree.depths[p],
-            parent: tree.parents[p] })),
-          acceptedPath: Array.from(acceptance.path.subarray(0, count)),
-          committed: Array.from(acceptance.tokens.subarray(0, count)),
-        });
-      }
-      const finished = performance.now();
-      const draftSeconds = (drafted - started) / 1000;
-      const verifySeconds = (verified - drafted) / 1000;
-      const acceptSeconds = (finished - verified) / 1000;
-      stats.draftSeconds += draftSeconds;
-      stats.verifySeconds += verifySeconds;
-      stats.bookkeepingSeconds += acceptSeconds;
-      countShape(width, length);
-      if (policy) {
-        stepShape.beams = width;
-        stepShape.beamLength = length;
-        policy.observeTree(stepShape, P, count - 1, draftSeconds, verifySeconds, acceptSeconds);
-      }
-      return count;
+      return stepKind === 'tree' ? completeTree(batch, out) : completePlain(batch, out);
     },
     dispose() {
       policy?.finish();
-      cache.free();
+      if (state.ownsCache) cache.free();
     },
   };
 }

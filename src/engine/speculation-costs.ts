@@ -34,10 +34,14 @@ export interface SpeculationCosts {
   readonly draft: Float64Array;
   readonly accept: Float64Array;
   readonly nodes: Float64Array;
-  /** verify at a fractional node count (linear between the two integers around it). */
+  /**
+   * verify at a fractional node count: 0 at 0, linear between the two integers around it, and beyond
+   * CONTROLLER_MAX_NODES (batches of several sequences) along the slope of the table's upper half.
+   */
   verifyAt(nodes: number): number;
+  /** A tree step: its shape's costs, and the forward's time as the cost of its `forwardRows` rows. */
   observeTree(wi: number, L: number, nodes: number, draftSeconds: number, verifySeconds: number,
-    acceptSeconds: number): void;
+    acceptSeconds: number, forwardRows: number): void;
   observePlain(seconds: number): void;
   /** Plain numbers, for the tuning file. */
   toJSON(): SpeculationCostsJson;
@@ -76,17 +80,26 @@ export function createSpeculationCosts(json: SpeculationCostsJson): SpeculationC
     verify, draft, accept, nodes,
     plain: json.plain,
     verifyAt(n) {
+      if (!(n > 0)) return 0;
+      if (n < 1) return n * verify[1];
+      if (n > CONTROLLER_MAX_NODES) {
+        const half = Math.ceil(CONTROLLER_MAX_NODES / 2);
+        const slope = Math.max(0, (verify[CONTROLLER_MAX_NODES] - verify[half]) / (CONTROLLER_MAX_NODES - half));
+        return verify[CONTROLLER_MAX_NODES] + (n - CONTROLLER_MAX_NODES) * slope;
+      }
       const lo = Math.max(1, Math.min(CONTROLLER_MAX_NODES, Math.floor(n)));
       const hi = Math.min(CONTROLLER_MAX_NODES, lo + 1);
       const t = Math.min(1, Math.max(0, n - lo));
       return verify[lo] + t * (verify[hi] - verify[lo]);
     },
-    observeTree(wi, L, n, draftSeconds, verifySeconds, acceptSeconds) {
+    observeTree(wi, L, n, draftSeconds, verifySeconds, acceptSeconds, forwardRows) {
       const s = shapeIndex(wi, L);
       draft[s] = averaged(draft[s], draftSeconds);
       accept[s] = averaged(accept[s], acceptSeconds);
       nodes[s] += AVERAGING * (n - nodes[s]);
-      if (n >= 1 && n <= CONTROLLER_MAX_NODES) verify[n] = averaged(verify[n], verifySeconds);
+      if (forwardRows >= 1 && forwardRows <= CONTROLLER_MAX_NODES) {
+        verify[forwardRows] = averaged(verify[forwardRows], verifySeconds);
+      }
     },
     observePlain(seconds) {
       costs.plain = averaged(costs.plain, seconds);

@@ -1,9 +1,9 @@
 // The kernel layer's surface: createKernels() loads the AssemblyScript module on a fresh shared memory, starts the
 // worker pool and returns the Kernels of types.ts. Each method either runs on the calling thread alone (small work,
 // or threads = 1) or publishes the call to the pool; the split never changes a result's bits (invariant 1).
-import { readFile } from 'node:fs/promises';
 import { CONTROL, CONTROL_OFFSET, HALF_TABLE_OFFSET, HEAP_BASE, KERNEL, wasmImports, type KernelExports } from './dispatch.js';
 import { createHeap } from './heap.js';
+import { host } from './host.js';
 import { createPool, type Pool } from './pool.js';
 import { chooseSimd } from './simd.js';
 import type { KernelOptions, Kernels, Ptr, RopeLayout, SimdBuild } from './types.js';
@@ -34,10 +34,10 @@ function compileModule(build: SimdBuild, file?: string): Promise<WebAssembly.Mod
   const key = file ?? build;
   let module = compiled.get(key);
   if (module === undefined) {
-    const url = file !== undefined ? new URL(file, `file://${process.cwd()}/`) : new URL(`./${WASM_FILES[build]}`, import.meta.url);
-    module = readFile(url).then((bytes) => WebAssembly.compile(bytes), (cause: unknown) => {
+    const url = file !== undefined ? host.resolveModuleFile(file) : new URL(`./${WASM_FILES[build]}`, import.meta.url);
+    module = host.readKernelModule(url).then((bytes) => WebAssembly.compile(bytes), (cause: unknown) => {
       compiled.delete(key);
-      throw new Error(`createKernels: cannot read ${url.pathname} (build it with node scripts/build-kernels.mjs)`, { cause });
+      throw new Error(`createKernels: cannot read ${url.protocol === 'file:' ? url.pathname : url.href} (build it with node scripts/build-kernels.mjs)`, { cause });
     });
     compiled.set(key, module);
   }

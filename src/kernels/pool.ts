@@ -1,20 +1,15 @@
-// The worker pool: threads - 1 worker_threads, each with its own instance of the kernels module on the shared
-// memory. A call is published through the control block (dispatch.ts): the caller writes the kernel id and
+// The worker pool: threads - 1 workers (worker_threads under Node, Web Workers in browsers: host-types.ts), each
+// with its own instance of the kernels module on the shared memory. A call is published through the control block (dispatch.ts): the caller writes the kernel id and
 // arguments, bumps the generation, computes share 0, then computes every share no worker has claimed yet, and spins
 // until the shares workers claimed are done. Workers spin on the generation for `spinMs` before sleeping in
 // Atomics.wait, because a forward pass makes hundreds of calls back to back and a wait/notify round trip costs
 // ~50 us against ~0.2 us for a spin check (architecture.md, invariant 6). The caller notifies only when the shared
 // sleeping count says a worker may be asleep.
-import { Worker } from 'node:worker_threads';
 import { claimShare, CONTROL, CONTROL_OFFSET, KERNEL_NAMES, readShareError, runShare, type KernelExports } from './dispatch.js';
+import { host } from './host.js';
+import type { KernelWorker, WorkerInit } from './host-types.js';
 
-export interface WorkerInit {
-  module: WebAssembly.Module;
-  memory: WebAssembly.Memory;
-  threadIndex: number;
-  threadCount: number;
-  spinMs: number;
-}
+export type { WorkerInit } from './host-types.js';
 
 export interface Pool {
   /** Computing threads, the caller included. */
@@ -28,64 +23,28 @@ export interface Pool {
   close(): Promise<void>;
 }
 
-/**
- * Starts a worker with the process's flags, less those a worker refuses: --input-type (not for a worker's file entry),
- * and V8 or per-process flags such as --no-concurrent-recompilation or --max-old-space-size, which already apply to
- * every thread of the process. Node keeps no list of the refused ones: the constructor throws
- * ERR_WORKER_INVALID_EXEC_ARGV naming them, before any thread starts, so they are dropped and the worker retried.
- * Returns the worker and the flags that worked, for the next one.
- */
-function startWorker(workerData: WorkerInit, execArgv: string[]): { worker: Worker; execArgv: string[] } {
-  let args = execArgv;
-  for (;;) {
-    try {
-      return { worker: new Worker(new URL('./worker.js', import.meta.url), { workerData, execArgv: args }), execArgv: args };
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'ERR_WORKER_INVALID_EXEC_ARGV' || args.length === 0 || !(error instanceof Error)) throw error;
-      const refused = new Set(error.message.slice(error.message.indexOf(':') + 1).split(',').map((flag) => flag.trim()));
-      const kept = args.filter((arg) => !refused.has(arg) && !refused.has(arg.split('=')[0]));
-      args = kept.length < args.length ? kept : [];
-    }
-  }
-}
-
 export async function createPool(module: WebAssembly.Module, memory: WebAssembly.Memory, exports: KernelExports,
   threads: number, spinMs: number): Promise<Pool> {
   const ctrl = new Int32Array(memory.buffer, CONTROL_OFFSET, CONTROL.ints);
   const ctrlF = new Float32Array(memory.buffer, CONTROL_OFFSET, CONTROL.ints);
   ctrl.fill(0);
   const workerCount = threads - 1;
-  const workers: Worker[] = [];
+  const workers: KernelWorker[] = [];
   let closed = false;
 
-  let execArgv = process.execArgv.filter((arg, i, all) => !arg.startsWith('--input-type') && all[i - 1] !== '--input-type');
-  const started: Promise<void>[] = [];
-  for (let t = 1; t < threads; t++) {
-    const workerData: WorkerInit = { module, memory, threadIndex: t, threadCount: threads, spinMs };
-    const spawned = startWorker(workerData, execArgv);
-    const worker = spawned.worker;
-    execArgv = spawned.execArgv;
-    workers.push(worker);
-    started.push(new Promise<void>((resolve, reject) => {
-      worker.once('error', reject);
-      worker.once('message', () => {
-        worker.off('error', reject);
-        resolve();
-      });
-    }));
-  }
   try {
-    await Promise.all(started);
+    for (let t = 1; t < threads; t++) {
+      const init: WorkerInit = { module, memory, threadIndex: t, threadCount: threads, spinMs };
+      workers.push(host.startKernelWorker(init));
+    }
+    await Promise.all(workers.map((w) => w.ready));
   } catch (cause) {
     await Promise.all(workers.map((w) => w.terminate()));
-    throw new Error('createKernels: a worker thread failed to start', { cause });
+    throw new Error(`createKernels: a worker thread failed to start (${host.name})`, { cause });
   }
-  const exited = workers.map((w) => new Promise<void>((resolve) => {
-    w.once('exit', () => resolve());
-  }));
-  // A pool the owner forgot to close must not keep the process alive (close() refs the workers while it waits).
-  for (const w of workers) w.unref();
+  const exited = workers.map((w) => w.exited);
+  // A pool the owner forgot to close must not keep the process alive (close() holds the workers while it waits).
+  for (const w of workers) w.keepAlive(false);
 
   // What the counters of the completion line will read once the current call is done.
   let doneTarget = 0;
@@ -144,7 +103,7 @@ export async function createPool(module: WebAssembly.Module, memory: WebAssembly
     Atomics.store(ctrl, CONTROL.shutdown, 1);
     Atomics.add(ctrl, CONTROL.generation, 1);
     Atomics.notify(ctrl, CONTROL.generation);
-    for (const w of workers) w.ref();
+    for (const w of workers) w.keepAlive(true);
     await Promise.all(exited);
   }
 

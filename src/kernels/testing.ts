@@ -83,7 +83,7 @@ export function attentionCase(k: Kernels, rand: () => number, keyLists: Readonly
     const extraSlots = Int32Array.from(extra);
     const pe = put(k.heap, extraSlots);
     ptrs.push(pe);
-    records.set([pk, pv, prefixLength, pe, extraSlots.length], t * QUERY_RECORD_INTS);
+    records.set([pk, pv, prefixLength, pe, extraSlots.length, 0], t * QUERY_RECORD_INTS);
     return { k: kc, v: vc, prefixLength, extraSlots };
   });
   return { q: randomFloats(rand, keyLists.length * nHeads * headDim), queries, records, ptrs };

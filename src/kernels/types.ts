@@ -40,11 +40,13 @@ export type RopeLayout = 'pairs' | 'halves';
 /**
  * Describes, for each query row of an attention call, where its keys and values are and which slots it attends, in
  * order: first slots 0 .. prefixLength-1 of its cache, then `extraCount` slots listed at `extraSlots` (i32).
- * One record per query, 5 int32 each, in this order:
- *   [kPtr, vPtr, prefixLength, extraSlotsPtr, extraCount]
- * kPtr / vPtr point at slot 0 of this layer's K / V block: [slots, nKvHeads * headDim] f32.
+ * One record per query, 6 int32 each, in this order:
+ *   [kPtr, vPtr, prefixLength, extraSlotsPtr, extraCount, prefixTablePtr]
+ * kPtr / vPtr point at slot 0 of this layer's K / V block: [slots, nKvHeads * headDim] f32. prefixTablePtr 0 means
+ * prefix key j is slot j; otherwise it points at prefixLength i32 slot numbers (a paged cache's slot table) and prefix
+ * key j is slot table[j]. Extra slots are always slot numbers of the block.
  */
-export const QUERY_RECORD_INTS = 5;
+export const QUERY_RECORD_INTS = 6;
 
 export interface Kernels {
   readonly heap: Heap;

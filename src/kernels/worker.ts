@@ -1,50 +1,9 @@
-// Worker thread entry (pool.ts): instantiates the kernels module on the shared memory, then serves calls published
-// in the control block until shutdown. The loop blocks this thread's event loop on purpose: the worker does nothing
-// else, and returning from the loop lets the thread exit.
+// Worker thread entry under Node (pool.ts via host.ts): serves pool calls on the shared memory until shutdown
+// (worker-loop.ts).
 import { parentPort, workerData } from 'node:worker_threads';
-import { claimShare, CONTROL, CONTROL_OFFSET, runShare, wasmImports, writeShareError, type KernelExports } from './dispatch.js';
-import type { WorkerInit } from './pool.js';
+import type { WorkerInit } from './host-types.js';
+import { serveKernelCalls } from './worker-loop.js';
 
-const init = workerData as WorkerInit;
-const instance = new WebAssembly.Instance(init.module, wasmImports(init.memory));
-const exports = instance.exports as unknown as KernelExports;
-const ctrl = new Int32Array(init.memory.buffer, CONTROL_OFFSET, CONTROL.ints);
-const ctrlF = new Float32Array(init.memory.buffer, CONTROL_OFFSET, CONTROL.ints);
 const port = parentPort;
 if (port === null) throw new Error('worker.js must run as a worker thread');
-
-/** Returns the next generation: spins for spinMs, then sleeps until the caller publishes a call. */
-function awaitGeneration(seen: number): number {
-  const deadline = performance.now() + init.spinMs;
-  let spins = 0;
-  for (;;) {
-    const generation = Atomics.load(ctrl, CONTROL.generation);
-    if (generation !== seen) return generation;
-    if ((++spins & 63) === 0 && performance.now() > deadline) break;
-  }
-  Atomics.add(ctrl, CONTROL.sleeping, 1);
-  let generation = Atomics.load(ctrl, CONTROL.generation);
-  while (generation === seen) {
-    Atomics.wait(ctrl, CONTROL.generation, seen);
-    generation = Atomics.load(ctrl, CONTROL.generation);
-  }
-  Atomics.sub(ctrl, CONTROL.sleeping, 1);
-  return generation;
-}
-
-let seen = Atomics.load(ctrl, CONTROL.generation);
-port.postMessage('ready');
-for (;;) {
-  seen = awaitGeneration(seen);
-  if (Atomics.load(ctrl, CONTROL.shutdown) !== 0) break;
-  // The caller computes our share itself if it gets there first (pool.ts); then there is nothing to do.
-  if (!claimShare(ctrl, init.threadIndex, seen)) continue;
-  try {
-    runShare(exports, ctrl[CONTROL.kernel], ctrl, ctrlF, init.threadIndex, init.threadCount);
-  } catch (error) {
-    writeShareError(init.memory, init.threadIndex, seen, error instanceof Error ? error.message : String(error));
-    Atomics.add(ctrl, CONTROL.failed, 1);
-  }
-  Atomics.add(ctrl, CONTROL.workerShares, 1);
-  Atomics.add(ctrl, CONTROL.done, 1);
-}
+serveKernelCalls(workerData as WorkerInit, () => port.postMessage('ready'));

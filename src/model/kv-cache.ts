@@ -1,6 +1,8 @@
-// Per-sequence key/value cache (spec §5). One heap block per sequence: for every layer a K and a V region of
-// [capacity, kvDim] f32. Keys are stored after RoPE, so an entry can move to another slot without recomputation as long
-// as it was computed at its true position — which is what `keepSlots` relies on after tree verification.
+// Per-sequence key/value cache (spec §5). Keys are stored after RoPE, so an entry can move to another slot without
+// recomputation as long as it was computed at its true position — which is what `keepSlots` relies on after tree
+// verification. Two implementations: this file's contiguous cache (one heap block per sequence: for every layer a K
+// and a V region of [capacity, kvDim] f32, slot s at row s), and the block-paged caches of kv-pool.ts (rows of a pool
+// shared by many sequences, found through a slot table), which the batch scheduler uses.
 
 import type { Heap, Ptr } from '../kernels/types.js';
 
@@ -9,10 +11,21 @@ export interface KvCache {
   readonly capacity: number;
   /** Slots 0 .. length-1 hold committed tokens. */
   length: number;
-  /** Slot 0 of layer l's K region. */
+  /** Row 0 of layer l's K region (slot s is at row physical(s)). */
   keys(layer: number): Ptr;
-  /** Slot 0 of layer l's V region. */
+  /** Row 0 of layer l's V region. */
   values(layer: number): Ptr;
+  /**
+   * 0 when slot s is row s (contiguous); else the heap address of an i32 table, table[s] = physical(s), valid for the
+   * slots below `backed` (what the attention kernel reads for a query's prefix, kernels/types.ts QUERY_RECORD_INTS).
+   */
+  readonly slotTable: Ptr;
+  /** The region row of slot s. */
+  physical(slot: number): number;
+  /** Slots 0 .. backed − 1 have rows (always `capacity` for a contiguous cache). */
+  readonly backed: number;
+  /** Gives rows to slots 0 .. slots − 1 (a paged cache takes blocks from its pool); throws if it cannot. */
+  ensure(slots: number): void;
   /**
    * Compacts after verification: for j < count, moves slot `slots[j]` to slot `start + j`, then sets
    * length = start + count. Requires slots[j] ≥ start + j and strictly increasing slots (true for an accepted tree
@@ -34,6 +47,12 @@ export function createKvCache(heap: Heap, nLayers: number, kvDim: number, capaci
     length: 0,
     keys: (layer) => base + layer * 2 * regionFloats * 4,
     values: (layer) => base + (layer * 2 + 1) * regionFloats * 4,
+    slotTable: 0,
+    physical: (slot) => slot,
+    backed: capacity,
+    ensure(slots) {
+      if (slots > capacity) throw new RangeError(`KvCache: ${slots} slots exceed the capacity ${capacity}`);
+    },
     keepSlots(start, slots, count) {
       if (start + count > capacity) {
         throw new RangeError(`KvCache.keepSlots: ${start + count} slots exceed the capacity ${capacity}`);

@@ -50,8 +50,24 @@ export interface ForwardBatch {
   /** count + 1 offsets into extraSlots; omit both for plain causal batches. */
   extraStarts?: Int32Array;
   extraSlots?: Int32Array;
-  /** Which rows need logits: every row, only the last, or none (prefill chunks that are not last). */
-  logits: 'all' | 'last' | 'none';
+  /**
+   * Which rows need logits: every row, only the last, none (prefill chunks that are not last), or the first
+   * `logitRowCount` rows listed in `logitRows` (output row j holds row logitRows[j]'s logits).
+   */
+  logits: 'all' | 'last' | 'none' | 'rows';
+  logitRows?: Int32Array;
+  logitRowCount?: number;
+}
+
+/**
+ * A forward over rows of several sequences (the batch scheduler's step): row i belongs to caches[cacheOf[i]], writes
+ * its K/V at that cache's slot writeSlots[i], and its prefix and extra slots are slots of that cache. Each row's
+ * results are bit-identical to the same row in a forward of its sequence alone (invariant 1).
+ */
+export interface SequenceBatch extends Omit<ForwardBatch, 'writeSlot'> {
+  caches: readonly KvCache[];
+  cacheOf: Int32Array;
+  writeSlots: Int32Array;
 }
 
 /** Views over the model's output buffers; valid until the next forward. Row r starts at r·vocabSize / r·dim. */
@@ -79,6 +95,8 @@ export interface Model {
   /** Row r of the latest logits as a vocabSize-long view (cached: no allocation in the decode loop). */
   logitsRow(row: number): Float32Array;
   forward(cache: KvCache, batch: ForwardBatch): ForwardOutput;
+  /** A forward over rows of several sequences' caches (paged or contiguous). */
+  forwardSequences(batch: SequenceBatch): ForwardOutput;
   /** Releases the weights' memory. */
   dispose(): void;
 }
@@ -292,15 +310,56 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
     }
   }
 
+  // Keys and values of the batch's rows before they go to their caches (rows of several sequences, or a paged cache).
+  let kvScratch = 0, kvScratchRows = 0;
+  const ensureKvScratch = (needed: number): void => {
+    if (needed <= kvScratchRows) return;
+    if (kvScratch) heap.free(kvScratch);
+    kvScratchRows = Math.max(needed, 16);
+    kvScratch = heap.alloc(2 * kvScratchRows * kvDim * 4);
+  };
+
   function forward(cache: KvCache, batch: ForwardBatch): ForwardOutput {
+    checkBatch(batch, (_i) => cache, (i) => batch.writeSlot + i);
+    return run(batch, cache, batch.writeSlot, null, null, null);
+  }
+
+  function forwardSequences(batch: SequenceBatch): ForwardOutput {
+    const { caches, cacheOf, writeSlots } = batch;
+    for (let i = 0; i < batch.count; i++) {
+      if (!(cacheOf[i] >= 0 && cacheOf[i] < caches.length)) {
+        throw new RangeError(`forward: row ${i} names cache ${cacheOf[i]}, expected 0..${caches.length - 1}`);
+      }
+    }
+    checkBatch(batch, (i) => caches[cacheOf[i]], (i) => writeSlots[i]);
+    // One contiguous cache written at consecutive slots (a sequence alone): the single-cache path.
+    let consecutive = caches.length === 1;
+    for (let i = 1; consecutive && i < batch.count; i++) consecutive = writeSlots[i] === writeSlots[0] + i;
+    if (consecutive) return run(batch, caches[0], writeSlots[0], null, null, null);
+    return run(batch, null, 0, caches, cacheOf, writeSlots);
+  }
+
+  /**
+   * The forward proper. `single`: every row in one cache at slots writeSlot + i; else row i in caches[cacheOf[i]] at
+   * slot writeSlots[i]. A contiguous single cache receives k and v straight from the projections; otherwise they go
+   * through scratch rows and are copied to their slots (same bits: a copy).
+   */
+  function run(batch: Omit<ForwardBatch, 'writeSlot'>, single: KvCache | null, writeSlot: number,
+    caches: readonly KvCache[] | null, cacheOf: Int32Array | null, writeSlots: Int32Array | null): ForwardOutput {
     const n = batch.count;
-    checkBatch(cache, batch);
     ensureRows(n);
     const extraCount = batch.extraStarts ? batch.extraStarts[n] : 0;
     ensureExtras(extraCount);
+    if (memory.length * 4 !== heap.memory.buffer.byteLength) memory = heap.f32(0, heap.memory.buffer.byteLength / 4);
     const k = kernels;
+    const cacheOfRow = (i: number): KvCache => single ?? caches![cacheOf![i]];
+    const direct = single !== null && single.slotTable === 0;
+    if (!direct) ensureKvScratch(n);
+    const keyScratch = kvScratch;
+    const valueScratch = kvScratch + n * kvDim * 4;
 
-    // Token embeddings into the residual stream; positions and attention records into the heap.
+    // Token embeddings into the residual stream; positions and attention records into the heap. Extra slots are
+    // given as the cache's slots and passed to the kernel as rows of its region.
     let maxKeys = 0;
     for (let i = 0; i < n; i++) {
       const token = batch.tokens[i];
@@ -310,29 +369,46 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
       const first = batch.extraStarts ? batch.extraStarts[i] : 0;
       const count = batch.extraStarts ? batch.extraStarts[i + 1] - first : 0;
       const r = i * QUERY_RECORD_INTS;
+      const rowCache = cacheOfRow(i);
       recordsView[r + 2] = batch.prefixLengths[i];
       recordsView[r + 3] = extras + first * 4;
       recordsView[r + 4] = count;
+      recordsView[r + 5] = rowCache.slotTable;
       maxKeys = Math.max(maxKeys, batch.prefixLengths[i] + count);
+      const extraSlots = batch.extraSlots;
+      if (extraSlots) {
+        if (rowCache.slotTable === 0) for (let j = first; j < first + count; j++) extrasView[j] = extraSlots[j];
+        else for (let j = first; j < first + count; j++) extrasView[j] = rowCache.physical(extraSlots[j]);
+      }
     }
-    const extraSlots = batch.extraSlots;
-    if (extraSlots) for (let j = 0; j < extraCount; j++) extrasView[j] = extraSlots[j];
 
     for (let l = 0; l < nLayers; l++) {
       const w = weights.layers[l];
-      const keys = cache.keys(l) + batch.writeSlot * kvDim * 4;
-      const values = cache.values(l) + batch.writeSlot * kvDim * 4;
+      const keys = direct ? single.keys(l) + writeSlot * kvDim * 4 : keyScratch;
+      const values = direct ? single.values(l) + writeSlot * kvDim * 4 : valueScratch;
 
-      // Attention: q, k, v projections (k and v straight into the cache slots), RoPE, attention, output projection.
+      // Attention: q, k, v projections (k and v straight into a contiguous cache's slots), RoPE, attention, output
+      // projection.
       k.rmsnorm(xb, x, w.attnNorm, n, dim, config.normEps);
       project(q, xb, w.wq, n, dim, qDim, w.bq);
       project(keys, xb, w.wk, n, dim, kvDim, w.bk);
       project(values, xb, w.wv, n, dim, kvDim, w.bv);
       k.rope(q, n, nHeads, headDim, positions, ropeTable, config.ropeLayout);
       k.rope(keys, n, nKvHeads, headDim, positions, ropeTable, config.ropeLayout);
+      if (!direct) {
+        for (let i = 0; i < n; i++) {
+          const rowCache = cacheOfRow(i);
+          const row = rowCache.physical(single ? writeSlot + i : writeSlots![i]);
+          const keyTo = rowCache.keys(l) / 4 + row * kvDim;
+          const valueTo = rowCache.values(l) / 4 + row * kvDim;
+          memory.copyWithin(keyTo, keyScratch / 4 + i * kvDim, keyScratch / 4 + (i + 1) * kvDim);
+          memory.copyWithin(valueTo, valueScratch / 4 + i * kvDim, valueScratch / 4 + (i + 1) * kvDim);
+        }
+      }
       for (let i = 0; i < n; i++) {
-        recordsView[i * QUERY_RECORD_INTS] = cache.keys(l);
-        recordsView[i * QUERY_RECORD_INTS + 1] = cache.values(l);
+        const rowCache = cacheOfRow(i);
+        recordsView[i * QUERY_RECORD_INTS] = rowCache.keys(l);
+        recordsView[i * QUERY_RECORD_INTS + 1] = rowCache.values(l);
       }
       k.attention(att, q, records, n, nHeads, nKvHeads, headDim, scale, maxKeys);
       project(xb, att, w.wo, n, qDim, dim);
@@ -347,24 +423,35 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
       k.add(x, x, xb, n * dim);
     }
 
-    // Final norm (the drafter's h) and classifier.
+    // Final norm (the drafter's h) and classifier: rows are independent, so the rows that need logits are gathered
+    // and multiplied alone (the same bits as in a full multiply, invariant 1).
     k.rmsnorm(hidden, x, weights.norm, n, dim, config.normEps);
     if (batch.logits === 'all') {
       project(logits, hidden, weights.classifier, n, dim, vocabSize);
     } else if (batch.logits === 'last') {
       project(logits, hidden + (n - 1) * dim * 4, weights.classifier, 1, dim, vocabSize);
+    } else if (batch.logits === 'rows') {
+      const count = batch.logitRowCount ?? 0;
+      for (let j = 0; j < count; j++) {
+        const row = batch.logitRows![j];
+        memory.copyWithin(xb / 4 + j * dim, hidden / 4 + row * dim, hidden / 4 + (row + 1) * dim);
+      }
+      if (count > 0) project(logits, xb, weights.classifier, count, dim, vocabSize);
     }
     return output;
   }
 
-  function checkBatch(cache: KvCache, batch: ForwardBatch): void {
+  function checkBatch(batch: Omit<ForwardBatch, 'writeSlot'>, cacheOfRow: (i: number) => KvCache,
+    slotOfRow: (i: number) => number): void {
     const n = batch.count;
     if (!Number.isInteger(n) || n <= 0) throw new RangeError(`forward: count must be a positive integer, got ${n}`);
-    if (batch.writeSlot < 0 || batch.writeSlot + n > cache.capacity) {
-      throw new RangeError(`forward: slots ${batch.writeSlot}..${batch.writeSlot + n - 1} exceed the cache capacity ` +
-        `${cache.capacity}`);
-    }
     for (let i = 0; i < n; i++) {
+      const cache = cacheOfRow(i);
+      const slot = slotOfRow(i);
+      if (!(slot >= 0 && slot < cache.backed)) {
+        throw new RangeError(`forward: row ${i} writes slot ${slot}, outside the cache's ${cache.backed} slots ` +
+          `(capacity ${cache.capacity})`);
+      }
       const token = batch.tokens[i];
       if (!(token >= 0 && token < vocabSize)) {
         throw new RangeError(`forward: token ${i} is ${token}, expected an id in 0..${vocabSize - 1}`);
@@ -373,8 +460,9 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
       if (!(position >= 0 && position < contextLength)) {
         throw new RangeError(`forward: position ${position} of token ${i} is outside the context (0..${contextLength - 1})`);
       }
-      if (batch.prefixLengths[i] < 0 || batch.prefixLengths[i] > cache.capacity) {
-        throw new RangeError(`forward: prefix length ${batch.prefixLengths[i]} of token ${i} exceeds the cache capacity`);
+      if (!(batch.prefixLengths[i] >= 0 && batch.prefixLengths[i] <= cache.backed)) {
+        throw new RangeError(`forward: prefix length ${batch.prefixLengths[i]} of token ${i} exceeds the cache's ` +
+          `${cache.backed} slots`);
       }
     }
     if (batch.extraStarts && batch.extraSlots) {
@@ -383,10 +471,24 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
         throw new RangeError(`forward: extraStarts must run from 0 to at most extraSlots.length (${batch.extraSlots.length}), ` +
           `got ${batch.extraStarts[0]}..${total}`);
       }
-      for (let j = 0; j < total; j++) {
-        const slot = batch.extraSlots[j];
-        if (!(slot >= 0 && slot < cache.capacity)) {
-          throw new RangeError(`forward: extra slot ${slot} (entry ${j}) is outside the cache (0..${cache.capacity - 1})`);
+      for (let i = 0; i < n; i++) {
+        const backed = cacheOfRow(i).backed;
+        for (let j = batch.extraStarts[i]; j < batch.extraStarts[i + 1]; j++) {
+          const slot = batch.extraSlots[j];
+          if (!(slot >= 0 && slot < backed)) {
+            throw new RangeError(`forward: extra slot ${slot} (entry ${j}) is outside the cache (0..${backed - 1})`);
+          }
+        }
+      }
+    }
+    if (batch.logits === 'rows') {
+      const count = batch.logitRowCount ?? 0;
+      if (!batch.logitRows || !(Number.isInteger(count) && count >= 0 && count <= batch.logitRows.length)) {
+        throw new RangeError(`forward: logits "rows" needs logitRows and a logitRowCount within it, got ${count}`);
+      }
+      for (let j = 0; j < count; j++) {
+        if (!(batch.logitRows[j] >= 0 && batch.logitRows[j] < n)) {
+          throw new RangeError(`forward: logit row ${batch.logitRows[j]} (entry ${j}) is outside the batch (0..${n - 1})`);
         }
       }
     }
@@ -410,9 +512,11 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
       return view;
     },
     forward,
+    forwardSequences,
     dispose() {
       for (const ptr of [...owned, ...scratch]) heap.free(ptr);
       if (extras) heap.free(extras);
+      if (kvScratch) heap.free(kvScratch);
       owned.length = 0;
       scratch.length = 0;
     },

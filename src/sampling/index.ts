@@ -9,3 +9,4 @@ export {
   validateSamplingOptions,
 } from './sampler.js';
 export type { ResolvedSamplingOptions, Sampler, SamplingOptions } from './sampler.js';
+export { tokenLogprobs, type EmittedLogprob, type TokenLogprob } from './logprobs.js';

@@ -11,12 +11,14 @@ export interface ServerMetrics {
   readonly draftTokens: Counter;
   readonly draftTokensAccepted: Counter;
   readonly steps: Counter<'shape'>;
+  readonly draftTokensAcceptedByDepth: Counter<'depth'>;
   readonly timeToFirstToken: Histogram;
   readonly interTokenLatency: Histogram;
   readonly requestDuration: Histogram<'endpoint'>;
   readonly waiting: Gauge;
   readonly running: Gauge;
   readonly kvCacheUsage: Gauge;
+  readonly cacheConfigInfo: Gauge<'block_size' | 'num_gpu_blocks'>;
 }
 
 // Latency buckets from 1 ms to 30 s: stories260K emits a token in well under a millisecond, a 7B model on a laptop
@@ -40,6 +42,10 @@ export function createMetrics(): ServerMetrics {
     steps: new Counter({ name: 'redrafter_decode_steps_total',
       help: 'Decoding steps by shape ("WxL" tree steps, "plain" for plain decoding steps)', labelNames: ['shape'],
       registers }),
+    // vLLM's spec_decode_num_accepted_tokens_per_pos: the acceptance curve a dashboard can draw without the responses.
+    draftTokensAcceptedByDepth: new Counter({ name: 'redrafter_draft_tokens_accepted_by_depth_total',
+      help: 'Tree steps whose accepted path reached draft depth d (d = 1 is the first draft token after the model\'s own)',
+      labelNames: ['depth'], registers }),
     timeToFirstToken: new Histogram({ name: 'redrafter_time_to_first_token_seconds',
       help: 'Seconds from the request reaching the server to its first generated token (queueing included)',
       buckets: LATENCY_BUCKETS, registers }),
@@ -49,10 +55,32 @@ export function createMetrics(): ServerMetrics {
     requestDuration: new Histogram({ name: 'redrafter_request_duration_seconds',
       help: 'Seconds from a generation request reaching the server to its last byte', labelNames: ['endpoint'],
       buckets: LATENCY_BUCKETS, registers }),
-    // The Gateway API Inference Extension's endpoint picker reads these three (vLLM names them vllm:…).
+    // The Gateway API Inference Extension's model-server protocol: the endpoint picker (EPP) reads these three, and the
+    // optional cache_config_info below (vLLM names them vllm:…; deploy/ maps ours). README "Scale-out".
     waiting: new Gauge({ name: 'redrafter:num_requests_waiting', help: 'Requests waiting in the queue', registers }),
     running: new Gauge({ name: 'redrafter:num_requests_running', help: 'Requests being generated', registers }),
     kvCacheUsage: new Gauge({ name: 'redrafter:kv_cache_usage_perc',
       help: 'Fraction (0-1) of the KV cache positions in use by running sequences', registers }),
+    // An info-style gauge as vLLM's vllm:cache_config_info: value 1, the configuration in its labels. The EPP's
+    // prefix-cache scorer reads block_size (tokens per KV block) and num_gpu_blocks (blocks in the pool; the protocol's
+    // name, kept although our blocks are in CPU memory) to size its model of each replica's cache.
+    cacheConfigInfo: new Gauge({ name: 'redrafter:cache_config_info',
+      help: 'KV cache configuration (value 1): block_size tokens per block, num_gpu_blocks blocks in the KV pool',
+      labelNames: ['block_size', 'num_gpu_blocks'], registers }),
   };
+}
+
+/** What `redrafter:cache_config_info` reports: tokens per KV block and the blocks the pool holds. */
+export interface CacheConfig {
+  blockSize: number;
+  blocks: number;
+}
+
+/** Sets the one `redrafter:cache_config_info` series (a previous configuration's series is removed). */
+export function setCacheConfig(metrics: ServerMetrics, config: CacheConfig): void {
+  for (const [name, value] of [['blockSize', config.blockSize], ['blocks', config.blocks]] as const) {
+    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name}: expected an integer >= 1, got ${value}`);
+  }
+  metrics.cacheConfigInfo.reset();
+  metrics.cacheConfigInfo.set({ block_size: String(config.blockSize), num_gpu_blocks: String(config.blocks) }, 1);
 }

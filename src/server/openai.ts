@@ -3,6 +3,7 @@
 
 import type { FinishReason, GenerateOptions, GenerationStats } from '../engine/generate.js';
 import type { LoadedDrafter } from '../engine/load.js';
+import type { EmittedLogprob } from '../sampling/index.js';
 import type { ChatMessage } from '../tokenizer/types.js';
 
 export interface SamplingBody {
@@ -100,11 +101,14 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  prompt_tokens_details: { cached_tokens: number };
 }
 
 export function usageOf(stats: GenerationStats): Usage {
   return { prompt_tokens: stats.promptTokens, completion_tokens: stats.tokens,
-    total_tokens: stats.promptTokens + stats.tokens };
+    total_tokens: stats.promptTokens + stats.tokens,
+    // OpenAI's field for prompt tokens served from the prompt cache: here, KV blocks reused from earlier requests.
+    prompt_tokens_details: { cached_tokens: stats.cachedPromptTokens } };
 }
 
 /** llama-server's per-response figures, plus the speculation ones ReDrafter adds. */
@@ -162,4 +166,36 @@ export function timingsOf(stats: GenerationStats): Timings {
     tokens_per_step: stats.steps > 0 ? round(committed / stats.steps) : 0,
     shapes: stats.redrafter ? { ...stats.redrafter.shapes } : stats.steps > 0 ? { plain: stats.steps } : {},
   };
+}
+
+/** OpenAI's two logprobs shapes, from the engine's per-token figures; `piece` is a token's text. */
+export function completionLogprobs(entries: readonly EmittedLogprob[], piece: (id: number) => string, textOffset: number):
+  { tokens: string[]; token_logprobs: number[]; top_logprobs: Record<string, number>[]; text_offset: number[] } {
+  const tokens: string[] = [];
+  const offsets: number[] = [];
+  let offset = textOffset;
+  for (const entry of entries) {
+    const text = piece(entry.token);
+    tokens.push(text);
+    offsets.push(offset);
+    offset += text.length;
+  }
+  return {
+    tokens,
+    token_logprobs: entries.map((e) => e.logprob),
+    top_logprobs: entries.map((e) => Object.fromEntries(e.top.map((t) => [piece(t.token), t.logprob]))),
+    text_offset: offsets,
+  };
+}
+
+export function chatLogprobs(entries: readonly EmittedLogprob[], piece: (id: number) => string):
+  { content: { token: string; logprob: number; bytes: number[]; top_logprobs: { token: string; logprob: number;
+    bytes: number[] }[] }[] } {
+  const encoder = new TextEncoder();
+  const item = (id: number, logprob: number): { token: string; logprob: number; bytes: number[] } => {
+    const token = piece(id);
+    return { token, logprob, bytes: Array.from(encoder.encode(token)) };
+  };
+  return { content: entries.map((e) => ({ ...item(e.token, e.logprob),
+    top_logprobs: e.top.map((t) => item(t.token, t.logprob)) })) };
 }

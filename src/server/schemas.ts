@@ -45,7 +45,9 @@ function samplingProperties(): Record<string, Schema> {
     top_p: nullable({ type: 'number', exclusiveMinimum: 0, maximum: 1 }),
     top_k: integer(0, 2147483647),
     min_p: number(0, 1),
-    repetition_penalty: nullable({ type: 'number', exclusiveMinimum: 0, maximum: 100 }),
+    // At least 0.01: a positive logit divided by a penalty near 0 overflows to +Infinity and sampling has no
+    // distribution left (it was a 500 for 1e-300).
+    repetition_penalty: number(0.01, 100),
     seed: integer(0, 4294967295),
     stop,
     stream: nullable({ type: 'boolean' }),
@@ -179,6 +181,8 @@ function describeType(type: string, schema: Schema): string {
 /** A short JSON rendering of what the client sent. */
 export function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing';
+  // JSON.parse turns 1e999 into Infinity, which JSON.stringify would print as null.
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   const json = JSON.stringify(value);
   return json.length > 60 ? `${json.slice(0, 57)}...` : json;
 }

@@ -3,6 +3,7 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateText } from '../engine/generate.js';
+import { schedulerFor } from '../engine/scheduler.js';
 import { loadModel } from '../engine/load.js';
 import { stories260K } from '../../test/fixtures.js';
 import { post, skip, startServer, type Running } from '../../test/server.js';
@@ -27,7 +28,7 @@ test('greedy completion equals generateText for the same prompt, with usage and 
   assert.equal(response.choices[0].text, expected.text);
   assert.equal(response.choices[0].finish_reason, expected.finishReason === 'length' ? 'length' : 'stop');
   assert.deepEqual(response.usage, { prompt_tokens: expected.promptIds.length, completion_tokens: expected.ids.length,
-    total_tokens: expected.promptIds.length + expected.ids.length });
+    total_tokens: expected.promptIds.length + expected.ids.length, prompt_tokens_details: { cached_tokens: 0 } });
   const timings = (response as unknown as { timings: Record<string, number> }).timings;
   assert.equal(timings['predicted_n'], expected.ids.length);
   assert.equal(timings['prompt_n'], expected.promptIds.length);
@@ -233,7 +234,7 @@ test('a client that aborts mid-stream cancels its generation and frees the queue
 
 test('a full queue answers 429 with Retry-After; close() lets the running request finish', { skip }, async () => {
   const loaded = await loadModel({ model: stories260K.model, tokenizer: stories260K.tokenizer, threads: 1 });
-  const app = createServer({ loaded, maxQueue: 0 });
+  const app = createServer({ loaded, maxQueue: 0, maxSequences: 1 });
   try {
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
     // A long plain generation: about 500 steps, each yielding to the event loop, so the next requests arrive while it
@@ -267,3 +268,95 @@ test('a full queue answers 429 with Retry-After; close() lets the running reques
     await loaded.close();
   }
 });
+
+test('16 concurrent clients, streamed and not, some disconnecting: each completed response equals the request alone',
+  { skip }, async () => {
+    const prompts = ['Once upon a time', 'The cat', 'Lily and Tom went to the park', 'One day, a little dog',
+      'The sun was shining', 'She was sad because', 'Ben had a big red ball.', 'Mom said'];
+    const requests = Array.from({ length: 16 }, (_, i) => ({
+      prompt: prompts[i % prompts.length], max_tokens: 20 + (i * 37) % 100,
+      ...(i % 3 === 0 ? { temperature: 0 } : { temperature: 0.8, seed: 50 + i }),
+      speculative: i % 4 === 0 ? false : i % 4 === 1 ? { beams: 2, beam_length: 4 } : 'auto',
+      stream: i % 2 === 1,
+    }));
+    const textOf = async (body: Record<string, unknown>, disconnectAfter?: number): Promise<string | null> => {
+      const controller = new AbortController();
+      const response = await fetch(`${server.url}/v1/completions`, { method: 'POST', signal: controller.signal,
+        headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      assert.equal(response.status, 200);
+      if (!body['stream']) return ((await response.json()) as { choices: { text: string }[] }).choices[0].text;
+      const reader = response.body!.getReader();
+      const decoder = new TextDecoder();
+      let raw = '';
+      let reads = 0;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        raw += decoder.decode(value, { stream: true });
+        if (disconnectAfter !== undefined && ++reads >= disconnectAfter) {
+          controller.abort();
+          return null;
+        }
+      }
+      let text = '';
+      for (const line of raw.split('\n')) {
+        if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
+        const chunk = JSON.parse(line.slice(6)) as { choices: { text?: string }[] };
+        text += chunk.choices[0]?.text ?? '';
+      }
+      return text;
+    };
+    const alone: (string | null)[] = [];
+    for (const body of requests) alone.push(await textOf(body));
+    const together = await Promise.all(requests.map((body, i) => textOf(body, i % 5 === 3 && body.stream ? 4 : undefined)
+      .catch((error: unknown) => {
+        if ((error as Error).name === 'AbortError') return null;
+        throw error;
+      })));
+    together.forEach((text, i) => {
+      if (text !== null) assert.equal(text, alone[i], `request ${i}: ${JSON.stringify(requests[i])}`);
+    });
+    assert.ok(together.filter((t) => t !== null).length >= 13);
+    // Disconnected sequences were cancelled: once the server is idle no KV block is held.
+    for (let wait = 0; wait < 100; wait++) {
+      const stats = schedulerFor(server.loaded).stats();
+      if (stats.running === 0 && stats.waiting === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const stats = schedulerFor(server.loaded).stats();
+    assert.equal(stats.running, 0);
+    assert.equal(stats.usedBlocks, 0);
+    assert.ok(stats.rows > stats.steps, 'sequences shared forwards');
+  });
+
+test('logprobs: completions and chat report the model\'s log-probabilities, the same with and without speculation',
+  { skip }, async () => {
+    const expected = await generateText(server.loaded, { prompt, maxTokens: 24, logprobs: 2 });
+    const shapes = [false, 'auto', { beams: 2, beam_length: 4 }] as const;
+    for (const speculative of shapes) {
+      const response = await post(`${server.url}/v1/completions`, { prompt, max_tokens: 24, temperature: 0,
+        logprobs: 2, speculative });
+      assert.equal(response.status, 200, JSON.stringify(response.json));
+      const choice = (response.json['choices'] as { logprobs: { token_logprobs: number[]; tokens: string[];
+        top_logprobs: Record<string, number>[]; text_offset: number[] } }[])[0];
+      assert.deepEqual(choice.logprobs.token_logprobs, expected.logprobs!.map((e) => e.logprob), String(speculative));
+      assert.equal(choice.logprobs.tokens.length, expected.ids.length);
+      assert.ok(choice.logprobs.top_logprobs.every((top) => Object.keys(top).length >= 1));
+      assert.equal(choice.logprobs.text_offset[0], 0);
+    }
+    const chat = await server.client.chat.completions.create({ model: 'stories260K', max_tokens: 12, temperature: 0.8,
+      seed: 9, logprobs: true, top_logprobs: 3, messages: [{ role: 'user', content: 'Tell me a story' }] });
+    const content = chat.choices[0].logprobs?.content ?? [];
+    assert.ok(content.length > 0);
+    for (const entry of content) {
+      assert.ok(entry.logprob <= 0);
+      assert.equal(entry.top_logprobs.length, 3);
+      assert.deepEqual(entry.bytes, Array.from(new TextEncoder().encode(entry.token)));
+    }
+    // Streamed: the chunks' logprobs add up to the non-streamed ones.
+    const stream = await server.client.chat.completions.create({ model: 'stories260K', max_tokens: 12, temperature: 0.8,
+      seed: 9, logprobs: true, top_logprobs: 3, stream: true, messages: [{ role: 'user', content: 'Tell me a story' }] });
+    const streamed: number[] = [];
+    for await (const part of stream) for (const entry of part.choices[0]?.logprobs?.content ?? []) streamed.push(entry.logprob);
+    assert.deepEqual(streamed, content.map((e) => e.logprob));
+  });

@@ -1,22 +1,27 @@
 // `createServer`: an OpenAI-compatible HTTP server (fastify) over one loaded model and, optionally, its drafter.
-// Generation requests go through a bounded FIFO queue served one sequence at a time; see README "Server".
+// Generation requests go through a bounded FIFO queue that admits up to maxSequences at once; those run through the
+// model's batch scheduler (engine/scheduler.ts: one forward per step over all of them, paged KV with prefix reuse).
+// See README "Server".
 
 import { createHash, randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import { basename, extname } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { generate, type GenerateOptions, type GenerationChunk, type GenerationStats } from '../engine/generate.js';
+import { schedulerFor, type Scheduler } from '../engine/scheduler.js';
 import type { LoadedDrafter, LoadedModel } from '../engine/load.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, setCacheConfig } from './metrics.js';
 import { AbortedError, QueueFullError, RequestQueue, ShuttingDownError } from './queue.js';
 import {
   chatSchema, completionSchema, detokenizeSchema, tokenizeSchema, validationMessage, type AjvError,
 } from './schemas.js';
 import {
-  ApiError, chatMessages, defaultChatTemplate, draftCounts, errorBody, finishReasonOf, generateOptions, timingsOf,
-  usageOf, type ChatBody, type CompletionBody, type SamplingBody,
+  ApiError, chatLogprobs, chatMessages, completionLogprobs, defaultChatTemplate, draftCounts, errorBody, finishReasonOf,
+  generateOptions, timingsOf, usageOf, type ChatBody, type CompletionBody, type SamplingBody,
 } from './openai.js';
+import type { EmittedLogprob } from '../sampling/index.js';
 
 export interface ServerOptions {
   /** The model, or its loading: /health answers 503 and generation endpoints 503 until it resolves. */
@@ -29,8 +34,10 @@ export interface ServerOptions {
   apiKey?: string;
   /** Most generation requests that may wait for their turn (default 16); one more gets 429. */
   maxQueue?: number;
-  /** Sequences generated at once; only 1 in this slice (batching several in one forward is not built). */
+  /** Sequences generated at once, batched into one forward per step (default 8). */
   maxSequences?: number;
+  /** Bytes of KV memory shared by all sequences (default: room for maxSequences full-context sequences, ≤ 1 GiB). */
+  kvBudgetBytes?: number;
   /** Largest request body in bytes (default 1 MiB); larger: 413. */
   bodyLimit?: number;
   /** Milliseconds a client has to send its whole request (default 30 s), against slow-body clients. */
@@ -45,23 +52,28 @@ interface Served {
   loaded: LoadedModel;
   drafter: LoadedDrafter | undefined;
   id: string;
+  scheduler: Scheduler;
 }
 
 // Routes that need the API key: everything but /health and /metrics, which probes and scrapers read unauthenticated.
 const PUBLIC_ROUTES = new Set(['/health', '/metrics']);
 
 export function createServer(options: ServerOptions): FastifyInstance {
-  if ((options.maxSequences ?? 1) !== 1) {
-    throw new RangeError(`maxSequences: only 1 is supported yet (batching several sequences in one forward is not ` +
-      `built), got ${options.maxSequences}`);
+  const maxSequences = options.maxSequences ?? 8;
+  if (!Number.isInteger(maxSequences) || maxSequences < 1 || maxSequences > 1024) {
+    throw new RangeError(`maxSequences: expected an integer in 1..1024, got ${options.maxSequences}`);
   }
   const maxQueue = options.maxQueue ?? 16;
   if (!Number.isInteger(maxQueue) || maxQueue < 0) {
     throw new RangeError(`maxQueue: expected an integer >= 0, got ${maxQueue}`);
   }
+  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs < 1) {
+    throw new RangeError(`requestTimeoutMs: expected an integer >= 1, got ${requestTimeoutMs}`);
+  }
   const metrics = createMetrics();
   const queue = new RequestQueue({
-    capacity: 1, maxWaiting: maxQueue,
+    capacity: maxSequences, maxWaiting: maxQueue,
     onChange: (waiting, running) => {
       metrics.waiting.set(waiting);
       metrics.running.set(running);
@@ -70,18 +82,53 @@ export function createServer(options: ServerOptions): FastifyInstance {
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
-    requestTimeout: options.requestTimeoutMs ?? 30_000,
+    requestTimeout: requestTimeoutMs,
+    // Node checks the request and header deadlines only every connectionsCheckingInterval (30 s by default), so a 30 s
+    // limit could let a slow client hold its socket for up to a minute; check at a quarter of the limit (at most 1 s).
+    http: { connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(requestTimeoutMs / 4))),
+      headersTimeout: requestTimeoutMs },
     // Requests arriving during close() get our own 503 (the OpenAI error shape) from the onRequest hook below.
     return503OnClosing: false,
     // Types are checked, never coerced ("1" is not a number), and the value sent is kept for the error message.
     ajv: { customOptions: { coerceTypes: false, verbose: true, allErrors: false } },
+    // "__proto__" / "constructor.prototype" keys are unknown fields like any other: dropped (unknown fields are
+    // ignored), not a 400 that claims the body is not valid JSON.
+    onProtoPoisoning: 'remove',
+    onConstructorPoisoning: 'remove',
+    // A URL that does not decode ("/%ff") gets the OpenAI error shape too, not fastify's.
+    frameworkErrors: (error, _request, reply) => {
+      // The option is typed generic over each route's reply schema; this one serves every route, as a plain reply.
+      void (reply as unknown as FastifyReply).code(400)
+        .send(errorBody(error.message, 'invalid_request_error', null, 'invalid_url'));
+    },
+    // Errors node's HTTP parser raises before fastify sees a request (a request past requestTimeout, oversize headers,
+    // malformed HTTP) are answered on the raw socket in the OpenAI error shape, then the socket is closed.
+    clientErrorHandler: (error, socket) => {
+      if (error.code === 'ECONNRESET' || socket.destroyed) return;
+      const [status, message, code] = error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, `the request did not arrive within ${requestTimeoutMs} ms`, 'request_timeout']
+        : error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'request headers too large', 'headers_too_large']
+          : [400, 'malformed HTTP request', 'bad_request'];
+      const body = JSON.stringify(errorBody(message, 'invalid_request_error', null, code));
+      if (socket.writable) {
+        socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\n` +
+          `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      }
+      socket.destroy();
+    },
   });
+  // Bodies are JSON only. fastify would also hand a text/plain body to the handlers as a string (a 400 "body: expected
+  // an object"); refusing it is clearer (415), and keeps browsers' preflight-free text/plain POSTs from other origins
+  // from starting generations.
+  app.removeContentTypeParser('text/plain');
 
   let served: Served | undefined;
   let loadFailure: Error | undefined;
   void Promise.all([options.loaded, options.drafter]).then(([loaded, drafter]) => {
     const id = options.modelName ?? basename(loaded.path, extname(loaded.path));
-    served = { loaded, drafter, id };
+    const scheduler = schedulerFor(loaded, { maxSequences, kvBudgetBytes: options.kvBudgetBytes });
+    setCacheConfig(metrics, { blockSize: scheduler.pool.blockSize, blocks: scheduler.pool.blocks });
+    served = { loaded, drafter, id, scheduler };
   }, (error: unknown) => {
     loadFailure = error instanceof Error ? error : new Error(String(error));
   });
@@ -124,6 +171,10 @@ export function createServer(options: ServerOptions): FastifyInstance {
       return reply.code(413).send(errorBody(`request body larger than ${options.bodyLimit ?? 1024 * 1024} bytes`,
         'invalid_request_error', null, 'request_too_large'));
     }
+    if (status === 415) {
+      return reply.code(415).send(errorBody(`content-type ${JSON.stringify(request.headers['content-type'] ?? '')} ` +
+        'is not supported: send the body as application/json', 'invalid_request_error', null, 'unsupported_media_type'));
+    }
     if (status >= 400 && status < 500) {
       return reply.code(status).send(errorBody(error.message, 'invalid_request_error', null, error.code ?? null));
     }
@@ -148,6 +199,10 @@ export function createServer(options: ServerOptions): FastifyInstance {
   });
 
   app.get('/metrics', async (_request, reply) => {
+    if (served) {
+      const stats = served.scheduler.stats();
+      metrics.kvCacheUsage.set(stats.usedBlocks / stats.blocks);
+    }
     return reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
@@ -178,9 +233,6 @@ export function createServer(options: ServerOptions): FastifyInstance {
     const model = ready();
     const body = request.body as CompletionBody;
     checkModelName(body, model);
-    if (body.logprobs != null) {
-      throw new ApiError(400, 'logprobs: not supported yet', 'logprobs', 'unsupported_value');
-    }
     let promptIds: number[];
     if (typeof body.prompt === 'string') {
       promptIds = tokenizerOf(model.loaded).encode(body.prompt, { bos: true });
@@ -197,9 +249,8 @@ export function createServer(options: ServerOptions): FastifyInstance {
     const model = ready();
     const body = request.body as ChatBody;
     checkModelName(body, model);
-    if (body.logprobs === true || (body.top_logprobs ?? 0) > 0) {
-      throw new ApiError(400, `${body.logprobs === true ? 'logprobs' : 'top_logprobs'}: not supported yet`,
-        body.logprobs === true ? 'logprobs' : 'top_logprobs', 'unsupported_value');
+    if (body.top_logprobs != null && body.logprobs !== true) {
+      throw new ApiError(400, 'top_logprobs: requires logprobs: true', 'top_logprobs', 'invalid_value');
     }
     const tokenizer = tokenizerOf(model.loaded);
     const messages = chatMessages(body);
@@ -215,7 +266,20 @@ export function createServer(options: ServerOptions): FastifyInstance {
     model: Served, body: SamplingBody, promptIds: number[], maxTokens: number | undefined): Promise<FastifyReply> {
     const received = performance.now();
     const base = generateOptions(body, maxTokens, model.drafter, () => randomInt(0, 2 ** 32));
-    const options: GenerateOptions = { ...base, promptIds };
+    // Completions: logprobs = the number of alternatives; chat: logprobs true, top_logprobs alternatives.
+    const logprobs = kind === 'completion'
+      ? (body as CompletionBody).logprobs ?? undefined
+      : (body as ChatBody).logprobs === true ? (body as ChatBody).top_logprobs ?? 0 : undefined;
+    const options: GenerateOptions = { ...base, promptIds, logprobs };
+    const piece = (token: number): string => tokenizerOf(model.loaded).decode([token]);
+    let textOffset = 0;
+    const logprobsOf = (entries: EmittedLogprob[] | undefined): unknown => {
+      if (logprobs === undefined || !entries) return null;
+      if (kind === 'chat') return chatLogprobs(entries, piece);
+      const result = completionLogprobs(entries, piece, textOffset);
+      textOffset += result.tokens.reduce((n, t) => n + t.length, 0);
+      return result;
+    };
     // A client that goes away cancels its generation, or its place in the queue.
     const disconnect = new AbortController();
     reply.raw.on('close', () => {
@@ -230,9 +294,10 @@ export function createServer(options: ServerOptions): FastifyInstance {
         const result = await queue.run(disconnect.signal, (signal) =>
           runGeneration(model, options, signal, received, () => undefined));
         const finish_reason = finishReasonOf(result.finishReason);
+        const choiceLogprobs = logprobsOf(result.logprobs);
         const choice = kind === 'chat'
-          ? { index: 0, message: { role: 'assistant', content: result.text }, logprobs: null, finish_reason }
-          : { index: 0, text: result.text, logprobs: null, finish_reason };
+          ? { index: 0, message: { role: 'assistant', content: result.text }, logprobs: choiceLogprobs, finish_reason }
+          : { index: 0, text: result.text, logprobs: choiceLogprobs, finish_reason };
         return reply.send({ id, object, created, model: model.id, choices: [choice], usage: usageOf(result.stats),
           timings: timingsOf(result.stats) });
       }
@@ -251,11 +316,12 @@ export function createServer(options: ServerOptions): FastifyInstance {
           .header('x-accel-buffering', 'no').send(stream);
         if (kind === 'chat') chunk({ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null });
         try {
-          const result = await runGeneration(model, options, signal, received, (text) => {
-            if (text === '') return;
+          const result = await runGeneration(model, options, signal, received, (text, entries) => {
+            if (text === '' && !(logprobs !== undefined && entries && entries.length > 0)) return;
+            const chunkLogprobs = logprobsOf(entries);
             chunk(kind === 'chat'
-              ? { index: 0, delta: { content: text }, logprobs: null, finish_reason: null }
-              : { index: 0, text, logprobs: null, finish_reason: null });
+              ? { index: 0, delta: { content: text }, logprobs: chunkLogprobs, finish_reason: null }
+              : { index: 0, text, logprobs: chunkLogprobs, finish_reason: null });
           });
           const finish_reason = finishReasonOf(result.finishReason);
           chunk(kind === 'chat' ? { index: 0, delta: {}, logprobs: null, finish_reason }
@@ -287,12 +353,12 @@ export function createServer(options: ServerOptions): FastifyInstance {
   }
 
   async function runGeneration(model: Served, options: GenerateOptions, signal: AbortSignal, received: number,
-    onText: (text: string) => void): Promise<{ text: string; finishReason: ReturnType<typeof generate>['finishReason'];
-      stats: GenerationStats }> {
+    onText: (text: string, logprobs: EmittedLogprob[] | undefined) => void): Promise<{ text: string;
+      finishReason: ReturnType<typeof generate>['finishReason']; stats: GenerationStats; logprobs: EmittedLogprob[] }> {
     const { loaded } = model;
     const generation = generate(loaded, { ...options, signal });
-    const context = loaded.model.contextLength;
     let text = '';
+    const logprobs: EmittedLogprob[] = [];
     let last = received;
     let first = true;
     try {
@@ -308,15 +374,14 @@ export function createServer(options: ServerOptions): FastifyInstance {
           }
           last = now;
         }
-        metrics.kvCacheUsage.set(Math.min(1, (generation.promptIds.length + generation.stats.tokens) / context));
         text += chunk.text;
-        onText(chunk.text);
-        // Steps run synchronously; yielding here lets the event loop see disconnects and queue (or refuse) new
-        // requests between steps.
+        if (chunk.logprobs) logprobs.push(...chunk.logprobs);
+        onText(chunk.text, chunk.logprobs);
+        // Steps run synchronously; yielding here lets the event loop see disconnects, queue (or refuse) new requests
+        // and serve the other sequences' clients between steps.
         await yieldToEventLoop();
       }
     } finally {
-      metrics.kvCacheUsage.set(0);
       const { stats } = generation;
       metrics.promptTokens.inc(stats.promptTokens);
       metrics.generationTokens.inc(stats.tokens);
@@ -324,10 +389,13 @@ export function createServer(options: ServerOptions): FastifyInstance {
       metrics.draftTokens.inc(proposed);
       metrics.draftTokensAccepted.inc(accepted);
       for (const [shape, count] of Object.entries(stats.redrafter?.shapes ?? {})) metrics.steps.inc({ shape }, count);
+      stats.redrafter?.acceptedAtDepth.forEach((count, k) => {
+        if (count > 0) metrics.draftTokensAcceptedByDepth.inc({ depth: String(k + 1) }, count);
+      });
       if (!stats.redrafter && stats.steps > 0) metrics.steps.inc({ shape: 'plain' }, stats.steps);
     }
     if (generation.finishReason === 'abort') throw new AbortedError();
-    return { text, finishReason: generation.finishReason, stats: generation.stats };
+    return { text, finishReason: generation.finishReason, stats: generation.stats, logprobs };
   }
 
   return app;

@@ -2,7 +2,9 @@
 // query's keys in list order go to a contiguous per-thread scratch row, then softmax over that row, then
 // out = Σ_j p_j · v_j accumulated in list order. A key's score and its contribution are computed by the same code
 // whether its slot came from the prefix range or from the extra-slot list, so a token reached either way (cache
-// prefix in autoregressive decoding, ancestor slot in tree verification) gives the same bits.
+// prefix in autoregressive decoding, ancestor slot in tree verification) gives the same bits. A paged cache (the
+// engine's KV pool) gives its prefix through a slot table instead of as a contiguous range: the same code again, only
+// the address of prefix key j comes from table[j].
 //
 // Speed without changing a bit: keys are handled four at a time for instruction-level parallelism, and queries
 // that share a cache (tree verification, prefill) are handled four at a time over their common prefix, so that each
@@ -70,39 +72,45 @@ import { dot, finishDot, softmaxRow, shareStart, shareEnd } from './common';
   for (; o < end; o += 4, q += 4) store<f32>(o, load<f32>(o) + p * load<f32>(q));
 }
 
-/** Address of key j of a query's list: slot j for j < prefix, else the listed extra slot. */
-@inline function keyAddress(base: usize, slotBytes: usize, prefix: i32, extra: usize, j: i32): usize {
-  const slot = j < prefix ? <usize>j : <usize>load<u32>(extra + (<usize>(j - prefix) << 2));
+/** Address of prefix key j: slot j of a contiguous cache (table 0), else the slot a paged cache's table gives. */
+@inline function prefixAddress(base: usize, slotBytes: usize, table: usize, j: i32): usize {
+  const slot = table == 0 ? <usize>j : <usize>load<u32>(table + (<usize>j << 2));
   return base + slot * slotBytes;
 }
 
+/** Address of key j of a query's list: prefix slot j for j < prefix, else the listed extra slot. */
+@inline function keyAddress(base: usize, slotBytes: usize, table: usize, prefix: i32, extra: usize, j: i32): usize {
+  if (j < prefix) return prefixAddress(base, slotBytes, table, j);
+  return base + <usize>load<u32>(extra + (<usize>(j - prefix) << 2)) * slotBytes;
+}
+
 /** Scores of keys from..to-1 of one query's list into s[j], four keys at a time, then one at a time. */
-function scoreRange(s: usize, qh: usize, kBase: usize, slotBytes: usize, prefix: i32, extra: usize, from: i32, to: i32,
-  headDim: i32, scale: f32): void {
+function scoreRange(s: usize, qh: usize, kBase: usize, slotBytes: usize, table: usize, prefix: i32, extra: usize,
+  from: i32, to: i32, headDim: i32, scale: f32): void {
   let j = from;
   for (; j + 4 <= to; j += 4) {
     score4(s + (<usize>j << 2), qh,
-      keyAddress(kBase, slotBytes, prefix, extra, j), keyAddress(kBase, slotBytes, prefix, extra, j + 1),
-      keyAddress(kBase, slotBytes, prefix, extra, j + 2), keyAddress(kBase, slotBytes, prefix, extra, j + 3),
+      keyAddress(kBase, slotBytes, table, prefix, extra, j), keyAddress(kBase, slotBytes, table, prefix, extra, j + 1),
+      keyAddress(kBase, slotBytes, table, prefix, extra, j + 2), keyAddress(kBase, slotBytes, table, prefix, extra, j + 3),
       headDim, scale);
   }
   for (; j < to; j++) {
-    store<f32>(s + (<usize>j << 2), dot(qh, keyAddress(kBase, slotBytes, prefix, extra, j), headDim) * scale);
+    store<f32>(s + (<usize>j << 2), dot(qh, keyAddress(kBase, slotBytes, table, prefix, extra, j), headDim) * scale);
   }
 }
 
 /** out += p_j · v_j for keys from..to-1 of one query's list, in order. */
-function accumulateRange(oh: usize, s: usize, vBase: usize, slotBytes: usize, prefix: i32, extra: usize, from: i32,
-  to: i32, headDim: i32): void {
+function accumulateRange(oh: usize, s: usize, vBase: usize, slotBytes: usize, table: usize, prefix: i32, extra: usize,
+  from: i32, to: i32, headDim: i32): void {
   let j = from;
   for (; j + 4 <= to; j += 4) {
     accumulate4(oh,
-      keyAddress(vBase, slotBytes, prefix, extra, j), keyAddress(vBase, slotBytes, prefix, extra, j + 1),
-      keyAddress(vBase, slotBytes, prefix, extra, j + 2), keyAddress(vBase, slotBytes, prefix, extra, j + 3),
+      keyAddress(vBase, slotBytes, table, prefix, extra, j), keyAddress(vBase, slotBytes, table, prefix, extra, j + 1),
+      keyAddress(vBase, slotBytes, table, prefix, extra, j + 2), keyAddress(vBase, slotBytes, table, prefix, extra, j + 3),
       s + (<usize>j << 2), headDim);
   }
   for (; j < to; j++) {
-    accumulate1(oh, keyAddress(vBase, slotBytes, prefix, extra, j), load<f32>(s + (<usize>j << 2)), headDim);
+    accumulate1(oh, keyAddress(vBase, slotBytes, table, prefix, extra, j), load<f32>(s + (<usize>j << 2)), headDim);
   }
 }
 
@@ -165,9 +173,9 @@ function score4x2(s0: usize, s1: usize, s2: usize, s3: usize, q0: usize, q1: usi
   }
 }
 
-/** Reads a query record: [kPtr, vPtr, prefixLength, extraSlotsPtr, extraCount]. */
+/** Reads a query record: [kPtr, vPtr, prefixLength, extraSlotsPtr, extraCount, prefixTablePtr]. */
 @inline function record(queries: usize, qi: i32): usize {
-  return queries + <usize>qi * 20;
+  return queries + <usize>qi * 24;
 }
 
 export function attentionShare(out: usize, q: usize, queries: usize, rows: i32, nHeads: i32, nKvHeads: i32,
@@ -191,13 +199,14 @@ export function attentionShare(out: usize, q: usize, queries: usize, rows: i32, 
     const r0 = record(queries, qi);
     const kPtr = load<u32>(r0);
     const vPtr = load<u32>(r0, 4);
+    const table = <usize>load<u32>(r0, 20);
     const kBase = <usize>kPtr + kvOffset;
     const vBase = <usize>vPtr + kvOffset;
-    // A block needs four items of this head within the share, over the same K / V cache.
+    // A block needs four items of this head within the share, over the same K / V cache and slot table.
     let block = item + 4 <= i1 && qi + 4 <= rows;
     for (let b = 1; block && b < 4; b++) {
       const rb = record(queries, qi + b);
-      block = load<u32>(rb) == kPtr && load<u32>(rb, 4) == vPtr;
+      block = load<u32>(rb) == kPtr && load<u32>(rb, 4) == vPtr && <usize>load<u32>(rb, 20) == table;
     }
     const count = block ? 4 : 1;
     for (let b = 0; b < count; b++) {
@@ -216,13 +225,13 @@ export function attentionShare(out: usize, q: usize, queries: usize, rows: i32, 
       let j = 0;
       for (; j + 2 <= shared; j += 2) {
         const off = <usize>j << 2;
-        const k0 = kBase + <usize>j * slotBytes;
         score4x2(scores + off, scores + rowBytes + off, scores + 2 * rowBytes + off, scores + 3 * rowBytes + off,
-          q0, q0 + qStride, q0 + 2 * qStride, q0 + 3 * qStride, k0, k0 + slotBytes, headDim, scale);
+          q0, q0 + qStride, q0 + 2 * qStride, q0 + 3 * qStride, prefixAddress(kBase, slotBytes, table, j),
+          prefixAddress(kBase, slotBytes, table, j + 1), headDim, scale);
       }
       for (; j < shared; j++) {
         const off = <usize>j << 2;
-        const k0 = kBase + <usize>j * slotBytes;
+        const k0 = prefixAddress(kBase, slotBytes, table, j);
         for (let b = 0; b < 4; b++) {
           store<f32>(scores + <usize>b * rowBytes + off, dot(q0 + <usize>b * qStride, k0, headDim) * scale);
         }
@@ -237,7 +246,7 @@ export function attentionShare(out: usize, q: usize, queries: usize, rows: i32, 
       const n = prefix + load<i32>(rb, 16);
       const s = scores + <usize>b * rowBytes;
       const pairIndex = <usize>((qi + b) * nHeads + h);
-      scoreRange(s, q + pairIndex * headBytes, kBase, slotBytes, prefix, extra, shared, n, headDim, scale);
+      scoreRange(s, q + pairIndex * headBytes, kBase, slotBytes, table, prefix, extra, shared, n, headDim, scale);
       softmaxRow(s, n);
       memory.fill(out + pairIndex * headBytes, 0, headBytes);
     }
@@ -248,7 +257,7 @@ export function attentionShare(out: usize, q: usize, queries: usize, rows: i32, 
       const oStride = <usize>nHeads * headBytes;
       for (let j = 0; j < shared; j++) {
         const off = <usize>j << 2;
-        accumulate4q(o0, o0 + oStride, o0 + 2 * oStride, o0 + 3 * oStride, vBase + <usize>j * slotBytes,
+        accumulate4q(o0, o0 + oStride, o0 + 2 * oStride, o0 + 3 * oStride, prefixAddress(vBase, slotBytes, table, j),
           load<f32>(scores + off), load<f32>(scores + rowBytes + off), load<f32>(scores + 2 * rowBytes + off),
           load<f32>(scores + 3 * rowBytes + off), headDim);
       }
@@ -259,7 +268,7 @@ export function attentionShare(out: usize, q: usize, queries: usize, rows: i32, 
       const extra = <usize>load<u32>(rb, 12);
       const n = prefix + load<i32>(rb, 16);
       const pairIndex = <usize>((qi + b) * nHeads + h);
-      accumulateRange(out + pairIndex * headBytes, scores + <usize>b * rowBytes, vBase, slotBytes, prefix, extra,
+      accumulateRange(out + pairIndex * headBytes, scores + <usize>b * rowBytes, vBase, slotBytes, table, prefix, extra,
         shared, n, headDim);
     }
     item += count;

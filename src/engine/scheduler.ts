@@ -1,0 +1,434 @@
+// Continuous batching (issue 14): every step is one forward over all running sequences of a model — chunks of new
+// prompts (chunked prefill under a per-step row budget) beside the plain tokens and ReDrafter trees of sequences
+// already decoding, each row attending only its own sequence's cache and tree ancestors. Sequences join and leave
+// between steps. The kernels are batch-invariant, so a sequence's tokens do not depend on what it was batched with.
+//
+// KV memory is one block-paged pool (model/kv-pool.ts) for all sequences, with prefix reuse. A sequence is admitted
+// when fewer than maxSequences run and the pool can promise it the blocks its prompt, its token limit and its largest
+// tree could need (so a running sequence never runs out of blocks and nothing is ever preempted); until then it
+// waits, first come first served.
+//
+// Steps are pulled: a consumer waiting for its sequence's next tokens runs a step when none are buffered, and that
+// step advances every running sequence; other consumers then find their tokens waiting. A sequence alone therefore
+// runs exactly as fast as a plain decode loop (no timers, no event-loop turn per step); when a step brings a consumer
+// nothing (its prompt is still being fed, or it waits for admission) it yields to the event loop before the next, so
+// servers stay responsive. A sequence more than RUN_AHEAD tokens ahead of its consumer sits out steps.
+
+import type { LoadedModel } from './load.js';
+import type { Model } from '../model/model.js';
+import type { KvCache } from '../model/kv-cache.js';
+import { createKvPool, DEFAULT_BLOCK_SIZE, type KvPool, type PagedKvCache } from '../model/kv-pool.js';
+import type { SequenceStepper } from './decoder.js';
+import { createStepBatch } from './step-batch.js';
+import { CONTROLLER_MAX_NODES } from './speculation-costs.js';
+import { tokenLogprobs, type EmittedLogprob } from '../sampling/index.js';
+
+export interface SchedulerOptions {
+  /** Sequences decoded at once (default 8); later ones wait. */
+  maxSequences?: number;
+  /**
+   * Bytes of KV memory for all sequences (default: room for maxSequences sequences at the full context, at most
+   * 1 GiB, at least one such sequence).
+   */
+  kvBudgetBytes?: number;
+  /** Rows per forward that prompt chunks may fill, decoding rows included (default 256). */
+  stepRows?: number;
+  /** Slots per KV block (default 16). */
+  blockSize?: number;
+}
+
+export interface SequenceRequest {
+  promptIds: readonly number[];
+  /** Most tokens the sequence commits (the first token included); it ends there. */
+  maxTokens: number;
+  /** Tokens that end the sequence once committed. */
+  stopTokens: ReadonlySet<number>;
+  /** KV slots beyond the context its stepper needs (a ReDrafter tree's nodes). */
+  extraSlots: number;
+  /** Makes the sequence's decoding strategy on the paged cache it was given, when it is admitted. */
+  createStepper(cache: KvCache): SequenceStepper;
+  /** Aborting ends the sequence (next() then returns 0). */
+  signal?: AbortSignal;
+  /** Keep each committed token's log-probability and this many top alternatives (takeLogprobs). */
+  logprobs?: number;
+}
+
+export interface ScheduledSequence {
+  /**
+   * Waits for the next step's committed tokens (the first call: the prompt's first generated token) and writes them
+   * into `out` (at least maxTokensPerStep long); returns how many, 0 once the sequence has ended (token limit, stop
+   * token, cancel or abort) and everything it committed was read.
+   */
+  next(out: Int32Array): Promise<number>;
+  /** Ends the sequence now and frees its KV blocks (a no-op once ended). */
+  cancel(): void;
+  /** With request.logprobs: the log-probabilities of the tokens the latest next() returned, in order. */
+  takeLogprobs(): EmittedLogprob[];
+  /** The sequence's strategy, once admitted (its stats). */
+  readonly stepper: SequenceStepper | null;
+  /** Prompt tokens whose KV came from the pool's cached blocks instead of a forward. */
+  readonly cachedPromptTokens: number;
+}
+
+export interface SchedulerStats {
+  running: number;
+  waiting: number;
+  maxSequences: number;
+  blockSize: number;
+  blocks: number;
+  /** Blocks held by running sequences. */
+  usedBlocks: number;
+  /** Blocks kept only for prefix reuse. */
+  cachedBlocks: number;
+  /** Forwards run, and their rows (all sequences). */
+  steps: number;
+  rows: number;
+}
+
+export interface Scheduler {
+  readonly model: Model;
+  readonly pool: KvPool;
+  readonly maxSequences: number;
+  add(request: SequenceRequest): ScheduledSequence;
+  stats(): SchedulerStats;
+  /** Frees the pool; every sequence must have ended. */
+  dispose(): void;
+}
+
+/** Tokens a sequence may hold unread before it sits out steps. */
+const RUN_AHEAD = 64;
+const DEFAULT_MAX_SEQUENCES = 8;
+const DEFAULT_STEP_ROWS = 256;
+const MAX_DEFAULT_BUDGET = 2 ** 30;
+
+interface Entry extends ScheduledSequence {
+  request: SequenceRequest;
+  blocks: number;
+  cache: PagedKvCache | null;
+  stepperOrNull: SequenceStepper | null;
+  ended: boolean;
+  committed: number;
+  /** Unread committed tokens: a ring buffer, and how many each unread step committed (another ring). */
+  buffer: Int32Array;
+  head: number;
+  size: number;
+  stepSizes: Int32Array;
+  stepHead: number;
+  stepCount: number;
+  /** Rows planned in the current step (0: sitting out). */
+  planned: number;
+  /** Per-step scratch for committed tokens. */
+  out: Int32Array;
+  /** The stepper failed: next() rethrows this. */
+  error: unknown;
+  /** With request.logprobs: unread tokens' log-probabilities, and those of the step next() returned last. */
+  logprobs: EmittedLogprob[];
+  returned: EmittedLogprob[];
+}
+
+/**
+ * A turn of the event loop: setImmediate in Node; elsewhere (browsers, where timers are clamped to ≥ 1–4 ms) a
+ * MessageChannel message, which runs as soon as the loop is free.
+ */
+const yieldToEventLoop: () => Promise<void> = typeof setImmediate === 'function'
+  ? () => new Promise((resolve) => setImmediate(resolve))
+  : (() => {
+    const channel = new MessageChannel();
+    const waiting: (() => void)[] = [];
+    // The DOM's MessagePort (an EventTarget; Node's typings describe worker_threads' instead).
+    const port = channel.port1 as unknown as EventTarget & { start(): void };
+    port.addEventListener('message', () => waiting.shift()?.());
+    port.start();
+    return () => new Promise<void>((resolve) => {
+      waiting.push(resolve);
+      channel.port2.postMessage(0);
+    });
+  })();
+
+export function createScheduler(model: Model, options: SchedulerOptions = {}): Scheduler {
+  const maxSequences = options.maxSequences ?? DEFAULT_MAX_SEQUENCES;
+  if (!Number.isInteger(maxSequences) || maxSequences < 1) {
+    throw new RangeError(`maxSequences: expected a positive integer, got ${maxSequences}`);
+  }
+  const stepRows = options.stepRows ?? DEFAULT_STEP_ROWS;
+  if (!Number.isInteger(stepRows) || stepRows < 1) {
+    throw new RangeError(`stepRows: expected a positive integer, got ${stepRows}`);
+  }
+  const { nLayers, nKvHeads, headDim } = model.config;
+  const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+  const bytesPerBlock = nLayers * 2 * nKvHeads * headDim * 4 * blockSize;
+  const sequenceBlocks = Math.ceil((model.contextLength + CONTROLLER_MAX_NODES) / blockSize) + 1;
+  let budget = options.kvBudgetBytes;
+  if (budget === undefined) {
+    budget = Math.max(sequenceBlocks * bytesPerBlock, Math.min(MAX_DEFAULT_BUDGET,
+      maxSequences * sequenceBlocks * bytesPerBlock));
+  }
+  if (!(Number.isFinite(budget) && budget > 0)) throw new RangeError(`kvBudgetBytes: expected a positive number, got ${budget}`);
+  const blocks = Math.floor(budget / bytesPerBlock);
+  if (blocks < 2) {
+    throw new RangeError(`kvBudgetBytes: ${budget} bytes hold ${blocks} KV blocks of ${bytesPerBlock} bytes ` +
+      `(${blockSize} tokens); at least 2 are needed`);
+  }
+  const pool = createKvPool(model.kernels.heap, nLayers, nKvHeads * headDim, { blocks, blockSize });
+  const batch = createStepBatch();
+  const running: Entry[] = [];
+  const waiting: Entry[] = [];
+  const stepping: Entry[] = [];
+  let steps = 0;
+  let rows = 0;
+  let disposed = false;
+
+  function admit(): void {
+    while (waiting.length > 0 && running.length < maxSequences) {
+      const entry = waiting[0];
+      if (!pool.reserve(entry.blocks)) return;
+      waiting.shift();
+      try {
+        const cache = pool.createCache(model.contextLength + entry.request.extraSlots);
+        entry.cache = cache;
+        const stepper = entry.request.createStepper(cache);
+        entry.stepperOrNull = stepper;
+        stepper.start(entry.request.promptIds);
+        entry.out = new Int32Array(stepper.maxTokensPerStep);
+        running.push(entry);
+      } catch (error) {
+        fail(entry, error);
+      }
+    }
+  }
+
+  /** Ends a sequence: its stepper learns the end, its blocks go back (or stay cached for reuse). */
+  function end(entry: Entry): void {
+    if (entry.ended) return;
+    entry.ended = true;
+    const at = running.indexOf(entry);
+    if (at >= 0) running.splice(at, 1);
+    const queued = waiting.indexOf(entry);
+    if (queued >= 0) waiting.splice(queued, 1);
+    try {
+      entry.stepperOrNull?.dispose();
+    } finally {
+      if (entry.cache) {
+        entry.cache.free();
+        pool.release(entry.blocks);
+        entry.cache = null;
+      }
+    }
+  }
+
+  function fail(entry: Entry, error: unknown): void {
+    entry.error = error;
+    try {
+      end(entry);
+    } catch {
+      // The sequence's own error is the one to report.
+    }
+  }
+
+  function pushStep(entry: Entry, count: number): void {
+    if (entry.stepCount === entry.stepSizes.length) {
+      const grown = new Int32Array(entry.stepSizes.length * 2);
+      for (let i = 0; i < entry.stepCount; i++) grown[i] = entry.stepSizes[(entry.stepHead + i) % entry.stepSizes.length];
+      entry.stepSizes = grown;
+      entry.stepHead = 0;
+    }
+    entry.stepSizes[(entry.stepHead + entry.stepCount) % entry.stepSizes.length] = count;
+    entry.stepCount++;
+  }
+
+  function push(entry: Entry, token: number): void {
+    if (entry.size === entry.buffer.length) {
+      const grown = new Int32Array(entry.buffer.length * 2);
+      for (let i = 0; i < entry.size; i++) grown[i] = entry.buffer[(entry.head + i) % entry.buffer.length];
+      entry.buffer = grown;
+      entry.head = 0;
+    }
+    entry.buffer[(entry.head + entry.size) % entry.buffer.length] = token;
+    entry.size++;
+  }
+
+  /** One forward over every running sequence that is not too far ahead of its consumer. */
+  function step(): void {
+    admit();
+    batch.reset();
+    // This step's sequences, copied: a failing one leaves `running` while the step goes on.
+    stepping.length = 0;
+    let decoding = 0;
+    for (const entry of running) {
+      entry.planned = 0;
+      stepping.push(entry);
+      if (!entry.stepperOrNull!.prefilling && entry.size < RUN_AHEAD) decoding++;
+    }
+    // Prompt chunks first, in arrival order, within what the decoding rows leave of the step's rows.
+    let promptRows = Math.max(stepRows - decoding, Math.min(stepRows, 16));
+    for (const entry of stepping) {
+      const stepper = entry.stepperOrNull!;
+      if (!stepper.prefilling || promptRows <= 0) continue;
+      try {
+        entry.planned = stepper.plan(batch, promptRows, 0, 0);
+        promptRows -= entry.planned;
+      } catch (error) {
+        fail(entry, error);
+      }
+    }
+    // Each decoding sequence weighs its tree against the prompt rows and the others' rows counted as plain ones, so
+    // the order in which they choose does not matter.
+    const promptRowsPlanned = batch.count;
+    for (const entry of stepping) {
+      const stepper = entry.stepperOrNull!;
+      if (entry.ended || stepper.prefilling || entry.size >= RUN_AHEAD) continue;
+      try {
+        entry.planned = stepper.plan(batch, 0, promptRowsPlanned + decoding - 1, decoding - 1);
+      } catch (error) {
+        fail(entry, error);
+      }
+    }
+    if (batch.count === 0) return;
+    const started = performance.now();
+    model.forwardSequences(batch);
+    batch.forwardSeconds = (performance.now() - started) / 1000;
+    steps++;
+    rows += batch.count;
+    for (const entry of stepping) {
+      if (entry.planned === 0 || entry.ended) continue;
+      entry.planned = 0;
+      let count: number;
+      try {
+        count = entry.stepperOrNull!.complete(batch, entry.out);
+      } catch (error) {
+        fail(entry, error);
+        continue;
+      }
+      let kept = 0;
+      let done = false;
+      while (kept < count && !done) {
+        const token = entry.out[kept++];
+        push(entry, token);
+        if (entry.request.logprobs !== undefined) {
+          const row = entry.stepperOrNull!.committedLogitRows[kept - 1];
+          entry.logprobs.push(tokenLogprobs(model.logitsRow(row), token, entry.request.logprobs));
+        }
+        entry.committed++;
+        done = entry.request.stopTokens.has(token) || entry.committed >= entry.request.maxTokens;
+      }
+      if (kept > 0) pushStep(entry, kept);
+      if (done) end(entry);
+    }
+  }
+
+  function add(request: SequenceRequest): ScheduledSequence {
+    if (disposed) throw new Error('scheduler: disposed');
+    const needed = Math.min(request.promptIds.length + request.maxTokens, model.contextLength) + request.extraSlots;
+    const blocksNeeded = Math.ceil(needed / blockSize) + 1;
+    if (blocksNeeded > pool.blocks) {
+      throw new RangeError(`KV budget: the sequence needs ${blocksNeeded} blocks of ${blockSize} tokens ` +
+        `(${request.promptIds.length} prompt + ${request.maxTokens} generated tokens), the pool has ${pool.blocks} ` +
+        `(${pool.blocks * pool.bytesPerBlock} bytes); raise the KV budget or lower max tokens`);
+    }
+    const entry: Entry = {
+      request,
+      blocks: blocksNeeded,
+      cache: null,
+      stepperOrNull: null,
+      ended: false,
+      committed: 0,
+      buffer: new Int32Array(16),
+      head: 0,
+      size: 0,
+      stepSizes: new Int32Array(8),
+      stepHead: 0,
+      stepCount: 0,
+      planned: 0,
+      out: new Int32Array(1),
+      error: undefined,
+      logprobs: [],
+      returned: [],
+      get stepper() {
+        return entry.stepperOrNull;
+      },
+      get cachedPromptTokens() {
+        return entry.stepperOrNull?.reusedPromptTokens ?? 0;
+      },
+      async next(out) {
+        for (;;) {
+          if (entry.stepCount > 0) {
+            const count = entry.stepSizes[entry.stepHead];
+            if (out.length < count) throw new RangeError(`next: out holds ${out.length} tokens, the step has ${count}`);
+            entry.stepHead = (entry.stepHead + 1) % entry.stepSizes.length;
+            entry.stepCount--;
+            for (let i = 0; i < count; i++) out[i] = entry.buffer[(entry.head + i) % entry.buffer.length];
+            entry.head = (entry.head + count) % entry.buffer.length;
+            entry.size -= count;
+            if (request.logprobs !== undefined) entry.returned = entry.logprobs.splice(0, count);
+            return count;
+          }
+          if (entry.error !== undefined) {
+            const error = entry.error;
+            entry.error = undefined;
+            throw error;
+          }
+          if (entry.ended) return 0;
+          if (request.signal?.aborted) {
+            end(entry);
+            return 0;
+          }
+          step();
+          if (entry.size > 0 || entry.ended) continue;
+          await yieldToEventLoop();
+        }
+      },
+      cancel() {
+        end(entry);
+      },
+      takeLogprobs() {
+        const taken = entry.returned;
+        entry.returned = [];
+        return taken;
+      },
+    };
+    waiting.push(entry);
+    return entry;
+  }
+
+  return {
+    model,
+    pool,
+    maxSequences,
+    add,
+    stats: () => ({
+      running: running.length, waiting: waiting.length, maxSequences, blockSize, blocks: pool.blocks,
+      usedBlocks: pool.usedBlocks, cachedBlocks: pool.cachedBlocks, steps, rows,
+    }),
+    dispose() {
+      if (disposed) return;
+      if (running.length > 0 || waiting.length > 0) {
+        throw new Error(`scheduler: ${running.length} running and ${waiting.length} waiting sequences`);
+      }
+      disposed = true;
+      pool.clearCached();
+      pool.dispose();
+    },
+  };
+}
+
+const schedulers = new WeakMap<Model, Scheduler>();
+
+/**
+ * The scheduler every generate() on this model goes through, made on first use (with `options`, or the defaults).
+ * Options for a scheduler that already exists must match it, or it must be idle (then it is remade).
+ */
+export function schedulerFor(loaded: LoadedModel | Model, options?: SchedulerOptions): Scheduler {
+  const model = 'model' in loaded ? loaded.model : loaded;
+  const existing = schedulers.get(model);
+  if (existing && options === undefined) return existing;
+  if (existing) {
+    const stats = existing.stats();
+    if (stats.running > 0 || stats.waiting > 0) {
+      throw new Error('scheduler: cannot change the options of a scheduler with sequences in flight');
+    }
+    existing.dispose();
+  }
+  const scheduler = createScheduler(model, options);
+  schedulers.set(model, scheduler);
+  return scheduler;
+}
