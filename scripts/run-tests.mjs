@@ -1,6 +1,6 @@
 // Runs every compiled test file (dist/**/*.test.js) with Node's built-in test runner.
 // Node 20's `--test` does not expand globs itself, so the list is built here.
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -27,8 +27,18 @@ if (files.length === 0) {
 // each on this noisy host).
 // The timeout turns any other hang into a failure with a message instead of a silent stall until CI's limit.
 const TIMEOUT_MS = 30 * 60 * 1000;
+// The WebGPU tests (src/webgpu) run on SwiftShader, the CPU Vulkan driver of Debian's chromium package, when it is
+// installed and no Vulkan driver was chosen: its loader must be on LD_LIBRARY_PATH when the test process starts (the
+// dynamic linker reads it only then), so it is set here for the child (src/webgpu/node-device.ts).
+const env = { ...process.env };
+const swiftShader = '/usr/lib/chromium/vk_swiftshader_icd.json';
+if (existsSync(swiftShader) && env.VK_ICD_FILENAMES === undefined && env.VK_DRIVER_FILES === undefined) {
+  env.VK_ICD_FILENAMES = swiftShader;
+  env.LD_LIBRARY_PATH = env.LD_LIBRARY_PATH ? `/usr/lib/chromium:${env.LD_LIBRARY_PATH}` : '/usr/lib/chromium';
+  env.NODEVICE_SELECT = '1';
+}
 const result = spawnSync(process.execPath, ['--no-concurrent-recompilation', '--test', '--test-concurrency=1', ...files],
-  { stdio: 'inherit', timeout: TIMEOUT_MS, killSignal: 'SIGKILL' });
+  { stdio: 'inherit', timeout: TIMEOUT_MS, killSignal: 'SIGKILL', env });
 if (result.error) {
   console.error(`tests did not finish within ${TIMEOUT_MS / 60000} minutes (${result.error.message}); killed`);
   process.exit(1);
