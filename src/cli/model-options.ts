@@ -1,6 +1,6 @@
-// --model / --tokenizer / --threads / --context handling shared by the commands.
+// --model / --tokenizer / --threads / --context / --backend handling shared by the commands.
 
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { loadModel, type LoadedModel } from '../engine/load.js';
 import { defaultDrafterPath, resolveDefaultModel } from '../engine/default-model.js';
 import { integer } from './options.js';
@@ -10,6 +10,7 @@ export interface ModelFlags {
   tokenizer?: string;
   threads?: number | 'auto';
   context?: number;
+  backend?: 'wasm' | 'webgpu';
 }
 
 export function addModelOptions(command: Command): Command {
@@ -18,7 +19,9 @@ export function addModelOptions(command: Command): Command {
     .option('--tokenizer <path>', 'tokenizer.bin, tokenizer.json or GGUF (default: embedded or found beside the model)')
     .option('--threads <n>', 'computing threads, or "auto": every core for models big enough to gain from them, ' +
       'else 1', threadCount, 'auto')
-    .option('--context <n>', 'context length (default: the model\'s, at most 4096)', integer(1));
+    .option('--context <n>', 'context length (default: the model\'s, at most 4096)', integer(1))
+    .addOption(new Option('--backend <name>', 'where the forward runs: wasm, or webgpu (dawn.node; the drafter stays ' +
+      'on the WebAssembly kernels, and a drafter runs a fixed tree)').choices(['wasm', 'webgpu']).default('wasm'));
 }
 
 function threadCount(value: string): number | 'auto' {
@@ -33,7 +36,7 @@ export async function openModel(flags: ModelFlags): Promise<LoadedModel> {
     model = found.model;
     tokenizer ??= found.tokenizer;
   }
-  return loadModel({ model, tokenizer, threads: flags.threads, contextLength: flags.context });
+  return loadModel({ model, tokenizer, threads: flags.threads, contextLength: flags.context, backend: flags.backend });
 }
 
 /** --drafter, else the shipped stories260K drafter. */

@@ -7,7 +7,7 @@ import type { LoadedDrafter, LoadedModel } from './load.js';
 import type { ChatMessage } from '../tokenizer/types.js';
 import { createAutoregressiveStepper, type DecoderStats, type SequenceStepper } from './decoder.js';
 import { createRedrafterStepper, type AcceptanceRule, type RedrafterStep } from './redrafter.js';
-import { schedulerFor } from './scheduler.js';
+import { createSoloSequence, schedulerFor, type SequenceRequest } from './scheduler.js';
 import { CONTROLLER_MAX_NODES } from './speculation-costs.js';
 import type { KvCache } from '../model/kv-cache.js';
 import { validateBeamShape } from '../drafter/beam-search.js';
@@ -160,15 +160,17 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
     }
     // Every generation on a model goes through its scheduler: concurrent generations share forwards.
     let calibrationSeconds: number | undefined;
-    const sequence = schedulerFor(loaded).add({
-      promptIds, maxTokens, stopTokens, extraSlots: extraSlotsOf(options), signal: options.signal,
+    const request: SequenceRequest = {
+      promptIds, maxTokens, stopTokens, extraSlots: extraSlotsOf(loaded, options), signal: options.signal,
       logprobs: options.logprobs,
       createStepper(cache) {
         const made = createStepper(loaded, options, cache);
         calibrationSeconds = made.calibrationSeconds;
         return made.stepper;
       },
-    });
+    };
+    // A GPU model's forward is awaited, one sequence at a time; the WebAssembly model's go through the scheduler.
+    const sequence = model.forwardSequencesAsync ? createSoloSequence(model, request) : schedulerFor(loaded).add(request);
     const textDecoder = tokenizer?.createDecoder();
     const stepTokens = new Int32Array(MAX_TOKENS_PER_STEP);
     // Text not yet released because it may be the start of a stop string.
@@ -281,9 +283,9 @@ const DEFAULT_BEAM_LENGTH = 5;
 const MAX_TOKENS_PER_STEP = 64;
 
 /** KV slots beyond the context the sequence's tree needs. */
-function extraSlotsOf(options: GenerateOptions): number {
+function extraSlotsOf(loaded: LoadedModel, options: GenerateOptions): number {
   if (!options.drafter) return 0;
-  if (options.beams !== undefined || options.beamLength !== undefined) {
+  if (options.beams !== undefined || options.beamLength !== undefined || loaded.model.forwardSequencesAsync) {
     return 1 + (options.beams ?? DEFAULT_BEAMS) * ((options.beamLength ?? DEFAULT_BEAM_LENGTH) - 1);
   }
   return CONTROLLER_MAX_NODES;
@@ -293,7 +295,9 @@ function createStepper(loaded: LoadedModel, options: GenerateOptions, cache: KvC
   { stepper: SequenceStepper; calibrationSeconds?: number } {
   const sequence = { ...options, cache };
   if (!options.drafter) return { stepper: createAutoregressiveStepper(loaded.model, sequence) };
-  if (options.beams !== undefined || options.beamLength !== undefined) {
+  // The speculation controller calibrates with synchronous forwards: on an asynchronous (GPU) backend a drafter runs
+  // the fixed default tree unless a shape is given.
+  if (options.beams !== undefined || options.beamLength !== undefined || loaded.model.forwardSequencesAsync) {
     return { stepper: createRedrafterStepper(loaded.model, options.drafter.drafter, {
       ...sequence, beams: options.beams ?? DEFAULT_BEAMS, beamLength: options.beamLength ?? DEFAULT_BEAM_LENGTH,
     }) };

@@ -37,11 +37,19 @@ export interface LoadOptions {
   contextLength?: number;
   /** Quantized GGUF matrices run as stored ('native', the default) or dequantized to f32. */
   weights?: 'native' | 'f32';
+  /**
+   * Where the model's forward runs (default 'wasm'): the WebAssembly kernels, or WebGPU (in Node through the optional
+   * `webgpu` package, dawn.node; the drafter, sampler and verification stay on the WebAssembly kernels).
+   */
+  backend?: 'wasm' | 'webgpu';
 }
 
 export interface LoadedModel {
   readonly path: string;
   readonly format: 'llama2c' | 'hf' | 'gguf';
+  /** Where the forward runs, and on WebGPU the adapter ("google swiftshader", "nvidia …"). */
+  readonly backend: 'wasm' | 'webgpu';
+  readonly adapter?: string;
   readonly model: Model;
   readonly tokenizer: Tokenizer | null;
   readonly kernels: Kernels;
@@ -53,12 +61,32 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   const checkpoint = readCheckpoint(options.model);
   const tokenizer = openTokenizer(checkpoint, options.tokenizer);
   const threads = options.threads === 'auto' ? autoThreads(checkpoint.config) : options.threads ?? 1;
+  const backend = options.backend ?? 'wasm';
+  if (backend !== 'wasm' && backend !== 'webgpu') {
+    throw new RangeError(`backend: expected "wasm" or "webgpu", got "${String(backend)}"`);
+  }
   const kernels = await createKernels({ threads });
   try {
+    if (backend === 'webgpu') {
+      // A variable specifier: bundlers for the browser do not follow it into dawn.node.
+      const specifier = '../webgpu/node-engine.js';
+      const { openWebGpuEngineModel } = await import(specifier) as typeof import('../webgpu/node-engine.js');
+      const opened = await openWebGpuEngineModel(checkpoint, kernels, { contextLength: options.contextLength,
+        weights: options.weights });
+      return {
+        path: options.model, format: checkpoint.format, backend, adapter: opened.adapterName, model: opened.model,
+        tokenizer, kernels,
+        async close() {
+          opened.close();
+          await kernels.close();
+        },
+      };
+    }
     const model = createModel(kernels, checkpoint, { contextLength: options.contextLength, weights: options.weights });
     return {
       path: options.model,
       format: checkpoint.format,
+      backend,
       model,
       tokenizer,
       kernels,

@@ -471,3 +471,107 @@ export function schedulerFor(loaded: LoadedModel | Model, options?: SchedulerOpt
   schedulers.set(model, scheduler);
   return scheduler;
 }
+
+const modelTurns = new WeakMap<Model, Promise<void>>();
+
+/**
+ * A sequence on a model whose forward is asynchronous (WebGPU): its stepper runs alone, one awaited forward per step,
+ * behind the model's earlier sequences (one at a time per model: the GPU model keeps one cache per forward). Same
+ * contract as the scheduler's sequences.
+ */
+export function createSoloSequence(model: Model, request: SequenceRequest): ScheduledSequence {
+  const forwardAsync = model.forwardSequencesAsync;
+  if (!forwardAsync) throw new Error('createSoloSequence: the model has no asynchronous forward');
+  const batch = createStepBatch();
+  let stepper: SequenceStepper | null = null;
+  let cache: KvCache | null = null;
+  let ended = false;
+  let committed = 0;
+  let returned: EmittedLogprob[] = [];
+  let release: () => void = () => undefined;
+  // Wait for the model's previous sequence to end.
+  const previous = modelTurns.get(model) ?? Promise.resolve();
+  const turn = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  modelTurns.set(model, previous.then(() => turn));
+  let started = false;
+
+  const end = (): void => {
+    if (ended) return;
+    ended = true;
+    try {
+      stepper?.dispose();
+      cache?.free();
+    } finally {
+      release();
+    }
+  };
+
+  return {
+    get stepper() {
+      return stepper;
+    },
+    get cachedPromptTokens() {
+      return 0;
+    },
+    async next(out) {
+      if (ended) return 0;
+      if (!started) {
+        started = true;
+        await previous;
+        if (request.signal?.aborted) {
+          end();
+          return 0;
+        }
+        try {
+          cache = model.createCache(model.contextLength + request.extraSlots);
+          stepper = request.createStepper(cache);
+          stepper.start(request.promptIds);
+        } catch (error) {
+          end();
+          throw error;
+        }
+      }
+      const current = stepper!;
+      try {
+        for (;;) {
+          if (request.signal?.aborted) {
+            end();
+            return 0;
+          }
+          batch.reset();
+          current.plan(batch, 256, 0, 0, 0);
+          const began = performance.now();
+          await forwardAsync.call(model, batch);
+          batch.forwardSeconds = (performance.now() - began) / 1000;
+          const count = current.complete(batch, out);
+          if (count === 0) continue;
+          let kept = 0;
+          let done = false;
+          returned = [];
+          while (kept < count && !done) {
+            const token = out[kept++];
+            if (request.logprobs !== undefined) {
+              returned.push(tokenLogprobs(model.logitsRow(current.committedLogitRows[kept - 1]), token,
+                request.logprobs));
+            }
+            committed++;
+            done = request.stopTokens.has(token) || committed >= request.maxTokens;
+          }
+          if (done) end();
+          return kept;
+        }
+      } catch (error) {
+        end();
+        throw error;
+      }
+    },
+    cancel: end,
+    takeLogprobs() {
+      const taken = returned;
+      returned = [];
+      return taken;
+    },
+  };
+}

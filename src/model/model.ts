@@ -97,6 +97,11 @@ export interface Model {
   forward(cache: KvCache, batch: ForwardBatch): ForwardOutput;
   /** A forward over rows of several sequences' caches (paged or contiguous). */
   forwardSequences(batch: SequenceBatch): ForwardOutput;
+  /**
+   * Backends whose results arrive later (WebGPU: webgpu/engine-model.ts) have this instead of the synchronous
+   * forwards (which then throw); generate() awaits it, one sequence per forward.
+   */
+  forwardSequencesAsync?(batch: SequenceBatch): Promise<ForwardOutput>;
   /** Releases the weights' memory. */
   dispose(): void;
 }

@@ -1,0 +1,130 @@
+// The WebGPU model as the engine's steppers see a model (model/model.ts `Model`): the same batch rows, logits rows and
+// hidden states, but the forward is asynchronous (`forwardSequencesAsync`), so generate() awaits it instead of
+// running it in the batch scheduler. One sequence per forward: the GPU model keeps one contiguous cache per sequence
+// (no paged pool on the GPU yet). The drafter, the sampler and the verification run on the host, on the WebAssembly
+// kernels, from what the forward reads back (the requested logits rows and every row's hidden state).
+
+import type { Kernels } from '../kernels/types.js';
+import type { KvCache } from '../model/kv-cache.js';
+import type { ForwardBatch, ForwardOutput, Model, SequenceBatch } from '../model/model.js';
+import type { GpuKvCache } from './kv-cache.js';
+import type { WebGpuModel } from './model.js';
+
+/** A host-side KvCache over a GPU cache: slot s is row s; the engine only sets `length` and compacts. */
+interface HostViewOfGpuCache extends KvCache {
+  readonly gpu: GpuKvCache;
+}
+
+function wrapCache(gpu: GpuKvCache): HostViewOfGpuCache {
+  const notOnHost = (): never => {
+    throw new Error('KV cache: this cache lives on the GPU; its rows have no host address');
+  };
+  return {
+    gpu,
+    capacity: gpu.capacity,
+    get length() {
+      return gpu.length;
+    },
+    set length(value: number) {
+      gpu.length = value;
+    },
+    keys: notOnHost,
+    values: notOnHost,
+    slotTable: 0,
+    physical: (slot) => slot,
+    backed: gpu.capacity,
+    ensure(slots) {
+      if (slots > gpu.capacity) throw new RangeError(`KvCache: ${slots} slots exceed the capacity ${gpu.capacity}`);
+    },
+    keepSlots: (start, slots, count) => gpu.keepSlots(start, slots, count),
+    free: () => gpu.free(),
+  };
+}
+
+/** Traffic and time of the forwards so far (bytes read back, ms encoding and waiting), for reports. */
+export interface GpuForwardTotals {
+  forwards: number;
+  bytesRead: number;
+  encodeMs: number;
+  waitMs: number;
+}
+
+export interface EngineWebGpuModel extends Model {
+  readonly gpu: WebGpuModel;
+  readonly totals: GpuForwardTotals;
+}
+
+/**
+ * `gpu` behind the Model interface. `kernels` are the host's WebAssembly kernels (the drafter runs on them); the
+ * synchronous forwards throw, since a GPU's results arrive later.
+ */
+export function engineModelOfWebGpu(gpu: WebGpuModel, kernels: Kernels): EngineWebGpuModel {
+  const vocab = gpu.config.vocabSize;
+  const output: ForwardOutput = { logits: new Float32Array(0), hidden: new Float32Array(0) };
+  // logitsRow(j): the j-th requested row, which the readback holds at batch row rowOfLogits[j].
+  let rowOfLogits = new Int32Array(64);
+  const totals: GpuForwardTotals = { forwards: 0, bytesRead: 0, encodeMs: 0, waitMs: 0 };
+  const synchronous = (): never => {
+    throw new Error('WebGPU model: forwards are asynchronous; use forwardSequencesAsync');
+  };
+  const single: ForwardBatch = { count: 0, tokens: new Int32Array(0), positions: new Int32Array(0), writeSlot: 0,
+    prefixLengths: new Int32Array(0), logits: 'none' };
+
+  return {
+    gpu,
+    totals,
+    config: gpu.config,
+    kernels,
+    weightBytes: gpu.weightBytes,
+    matrices: { f32: gpu.matrices.f32 ?? 0, q8_0: gpu.matrices.q8_0 ?? 0, q4_0: gpu.matrices.q4_0 ?? 0 },
+    contextLength: gpu.contextLength,
+    tokenEmbedding: gpu.tokenEmbedding,
+    createCache: (capacity) => wrapCache(gpu.createCache(capacity)),
+    output,
+    logitsRow(row) {
+      const at = rowOfLogits[row];
+      if (!(row >= 0 && at >= 0 && (at + 1) * vocab <= output.logits.length)) {
+        throw new RangeError(`logitsRow: row ${row} was not read back by the latest forward`);
+      }
+      return output.logits.subarray(at * vocab, (at + 1) * vocab);
+    },
+    forward: synchronous,
+    forwardSequences: synchronous,
+    async forwardSequencesAsync(batch: SequenceBatch): Promise<ForwardOutput> {
+      const n = batch.count;
+      if (batch.caches.length !== 1) {
+        throw new RangeError(`WebGPU model: one sequence per forward, got rows of ${batch.caches.length} caches`);
+      }
+      for (let i = 1; i < n; i++) {
+        if (batch.writeSlots[i] !== batch.writeSlots[0] + i) {
+          throw new RangeError('WebGPU model: a forward writes consecutive slots');
+        }
+      }
+      // Logits of every row when any is asked for (then logitsRow maps the request to its row), else none.
+      const wanted = batch.logits === 'rows' ? batch.logitRowCount ?? 0 : batch.logits === 'none' ? 0 : n;
+      if (rowOfLogits.length < n) rowOfLogits = new Int32Array(Math.max(n, 2 * rowOfLogits.length));
+      if (batch.logits === 'rows') for (let j = 0; j < wanted; j++) rowOfLogits[j] = batch.logitRows![j];
+      else if (batch.logits === 'last') rowOfLogits[0] = n - 1;
+      else for (let j = 0; j < wanted; j++) rowOfLogits[j] = j;
+      single.count = n;
+      single.tokens = batch.tokens;
+      single.positions = batch.positions;
+      single.writeSlot = batch.writeSlots[0];
+      single.prefixLengths = batch.prefixLengths;
+      single.extraStarts = batch.extraStarts;
+      single.extraSlots = batch.extraSlots;
+      single.logits = wanted > 0 ? 'all' : 'none';
+      const cache = (batch.caches[0] as HostViewOfGpuCache).gpu;
+      if (cache === undefined) throw new RangeError('WebGPU model: the cache was not made by this model');
+      const result = await gpu.forward(cache, single, { logits: 'values', hidden: 'all' });
+      output.logits = result.logits;
+      output.hidden = result.hidden;
+      totals.forwards++;
+      totals.bytesRead += result.stats.bytesRead;
+      totals.encodeMs += result.stats.encodeMs;
+      totals.waitMs += result.stats.waitMs;
+      return output;
+    },
+    dispose: () => gpu.dispose(),
+  };
+}

@@ -1,0 +1,99 @@
+// The engine on the WebGPU backend: loadModel({ backend: 'webgpu' }), generate() awaiting the GPU's forwards,
+// ReDrafter (drafter, sampler and verification on the host) emitting exactly what plain decoding on WebGPU emits.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { loadDrafter, loadModel, type LoadedModel } from '../engine/load.js';
+import { generateText, type GenerateOptions } from '../engine/generate.js';
+import { randomDrafter } from '../drafter/checkpoint.js';
+import { missing, stories260K } from '../../test/fixtures.js';
+import { bigramDrafter } from '../../test/drafters.js';
+import { testDevice } from './test-device.js';
+import type { EngineWebGpuModel } from './engine-model.js';
+
+const device = await testDevice();
+const skip = device.skip || missing('stories260K', 'stories260K.bin');
+
+const PROMPTS = [
+  'Once upon a time', 'The cat', 'Lily and Tom went to the park', 'One day, a little dog', 'The sun was shining',
+  'She was sad because', 'Ben had a big red ball.', 'Mom said', 'They', 'A bird sang a song.', 'Tim wanted to',
+  'In the forest there was a tree', 'The girl', 'He ran', 'It was a cold day', 'Sam and Sue', 'The fish swam',
+  'Once', 'The little boy saw a big box', 'Anna liked to',
+];
+const SHAPES: [number, number][] = [[1, 2], [1, 4], [2, 3], [4, 5], [2, 6], [8, 3], [1, 6], [4, 2]];
+
+async function withGpuModel(body: (loaded: LoadedModel) => Promise<void>): Promise<void> {
+  const loaded = await loadModel({ model: stories260K.model, tokenizer: stories260K.tokenizer, backend: 'webgpu',
+    contextLength: 256 });
+  try {
+    await body(loaded);
+  } finally {
+    await loaded.close();
+  }
+}
+
+test('loadModel({ backend: "webgpu" }): greedy generate() equals llama2.c run.c', { skip }, async () => {
+  await withGpuModel(async (loaded) => {
+    assert.equal(loaded.backend, 'webgpu');
+    assert.ok(loaded.adapter && loaded.adapter.length > 0);
+    const reference = JSON.parse(readFileSync(stories260K.referenceGreedy, 'utf8').trim().split('\n')[0]) as
+      { prompt_ids: number[]; greedy_ids: number[] };
+    const result = await generateText(loaded, { promptIds: reference.prompt_ids,
+      maxTokens: reference.greedy_ids.length, stopTokens: [] });
+    assert.deepEqual(result.ids, reference.greedy_ids);
+    // The synchronous forward is refused with a message that says why.
+    assert.throws(() => loaded.model.forward(loaded.model.createCache(8), { count: 1, tokens: Int32Array.of(1),
+      positions: Int32Array.of(0), writeSlot: 0, prefixLengths: Int32Array.of(1), logits: 'last' }), /asynchronous/);
+  });
+});
+
+test('ReDrafter on WebGPU emits exactly the plain-decoding ids: 20 prompts × W × L, greedy and seeded', { skip },
+  async () => {
+    await withGpuModel(async (loaded) => {
+      const random = loadDrafter(loaded, randomDrafter(loaded.model.config, { seed: 2 }));
+      const training: number[][] = [];
+      for (const prompt of PROMPTS.slice(0, 3)) training.push((await generateText(loaded, { prompt, maxTokens: 60 })).ids);
+      const bigram = bigramDrafter(loaded, training);
+      let multiTokenSteps = 0;
+      for (const [i, prompt] of PROMPTS.entries()) {
+        const [W, L] = SHAPES[i % SHAPES.length];
+        const sampling: GenerateOptions = i % 2 === 0 ? {} : { temperature: 0.8, topP: 0.95, seed: 40 + i };
+        const base: GenerateOptions = { prompt, maxTokens: 20, ...sampling };
+        const plain = await generateText(loaded, base);
+        for (const drafter of i % 3 === 0 ? [random, bigram] : [bigram]) {
+          const drafted = await generateText(loaded, { ...base, drafter, beams: W, beamLength: L });
+          const label = `"${prompt}" W=${W} L=${L} ${JSON.stringify(sampling)}`;
+          assert.deepEqual(drafted.ids, plain.ids, label);
+          assert.equal(drafted.finishReason, plain.finishReason, label);
+          multiTokenSteps += drafted.stats.committedPerStep.filter((n) => n > 1).length;
+        }
+      }
+      assert.ok(multiTokenSteps > 20, `the bigram drafter's trees were accepted (${multiTokenSteps} multi-token steps)`);
+      // Without a shape, a drafter runs the default tree on WebGPU (the controller calibrates on synchronous forwards).
+      const auto = await generateText(loaded, { prompt: PROMPTS[0], maxTokens: 20, drafter: bigram });
+      assert.deepEqual(auto.ids, (await generateText(loaded, { prompt: PROMPTS[0], maxTokens: 20 })).ids);
+      assert.ok('4x5' in (auto.stats.redrafter?.shapes ?? {}));
+      // Log-probabilities are the same numbers with and without speculation.
+      const withLogprobs = { prompt: PROMPTS[2], maxTokens: 16, logprobs: 2 };
+      const plainLogprobs = await generateText(loaded, withLogprobs);
+      const draftedLogprobs = await generateText(loaded, { ...withLogprobs, drafter: bigram, beams: 2, beamLength: 4 });
+      assert.deepEqual(draftedLogprobs.logprobs, plainLogprobs.logprobs);
+      // What crossed the bus: every forward read back its logits rows and hidden states.
+      const totals = (loaded.model as EngineWebGpuModel).totals;
+      assert.ok(totals.forwards > 0 && totals.bytesRead > 0);
+      random.dispose();
+      bigram.dispose();
+    });
+  });
+
+test('concurrent generations on a WebGPU model run one after another, each as alone', { skip }, async () => {
+  await withGpuModel(async (loaded) => {
+    const requests: GenerateOptions[] = PROMPTS.slice(0, 4).map((prompt, i) => ({ prompt, maxTokens: 12, seed: i,
+      temperature: i % 2 ? 0.9 : 0 }));
+    const alone: number[][] = [];
+    for (const options of requests) alone.push((await generateText(loaded, options)).ids);
+    const together = await Promise.all(requests.map((options) => generateText(loaded, options)));
+    together.forEach((result, i) => assert.deepEqual(result.ids, alone[i], `request ${i}`));
+  });
+});
