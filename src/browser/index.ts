@@ -11,6 +11,7 @@
 import { loadDrafter as loadDrafterFromPath, loadModel as loadModelFromPath, type LoadedDrafter, type LoadedModel,
 } from '../engine/load.js';
 import { relaxedUnavailable } from '../kernels/simd.js';
+import { openBrowserWebGpuEngineModel } from '../webgpu/browser-engine.js';
 import { workersUnavailable } from './kernel-host.js';
 import { readSource, sourceName, type FetchOptions, type FileSource, type LoadProgress } from './fetch-file.js';
 import { putFile, removeFiles } from './memory-fs.js';
@@ -25,8 +26,8 @@ export {
 export { DEFAULT_CACHE, type BlobLike, type FileSource, type LoadProgress } from './fetch-file.js';
 
 /**
- * Compute backends. 'wasm' (WebAssembly SIMD kernels, on Web Workers when the page is cross-origin isolated) is the
- * one built; 'webgpu' is listed so that pages can offer the choice now, and is refused until the WebGPU backend lands.
+ * Compute backends: 'wasm' (WebAssembly SIMD kernels, on Web Workers when the page is cross-origin isolated), and
+ * 'webgpu' (the model's forward on navigator.gpu; the drafter, sampler and verification on WebAssembly).
  */
 export type BackendName = 'wasm' | 'webgpu';
 
@@ -67,9 +68,10 @@ export async function browserCapabilities(): Promise<BrowserCapabilities> {
     simd,
     backends: [
       { name: 'wasm', available: true, detail: `WebAssembly SIMD128${simd === 'relaxed' ? ' + relaxed SIMD' : ''}` },
-      { name: 'webgpu', available: false, detail: adapter
-        ? 'navigator.gpu has an adapter, but the WebGPU backend is not built yet'
-        : 'no WebGPU adapter here (and the WebGPU backend is not built yet)' },
+      { name: 'webgpu', available: adapter, detail: adapter
+        ? 'navigator.gpu has an adapter: the forward runs on the GPU (drafter and sampler on WebAssembly; one ' +
+          'sequence per forward; a drafter runs a fixed tree)'
+        : 'no WebGPU adapter here' },
     ],
   };
 }
@@ -86,7 +88,7 @@ export interface BrowserLoadOptions extends FetchOptions {
   threads?: number | 'auto';
   contextLength?: number;
   weights?: 'native' | 'f32';
-  /** 'auto' (the default) and 'wasm' load the WebAssembly backend; 'webgpu' is refused until it is built. */
+  /** 'auto' (the default) and 'wasm' load the WebAssembly backend; 'webgpu' runs the forward on navigator.gpu. */
   backend?: BackendName | 'auto';
 }
 
@@ -107,10 +109,7 @@ let loads = 0;
  */
 export async function loadModel(options: BrowserLoadOptions): Promise<BrowserLoadedModel> {
   const backend = options.backend ?? 'auto';
-  if (backend === 'webgpu') {
-    throw new Error('loadModel: backend "webgpu" is not built yet; use "wasm" (or "auto")');
-  }
-  if (backend !== 'auto' && backend !== 'wasm') {
+  if (backend !== 'auto' && backend !== 'wasm' && backend !== 'webgpu') {
     throw new RangeError(`loadModel: backend must be "auto", "wasm" or "webgpu", got ${JSON.stringify(backend)}`);
   }
   const requested = options.threads ?? 1;
@@ -124,8 +123,10 @@ export async function loadModel(options: BrowserLoadOptions): Promise<BrowserLoa
     const tokenizerPath = options.tokenizer === undefined ? undefined
       : putFile(`${folder}/tokenizer/${sourceName(options.tokenizer)}`, await readSource(options.tokenizer, options));
     const loaded = await loadModelFromPath({ model: modelPath, tokenizer: tokenizerPath, threads,
-      contextLength: options.contextLength, weights: options.weights });
-    return { ...loaded, close: () => loaded.close(), backend: 'wasm', threads: loaded.kernels.threads, threadNote };
+      contextLength: options.contextLength, weights: options.weights,
+      ...(backend === 'webgpu' ? { backend: 'webgpu' as const, openWebGpu: openBrowserWebGpuEngineModel } : {}) });
+    return { ...loaded, close: () => loaded.close(), backend: loaded.backend, threads: loaded.kernels.threads,
+      threadNote };
   } finally {
     removeFiles(folder);
   }

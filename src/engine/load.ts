@@ -42,6 +42,9 @@ export interface LoadOptions {
    * `webgpu` package, dawn.node; the drafter, sampler and verification stay on the WebAssembly kernels).
    */
   backend?: 'wasm' | 'webgpu';
+  /** How to open the WebGPU model (default: dawn.node in Node; the browser build passes navigator.gpu's). */
+  openWebGpu?: (checkpoint: Checkpoint, kernels: Kernels, options: { contextLength?: number;
+    weights?: 'native' | 'f32' }) => Promise<import('../webgpu/node-engine.js').OpenedWebGpuModel>;
 }
 
 export interface LoadedModel {
@@ -70,9 +73,9 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
     if (backend === 'webgpu') {
       // A variable specifier: bundlers for the browser do not follow it into dawn.node.
       const specifier = '../webgpu/node-engine.js';
-      const { openWebGpuEngineModel } = await import(specifier) as typeof import('../webgpu/node-engine.js');
-      const opened = await openWebGpuEngineModel(checkpoint, kernels, { contextLength: options.contextLength,
-        weights: options.weights });
+      const open = options.openWebGpu
+        ?? (await import(specifier) as typeof import('../webgpu/node-engine.js')).openWebGpuEngineModel;
+      const opened = await open(checkpoint, kernels, { contextLength: options.contextLength, weights: options.weights });
       return {
         path: options.model, format: checkpoint.format, backend, adapter: opened.adapterName, model: opened.model,
         tokenizer, kernels,
