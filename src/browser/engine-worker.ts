@@ -48,7 +48,7 @@ async function load(request: LoadRequest): Promise<void> {
   try {
     model = await loadModel({ model: fileSource(request.model),
       tokenizer: request.tokenizer === undefined ? undefined : fileSource(request.tokenizer), threads: request.threads,
-      onProgress, cache });
+      backend: request.backend ?? 'wasm', onProgress, cache });
     if (request.drafter !== undefined) nextDrafter = await loadDrafter(model, drafterSource(request.drafter), { onProgress, cache });
   } catch (error) {
     await model?.close();
@@ -64,7 +64,7 @@ async function load(request: LoadRequest): Promise<void> {
     name: model.path.slice(model.path.lastIndexOf('/') + 1), format: model.format,
     parameters: `dim ${config.dim}, ${config.nLayers} layers, vocabulary ${config.vocabSize}`,
     contextLength: model.model.contextLength, threads: model.threads, threadNote: model.threadNote,
-    simd: model.kernels.simd, backend: model.backend,
+    simd: model.kernels.simd, backend: model.backend, adapter: model.adapter,
     drafter: drafter === null ? null
       : `E ${drafter.weights.config.exitDim}, ${drafter.weights.config.numDraftLayers} residual blocks`,
     loadSeconds: (performance.now() - started) / 1000,

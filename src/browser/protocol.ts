@@ -12,6 +12,8 @@ export interface LoadRequest {
   tokenizer?: FileSpec;
   drafter?: DrafterSpec;
   threads: number | 'auto';
+  /** Where the forward runs (default wasm). */
+  backend?: 'wasm' | 'webgpu';
   /** Read and fill the Cache Storage (default true). */
   cache?: boolean;
 }
@@ -66,6 +68,8 @@ export interface ModelInfo {
   threadNote: string | null;
   simd: string;
   backend: 'wasm' | 'webgpu';
+  /** The WebGPU adapter, when the backend is webgpu. */
+  adapter?: string;
   drafter: string | null;
   loadSeconds: number;
 }

@@ -95,8 +95,9 @@ function describeModel(info: ModelInfo): void {
   ui.status.textContent = `${info.name} (${info.format}, ${info.parameters}) on ${threadText}, ${info.simd} SIMD` +
     `${info.drafter === null ? ', no drafter (ReDrafter unavailable)' : `, drafter ${info.drafter}`}` +
     ` — loaded in ${info.loadSeconds.toFixed(1)} s`;
-  ui.backendStatus.textContent = `in use: WebAssembly (${info.simd === 'relaxed' ? 'SIMD128 + relaxed SIMD' : 'SIMD128'}), ` +
-    threadText;
+  ui.backendStatus.textContent = info.backend === 'webgpu'
+    ? `in use: WebGPU (${info.adapter ?? 'adapter'}); drafter and sampler on WebAssembly, ${threadText}`
+    : `in use: WebAssembly (${info.simd === 'relaxed' ? 'SIMD128 + relaxed SIMD' : 'SIMD128'}), ${threadText}`;
   if (info.threadNote !== null) ui.status.textContent += ` — ${info.threadNote}`;
   ui.status.dataset['state'] = 'loaded';
 }
@@ -124,7 +125,7 @@ function requestLoad(request: Omit<LoadRequest, 'type' | 'threads'>): void {
   ui.status.textContent = 'loading…';
   ui.status.dataset['state'] = 'loading';
   updateButtons();
-  send({ type: 'load', threads, ...request });
+  send({ type: 'load', threads, backend: ui.backend.value === 'webgpu' ? 'webgpu' : 'wasm', ...request });
 }
 
 function loadFromUrls(): void {
