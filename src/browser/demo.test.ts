@@ -231,3 +231,25 @@ test('demo page: a failing model URL and a file that is not a model get clear me
     await page.context().close();
   }
 });
+
+test('demo page on WebGPU (SwiftShader in Chromium): the backend choice is shown and ReDrafter equals plain decoding',
+  { skip, timeout: 120_000 }, async () => {
+    const { page, errors } = await openPage(browser, isolated.url);
+    try {
+      await waitLoaded(page);
+      const webgpu = await page.$eval('#backend option[value=webgpu]', (o) => (o as unknown as { disabled: boolean }).disabled);
+      assert.equal(webgpu, false, 'WebGPU is offered where navigator.gpu has an adapter');
+      await page.selectOption('#backend', 'webgpu');
+      await load(page, { model: '/stories/stories260K.bin', tokenizer: '/stories/tok512.bin', drafter: '/files/drafter/',
+        threads: '1' });
+      assert.match(await page.textContent('#backend-status') ?? '', /in use: WebGPU/);
+      const settings: Settings = { prompt: 'Once upon a time', maxTokens: 24, temperature: 0.8, seed: 3,
+        shape: { beams: 2, beamLength: 4 } };
+      const got = await runBoth(page, settings);
+      assert.ok(got.plain.length > 1);
+      assert.deepEqual(got.redrafter, got.plain, 'ReDrafter on WebGPU = plain on WebGPU');
+      assert.deepEqual(errors, []);
+    } finally {
+      await page.context().close();
+    }
+  });
