@@ -4,6 +4,7 @@ import { existsSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createKernels } from '../kernels/index.js';
+import type { OpenedWebGpuModel } from '../webgpu/engine-model.js';
 import type { Kernels } from '../kernels/types.js';
 import { type Checkpoint, readCheckpoint } from '../model/checkpoint.js';
 import type { LlamaConfig } from '../model/config.js';
@@ -44,7 +45,7 @@ export interface LoadOptions {
   backend?: 'wasm' | 'webgpu';
   /** How to open the WebGPU model (default: dawn.node in Node; the browser build passes navigator.gpu's). */
   openWebGpu?: (checkpoint: Checkpoint, kernels: Kernels, options: { contextLength?: number;
-    weights?: 'native' | 'f32' }) => Promise<import('../webgpu/node-engine.js').OpenedWebGpuModel>;
+    weights?: 'native' | 'f32' }) => Promise<OpenedWebGpuModel>;
 }
 
 export interface LoadedModel {

@@ -7,8 +7,10 @@
 import type { Kernels } from '../kernels/types.js';
 import type { KvCache } from '../model/kv-cache.js';
 import type { ForwardBatch, ForwardOutput, Model, SequenceBatch } from '../model/model.js';
+import type { Checkpoint } from '../model/checkpoint.js';
+import type { WebGpuDevice } from './device.js';
 import type { GpuKvCache } from './kv-cache.js';
-import type { WebGpuModel } from './model.js';
+import { createWebGpuModel, type WebGpuModel } from './model.js';
 
 /** A host-side KvCache over a GPU cache: slot s is row s; the engine only sets `length` and compacts. */
 interface HostViewOfGpuCache extends KvCache {
@@ -127,4 +129,33 @@ export function engineModelOfWebGpu(gpu: WebGpuModel, kernels: Kernels): EngineW
     },
     dispose: () => gpu.dispose(),
   };
+}
+
+/** A WebGPU model opened for the engine: loadModel's result on the webgpu backend. */
+export interface OpenedWebGpuModel {
+  model: EngineWebGpuModel;
+  /** "vendor architecture device", e.g. "nvidia … (NVIDIA H200)" or "google swiftshader". */
+  adapterName: string;
+  close(): void;
+}
+
+/** The checkpoint's weights on `device`, behind the Model interface; closing releases the model and the device. */
+export function openEngineModelOnDevice(device: WebGpuDevice, checkpoint: Checkpoint, kernels: Kernels,
+  options: { contextLength?: number; weights?: 'native' | 'f32' }): OpenedWebGpuModel {
+  try {
+    const gpu = createWebGpuModel(device.device, checkpoint, { contextLength: options.contextLength,
+      weights: options.weights === 'f32' ? 'f32' : 'native' });
+    const model = engineModelOfWebGpu(gpu, kernels);
+    return {
+      model,
+      adapterName: device.adapterName,
+      close() {
+        model.dispose();
+        device.destroy();
+      },
+    };
+  } catch (error) {
+    device.destroy();
+    throw error;
+  }
 }
