@@ -158,62 +158,77 @@ for (const threads of [1, 2]) {
 }
 
 test('Chromium library on WebGPU (SwiftShader): ReDrafter ids equal plain ids, and equal the Node engine on WebGPU',
-  { skip, timeout: 120_000 }, async () => {
+  { skip, timeout: 240_000 }, async () => {
     const { testDevice } = await import('../webgpu/test-device.js');
     const device = await testDevice();
-    const cases: Case[] = [
-      { name: 'greedy', prompt: 'Once upon a time', maxTokens: 24, temperature: 0, seed: 0, beams: 2, beamLength: 4 },
-      { name: 'sampled', prompt: 'The little dog', maxTokens: 24, temperature: 0.8, seed: 7, topP: 0.9, beams: 1,
-        beamLength: 5 },
+    // stories260K on 1 thread, greedy and sampled; stories260K-xl Q8_0 (75 M parameters: SwiftShader takes seconds
+    // per token) a few greedy tokens with the drafter on 2 threads.
+    const subjects = [
+      { model: '/stories/stories260K.bin', tokenizer: '/stories/tok512.bin' as string | undefined,
+        drafter: '/files/drafter/', threads: 1, node: { model: stories260K.model, tokenizer: stories260K.tokenizer as
+          string | undefined }, cases: [
+          { name: 'greedy', prompt: 'Once upon a time', maxTokens: 24, temperature: 0, seed: 0, beams: 2, beamLength: 4 },
+          { name: 'sampled', prompt: 'The little dog', maxTokens: 24, temperature: 0.8, seed: 7, topP: 0.9, beams: 1,
+            beamLength: 5 },
+        ] as Case[] },
+      { model: '/xl/stories260K-xl-q8_0.gguf', tokenizer: undefined, drafter: '/xl/stories260K-xl-drafter/', threads: 2,
+        node: { model: xl.model, tokenizer: undefined }, cases: [
+          { name: 'xl greedy', prompt: 'Once upon a time', maxTokens: 4, temperature: 0, seed: 0, beams: 1, beamLength: 3 },
+        ] as Case[] },
     ];
-    const { page, errors } = await openPage(browser, new URL('library.html', server.url).href);
-    try {
-      const run = { library: new URL('redrafter.js', server.url).href, cases };
-      const got = await page.evaluate(async (args) => {
-        const library = await import(args.library) as {
-          browserCapabilities(): Promise<{ backends: { name: string; available: boolean }[] }>;
-          loadModel(options: { model: string; tokenizer?: string; backend: string; contextLength: number }): Promise<{
-            backend: string; adapter?: string; close(): Promise<void> }>;
-          loadDrafter(loaded: unknown, folder: string): Promise<unknown>;
-          generateText(loaded: unknown, options: Case & { drafter?: unknown }): Promise<{ ids: number[] }>;
-        };
-        const capabilities = await library.browserCapabilities();
-        const loaded = await library.loadModel({ model: '/stories/stories260K.bin', tokenizer: '/stories/tok512.bin',
-          backend: 'webgpu', contextLength: 256 });
-        try {
-          const drafter = await library.loadDrafter(loaded, '/files/drafter/');
-          const results: { plain: number[]; redrafter: number[] }[] = [];
-          for (const c of args.cases) {
-            const plain = await library.generateText(loaded, c);
-            const drafted = await library.generateText(loaded, { ...c, drafter });
-            results.push({ plain: plain.ids, redrafter: drafted.ids });
+    for (const subject of subjects) {
+      const cases = subject.cases;
+      const { page, errors } = await openPage(browser, new URL('library.html', server.url).href);
+      try {
+        const run = { library: new URL('redrafter.js', server.url).href, cases, model: subject.model,
+          tokenizer: subject.tokenizer, drafter: subject.drafter, threads: subject.threads };
+        const got = await page.evaluate(async (args) => {
+          const library = await import(args.library) as {
+            browserCapabilities(): Promise<{ backends: { name: string; available: boolean }[] }>;
+            loadModel(options: { model: string; tokenizer?: string; backend: string; contextLength: number;
+              threads: number }): Promise<{ backend: string; adapter?: string; threads: number; close(): Promise<void> }>;
+            loadDrafter(loaded: unknown, folder: string): Promise<unknown>;
+            generateText(loaded: unknown, options: Case & { drafter?: unknown }): Promise<{ ids: number[] }>;
+          };
+          const capabilities = await library.browserCapabilities();
+          const loaded = await library.loadModel({ model: args.model, tokenizer: args.tokenizer, backend: 'webgpu',
+            contextLength: 256, threads: args.threads });
+          try {
+            const drafter = await library.loadDrafter(loaded, args.drafter);
+            const results: { plain: number[]; redrafter: number[] }[] = [];
+            for (const c of args.cases) {
+              const plain = await library.generateText(loaded, c);
+              const drafted = await library.generateText(loaded, { ...c, drafter });
+              results.push({ plain: plain.ids, redrafter: drafted.ids });
+            }
+            return { backend: loaded.backend, adapter: loaded.adapter, threads: loaded.threads, results,
+              webgpuListed: capabilities.backends.find((b) => b.name === 'webgpu')?.available ?? false };
+          } finally {
+            await loaded.close();
           }
-          return { backend: loaded.backend, adapter: loaded.adapter, results,
-            webgpuListed: capabilities.backends.find((b) => b.name === 'webgpu')?.available ?? false };
-        } finally {
-          await loaded.close();
-        }
-      }, run);
-      assert.deepEqual(errors, []);
-      assert.equal(got.backend, 'webgpu');
-      assert.equal(got.webgpuListed, true, 'browserCapabilities lists WebGPU as available');
-      got.results.forEach((r, i) => {
-        assert.ok(r.plain.length > 1);
-        assert.deepEqual(r.redrafter, r.plain, `${cases[i].name}: ReDrafter on WebGPU = plain on WebGPU`);
-      });
-      if (device.gpu !== undefined) {
-        // Node on WebGPU (dawn.node over the same SwiftShader): the same ids.
-        const loaded = await loadModel({ model: stories260K.model, tokenizer: stories260K.tokenizer, backend: 'webgpu',
-          contextLength: 256 });
-        try {
-          for (const [i, c] of cases.entries()) {
-            assert.deepEqual(got.results[i].plain, (await generateText(loaded, c)).ids, `${c.name}: browser = Node (WebGPU)`);
+        }, run);
+        assert.deepEqual(errors, []);
+        assert.equal(got.backend, 'webgpu');
+        assert.equal(got.threads, subject.threads);
+        assert.equal(got.webgpuListed, true, 'browserCapabilities lists WebGPU as available');
+        got.results.forEach((r, i) => {
+          assert.ok(r.plain.length > 1);
+          assert.deepEqual(r.redrafter, r.plain, `${cases[i].name}: ReDrafter on WebGPU = plain on WebGPU`);
+        });
+        if (device.gpu !== undefined) {
+          // Node on WebGPU (dawn.node over the same SwiftShader): the same ids.
+          const loaded = await loadModel({ model: subject.node.model, tokenizer: subject.node.tokenizer, backend: 'webgpu',
+            contextLength: 256 });
+          try {
+            for (const [i, c] of cases.entries()) {
+              assert.deepEqual(got.results[i].plain, (await generateText(loaded, c)).ids, `${c.name}: browser = Node (WebGPU)`);
+            }
+          } finally {
+            await loaded.close();
           }
-        } finally {
-          await loaded.close();
         }
+      } finally {
+        await page.context().close();
       }
-    } finally {
-      await page.context().close();
     }
   });
