@@ -28,7 +28,7 @@ export interface SchedulerOptions {
   maxSequences?: number;
   /**
    * Bytes of KV memory for all sequences (default: room for maxSequences sequences at the full context, at most
-   * 1 GiB, at least one such sequence).
+   * 1 GiB and what the WebAssembly memory has left, at least one such sequence).
    */
   kvBudgetBytes?: number;
   /** Rows per forward that prompt chunks may fill, decoding rows included (default 256). */
@@ -163,7 +163,9 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
   const sequenceBlocks = Math.ceil((model.contextLength + CONTROLLER_MAX_NODES) / blockSize) + 1;
   let budget = options.kvBudgetBytes;
   if (budget === undefined) {
-    budget = Math.max(sequenceBlocks * bytesPerBlock, Math.min(MAX_DEFAULT_BUDGET,
+    // What the WebAssembly memory (4 GiB, the weights already in it) can still take, less room for scratch buffers.
+    const room = 4 * 2 ** 30 - model.kernels.heap.memory.buffer.byteLength - 2 ** 28;
+    budget = Math.max(sequenceBlocks * bytesPerBlock, Math.min(MAX_DEFAULT_BUDGET, room,
       maxSequences * sequenceBlocks * bytesPerBlock));
   }
   if (!(Number.isFinite(budget) && budget > 0)) throw new RangeError(`kvBudgetBytes: expected a positive number, got ${budget}`);
