@@ -6,7 +6,10 @@
 //   - one token's forward time against the memory-bandwidth bound (weight bytes ÷ the measured copy bandwidth),
 //   - plain greedy decoding tokens/s (a forward per token, reading back its argmax id only),
 //   - a tree verification forward of k = 1, 2, 4, 8, 16, 32 nodes (argmax of every node + one hidden row read back),
-//     relative to k = 1: how much of a tree is nearly free, the number that decides ReDrafter on GPUs.
+//     relative to k = 1: how much of a tree is nearly free, the number that decides ReDrafter on GPUs,
+//   - through the engine (generate(), as users run it): plain decoding against ReDrafter with the shipped
+//     stories260K drafter inflated to the model's width (src/drafter/inflate.ts: the same acceptance as on
+//     stories260K), greedy and T = 1, fixed trees 1×6 and 4×5.
 // --quick runs tiny sizes (a test runs it on SwiftShader so that a GPU run cannot fail on plumbing). It measures;
 // it asserts nothing about time.
 
@@ -21,6 +24,14 @@ import { modelFolders } from '../src/engine/default-model.js';
 import { openNodeWebGpuDevice } from '../src/webgpu/node-device.js';
 import { createWebGpuModel, type WebGpuModel } from '../src/webgpu/model.js';
 import type { GpuMatrixEncoding } from '../src/webgpu/matmul.js';
+import { engineModelOfWebGpu } from '../src/webgpu/engine-model.js';
+import { createKernels } from '../src/kernels/index.js';
+import type { Kernels } from '../src/kernels/types.js';
+import { loadDrafter, type LoadedModel } from '../src/engine/load.js';
+import { generateText, type GenerateOptions } from '../src/engine/generate.js';
+import { defaultDrafterPath } from '../src/engine/default-model.js';
+import { randomDrafter, readDrafter } from '../src/drafter/checkpoint.js';
+import { inflateDrafter } from '../src/drafter/inflate.js';
 
 const { values } = parseArgs({ options: {
   quick: { type: 'boolean', default: false },
@@ -89,10 +100,59 @@ interface Result {
   bytesRead: number;
   greedyTokensPerSecond: number;
   tree: { nodes: number; ms: number; relative: number }[];
+  /** generate() on this model: tokens/s of plain decoding and of ReDrafter trees, greedy and T = 1. */
+  engine: EngineRow[];
+}
+
+interface EngineRow {
+  mode: 'greedy' | 'T=1';
+  plainTokensPerSecond: number;
+  trees: { shape: string; tokensPerSecond: number; speedup: number; tokensPerStep: number }[];
+}
+
+const ENGINE_SHAPES: [number, number][] = [[1, 6], [4, 5]];
+
+/**
+ * Plain decoding and ReDrafter through generate() on the GPU model (the WebGPU backend as loadModel gives it), with
+ * the shipped drafter inflated to the model's width (a random one where it is absent: then acceptance is low).
+ */
+async function measureEngine(model: WebGpuModel, kernels: Kernels): Promise<EngineRow[]> {
+  const engineModel = engineModelOfWebGpu(model, kernels);
+  const loaded: LoadedModel = { path: 'inflated', format: 'llama2c', backend: 'webgpu', model: engineModel,
+    tokenizer: null, kernels, close: async () => undefined };
+  const shipped = defaultDrafterPath();
+  const weights = shipped !== undefined && model.config.vocabSize === 512
+    ? inflateDrafter(readDrafter(shipped, base.config), model.config.dim) : randomDrafter(model.config, { seed: 1 });
+  const drafter = loadDrafter(loaded, weights);
+  const tokens = quick ? 8 : 128;
+  const promptIds = [1, 403, 407, 261, 378].map((t) => t % model.config.vocabSize);
+  const rows: EngineRow[] = [];
+  try {
+    for (const mode of ['greedy', 'T=1'] as const) {
+      const base: GenerateOptions = { promptIds, maxTokens: tokens, stopTokens: [], temperature: mode === 'greedy' ? 0 : 1,
+        seed: 7 };
+      await generateText(loaded, { ...base, maxTokens: 4 }); // warm-up
+      const plain = await generateText(loaded, base);
+      const row: EngineRow = { mode, plainTokensPerSecond: plain.stats.tokensPerSecond, trees: [] };
+      for (const [beams, beamLength] of ENGINE_SHAPES) {
+        if (performance.now() - started > budgetMs) break;
+        const drafted = await generateText(loaded, { ...base, drafter, beams, beamLength });
+        if (drafted.ids.join() !== plain.ids.join()) throw new Error(`ReDrafter ${beams}×${beamLength} ${mode}: ids differ from plain decoding`);
+        const steps = drafted.stats.committedPerStep.length;
+        row.trees.push({ shape: `${beams}×${beamLength}`, tokensPerSecond: drafted.stats.tokensPerSecond,
+          speedup: drafted.stats.tokensPerSecond / plain.stats.tokensPerSecond,
+          tokensPerStep: steps > 0 ? drafted.stats.committedPerStep.reduce((a, b) => a + b, 0) / steps : 0 });
+      }
+      rows.push(row);
+    }
+  } finally {
+    drafter.dispose();
+  }
+  return rows;
 }
 
 async function measure(model: WebGpuModel, name: string, encoding: GpuMatrixEncoding, parameters: number,
-  bandwidth: number): Promise<Result> {
+  bandwidth: number, kernels: Kernels): Promise<Result> {
   const prompt = [1, 403, 407, 261, 378, 432, 383, 286].map((t) => t % model.config.vocabSize);
   const capacity = 256;
   const cache = model.createCache(capacity);
@@ -159,8 +219,9 @@ async function measure(model: WebGpuModel, name: string, encoding: GpuMatrixEnco
   }
   for (const entry of tree) entry.relative = entry.ms / tree[0].ms;
   cache.free();
+  const engine = await measureEngine(model, kernels);
   return { model: name, encoding, parameters, weightBytes: model.weightBytes, forwardMs, boundMs: (model.weightBytes / bandwidth) * 1000,
-    encodeMs: stats.encodeMs, waitMs: stats.waitMs, bytesRead: stats.bytesRead, greedyTokensPerSecond, tree };
+    encodeMs: stats.encodeMs, waitMs: stats.waitMs, bytesRead: stats.bytesRead, greedyTokensPerSecond, tree, engine };
 }
 
 const gpu = await openNodeWebGpuDevice();
@@ -171,6 +232,8 @@ console.log(`copy bandwidth: ${(bandwidth / 1e9).toFixed(1)} GB/s (read + write)
 const modelNames = (values.models ?? (quick ? 'tiny' : 'xl,1b')).split(',').map((m) => m.trim());
 const base = baseCheckpoint();
 const results: Result[] = [];
+// The host's kernels, for the drafter of the engine rows (every core, as a user would run it).
+const kernels = await createKernels({ threads: quick ? 1 : 4 });
 for (const name of modelNames) {
   const shape = MODEL_SHAPES[name];
   if (shape === undefined) throw new RangeError(`--models: expected names from ${Object.keys(MODEL_SHAPES).join(', ')}, got "${name}"`);
@@ -188,7 +251,7 @@ for (const name of modelNames) {
     log(`loading ${name} as ${encoding}`);
     const model = createWebGpuModel(device, checkpoint, { contextLength: 512, weights: encoding });
     log(`measuring ${name} ${encoding} (${(model.weightBytes / 1e6).toFixed(0)} MB of weights)`);
-    results.push(await measure(model, `stories260K-${name}`, encoding, parameters, bandwidth));
+    results.push(await measure(model, `stories260K-${name}`, encoding, parameters, bandwidth, kernels));
     model.dispose();
   }
 }
@@ -205,8 +268,20 @@ for (const r of results) {
 }
 console.log('');
 console.log('k=N: a tree verification forward of N nodes (argmax of each node + one hidden row read back), relative to k=1.');
+console.log('');
+console.log('Through the engine (generate(): logits rows and hidden states read back, drafter and sampler on the host):');
+console.log('');
+console.log('| model | weights | decoding | plain tok/s | ' + ENGINE_SHAPES.map(([w, l]) => `${w}×${l} tok/s (× plain, tokens/step)`).join(' | ') + ' |');
+console.log('|---|---|---|---|' + ENGINE_SHAPES.map(() => '---|').join(''));
+for (const r of results) {
+  for (const row of r.engine) {
+    console.log(`| ${r.model} | ${r.encoding} | ${row.mode} | ${row.plainTokensPerSecond.toFixed(1)} | ` + row.trees.map((t) =>
+      `${t.tokensPerSecond.toFixed(1)} (${t.speedup.toFixed(2)}×, ${t.tokensPerStep.toFixed(2)})`).join(' | ') + ' |');
+  }
+}
 if (values.json !== undefined) {
   writeFileSync(values.json, JSON.stringify({ adapter: gpu.adapterName, bandwidth, results }, null, 2));
 }
 log('done');
+await kernels.close();
 gpu.destroy();

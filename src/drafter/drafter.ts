@@ -29,6 +29,11 @@ export function createDrafter(kernels: Kernels, weights: DrafterWeights, tokenEm
   const { config } = weights;
   const { hiddenSize: H, exitDim: E, vocabSize: V, numDraftLayers: R } = config;
   const heap = kernels.heap;
+  // The kernels read the table at its heap address: a table elsewhere (a copy, another backend's) would be garbage.
+  if (!(tokenEmbedding.buffer instanceof SharedArrayBuffer) ||
+    tokenEmbedding.byteOffset + tokenEmbedding.byteLength > heap.memory.buffer.byteLength) {
+    throw new RangeError('createDrafter: tokenEmbedding must be a view into the kernels\' heap (model.tokenEmbedding)');
+  }
   const owned: Ptr[] = [];
   const alloc = (floats: number): Ptr => {
     const ptr = heap.alloc(floats * 4);

@@ -66,6 +66,10 @@ export function engineModelOfWebGpu(gpu: WebGpuModel, kernels: Kernels): EngineW
   // logitsRow(j): the j-th requested row, which the readback holds at batch row rowOfLogits[j].
   let rowOfLogits = new Int32Array(64);
   const totals: GpuForwardTotals = { forwards: 0, bytesRead: 0, encodeMs: 0, waitMs: 0 };
+  // The drafter runs on the host kernels and reads the embedding at its heap address: a copy in their heap.
+  const embeddingPtr = kernels.heap.alloc(gpu.tokenEmbedding.length * 4);
+  const tokenEmbedding = kernels.heap.f32(embeddingPtr, gpu.tokenEmbedding.length);
+  tokenEmbedding.set(gpu.tokenEmbedding);
   const synchronous = (): never => {
     throw new Error('WebGPU model: forwards are asynchronous; use forwardSequencesAsync');
   };
@@ -80,7 +84,7 @@ export function engineModelOfWebGpu(gpu: WebGpuModel, kernels: Kernels): EngineW
     weightBytes: gpu.weightBytes,
     matrices: { f32: gpu.matrices.f32 ?? 0, q8_0: gpu.matrices.q8_0 ?? 0, q4_0: gpu.matrices.q4_0 ?? 0 },
     contextLength: gpu.contextLength,
-    tokenEmbedding: gpu.tokenEmbedding,
+    tokenEmbedding,
     createCache: (capacity) => wrapCache(gpu.createCache(capacity)),
     output,
     logitsRow(row) {
@@ -127,7 +131,10 @@ export function engineModelOfWebGpu(gpu: WebGpuModel, kernels: Kernels): EngineW
       totals.waitMs += result.stats.waitMs;
       return output;
     },
-    dispose: () => gpu.dispose(),
+    dispose() {
+      gpu.dispose();
+      kernels.heap.free(embeddingPtr);
+    },
   };
 }
 

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { loadDrafter, loadModel, type LoadedModel } from '../engine/load.js';
 import { generateText, type GenerateOptions } from '../engine/generate.js';
 import { randomDrafter } from '../drafter/checkpoint.js';
+import { defaultDrafterPath } from '../engine/default-model.js';
 import { missing, stories260K } from '../../test/fixtures.js';
 import { bigramDrafter } from '../../test/drafters.js';
 import { testDevice } from './test-device.js';
@@ -70,6 +71,14 @@ test('ReDrafter on WebGPU emits exactly the plain-decoding ids: 20 prompts × W 
         }
       }
       assert.ok(multiTokenSteps > 20, `the bigram drafter's trees were accepted (${multiTokenSteps} multi-token steps)`);
+      // The shipped drafter reads the model's hidden states and embedding (host copies): it accepts as on WebAssembly.
+      const shipped = loadDrafter(loaded, defaultDrafterPath()!);
+      const story = { promptIds: [1, 403, 407, 261, 378], maxTokens: 40, stopTokens: [] };
+      const drafted = await generateText(loaded, { ...story, drafter: shipped, beams: 1, beamLength: 6 });
+      assert.deepEqual(drafted.ids, (await generateText(loaded, story)).ids);
+      const perStep = drafted.stats.committedPerStep.reduce((a, b) => a + b, 0) / drafted.stats.committedPerStep.length;
+      assert.ok(perStep > 3, `shipped drafter on WebGPU: ${perStep.toFixed(2)} tokens per step (about 5 on WebAssembly)`);
+      shipped.dispose();
       // Without a shape, a drafter runs the default tree on WebGPU (the controller calibrates on synchronous forwards).
       const auto = await generateText(loaded, { prompt: PROMPTS[0], maxTokens: 20, drafter: bigram });
       assert.deepEqual(auto.ids, (await generateText(loaded, { prompt: PROMPTS[0], maxTokens: 20 })).ids);

@@ -27,14 +27,24 @@ test('bench:gpu --quick runs on this adapter and reports forward time, bound, gr
     assert.match(run.stdout, /^adapter: .+/m);
     assert.match(run.stdout, /\| stories260K-tiny \(\d+M\) \| f32 \|/);
     assert.match(run.stdout, /\| stories260K-tiny \(\d+M\) \| q8_0 \|/);
+    // Through the engine: plain decoding and two ReDrafter trees, greedy and T = 1, for each encoding.
+    for (const encoding of ['f32', 'q8_0']) {
+      for (const mode of ['greedy', 'T=1']) {
+        assert.match(run.stdout, new RegExp(`\\| stories260K-tiny \\| ${encoding} \\| ${mode} \\| [\\d.]+ \\| [\\d.]+ \\(`));
+      }
+    }
     const report = JSON.parse(readFileSync(json, 'utf8')) as { bandwidth: number; results: { forwardMs: number; boundMs: number;
-      greedyTokensPerSecond: number; bytesRead: number; tree: { nodes: number; ms: number }[] }[] };
+      greedyTokensPerSecond: number; bytesRead: number; tree: { nodes: number; ms: number }[];
+      engine: { trees: { tokensPerStep: number }[] }[] }[] };
     assert.ok(report.bandwidth > 0);
     assert.equal(report.results.length, 2);
     for (const result of report.results) {
       assert.ok(result.forwardMs > 0 && result.boundMs > 0 && result.greedyTokensPerSecond > 0);
       assert.equal(result.bytesRead, 4, 'a plain step reads back one argmax id');
       assert.deepEqual(result.tree.map((t) => t.nodes), [1, 2, 4, 8]);
+      assert.equal(result.engine.length, 2);
+      // The inflated shipped drafter accepts drafts on the inflated model (greedy).
+      assert.ok(result.engine[0].trees[0].tokensPerStep > 1.5, JSON.stringify(result.engine[0]));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
