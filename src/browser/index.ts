@@ -70,7 +70,7 @@ export async function browserCapabilities(): Promise<BrowserCapabilities> {
       { name: 'wasm', available: true, detail: `WebAssembly SIMD128${simd === 'relaxed' ? ' + relaxed SIMD' : ''}` },
       { name: 'webgpu', available: adapter, detail: adapter
         ? 'navigator.gpu has an adapter: the forward runs on the GPU (drafter and sampler on WebAssembly; one ' +
-          'sequence per forward; a drafter runs a fixed tree)'
+          'sequence per forward)'
         : 'no WebGPU adapter here' },
     ],
   };

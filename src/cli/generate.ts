@@ -6,7 +6,7 @@ import type { SimdBuild } from '../kernels/index.js';
 import { loadDrafter } from '../engine/load.js';
 import type { AcceptanceRule } from '../engine/redrafter.js';
 import { decodingMode, readTuning, writeTuning } from '../engine/tuning.js';
-import { controllerState, speculationController } from '../engine/speculation.js';
+import { controllerState, prepareSpeculationController, speculationController } from '../engine/speculation.js';
 import type { SpeculationController } from '../engine/controller.js';
 import { defaultDrafterPath } from '../engine/default-model.js';
 import { addModelOptions, openModel, type ModelFlags } from './model-options.js';
@@ -66,11 +66,13 @@ export function registerGenerate(program: Command): void {
       const drafter = drafterPath && drafterPath !== 'none' ? loadDrafter(loaded, drafterPath) : undefined;
       const fixed = flags.beams !== undefined || flags.beamLength !== undefined;
       const mode = decodingMode(flags.temperature);
-      const modelKey = flags.model ?? loaded.path;
+      // Costs differ by backend: a WebGPU run keeps its own tuning entries.
+      const modelKey = (flags.model ?? loaded.path) + (loaded.backend === 'webgpu' ? ' (webgpu)' : '');
       // No shape given: the controller, starting from what earlier runs here measured and saw (the tuning file).
       let controller: SpeculationController | undefined;
       if (drafter && !fixed) {
         const saved = readTuning(modelKey, drafter.path, loaded.kernels.threads, mode).controller;
+        if (!saved && loaded.model.forwardSequencesAsync) await prepareSpeculationController(loaded, drafter);
         controller = speculationController(loaded, drafter, mode, saved).controller;
       }
       try {

@@ -21,7 +21,7 @@ export function addModelOptions(command: Command): Command {
       'else 1', threadCount, 'auto')
     .option('--context <n>', 'context length (default: the model\'s, at most 4096)', integer(1))
     .addOption(new Option('--backend <name>', 'where the forward runs: wasm, or webgpu (dawn.node; the drafter stays ' +
-      'on the WebAssembly kernels, and a drafter runs a fixed tree)').choices(['wasm', 'webgpu']).default('wasm'));
+      'on the WebAssembly kernels)').choices(['wasm', 'webgpu']).default('wasm'));
 }
 
 function threadCount(value: string): number | 'auto' {

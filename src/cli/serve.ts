@@ -64,7 +64,7 @@ export function registerServe(program: Command): void {
         if (!drafterPath || drafterPath === 'none') return undefined;
         const result = loadDrafter(loaded, drafterPath);
         // Start the speculation controllers from what earlier runs here measured (the tuning file), as generate does.
-        const modelKey = flags.model ?? loaded.path;
+        const modelKey = (flags.model ?? loaded.path) + (loaded.backend === 'webgpu' ? ' (webgpu)' : '');
         for (const mode of ['greedy', 'sampled'] satisfies DecodingMode[]) {
           const saved = readTuning(modelKey, result.path, loaded.kernels.threads, mode).controller;
           if (saved) speculationController(loaded, result, mode, saved);

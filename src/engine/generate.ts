@@ -11,7 +11,7 @@ import { createSoloSequence, schedulerFor, type SequenceRequest } from './schedu
 import { CONTROLLER_MAX_NODES } from './speculation-costs.js';
 import type { KvCache } from '../model/kv-cache.js';
 import { validateBeamShape } from '../drafter/beam-search.js';
-import { speculationController } from './speculation.js';
+import { prepareSpeculationController, speculationController } from './speculation.js';
 import { decodingMode } from './tuning.js';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -161,7 +161,7 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
     // Every generation on a model goes through its scheduler: concurrent generations share forwards.
     let calibrationSeconds: number | undefined;
     const request: SequenceRequest = {
-      promptIds, maxTokens, stopTokens, extraSlots: extraSlotsOf(loaded, options), signal: options.signal,
+      promptIds, maxTokens, stopTokens, extraSlots: extraSlotsOf(options), signal: options.signal,
       logprobs: options.logprobs,
       createStepper(cache) {
         const made = createStepper(loaded, options, cache);
@@ -169,7 +169,12 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
         return made.stepper;
       },
     };
-    // A GPU model's forward is awaited, one sequence at a time; the WebAssembly model's go through the scheduler.
+    // A GPU model's forward is awaited, one sequence at a time (its speculation controller calibrated by awaited
+    // forwards first); the WebAssembly model's go through the scheduler.
+    let asyncCalibration = 0;
+    if (model.forwardSequencesAsync && options.drafter && options.beams === undefined && options.beamLength === undefined) {
+      asyncCalibration = await prepareSpeculationController(loaded, options.drafter);
+    }
     const sequence = model.forwardSequencesAsync ? createSoloSequence(model, request) : schedulerFor(loaded).add(request);
     const textDecoder = tokenizer?.createDecoder();
     const stepTokens = new Int32Array(MAX_TOKENS_PER_STEP);
@@ -206,7 +211,7 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
       const decoderStats = sequence.stepper?.stats;
       if (decoderStats) {
         stats.redrafter = decoderStats;
-        if (calibrationSeconds !== undefined) decoderStats.calibrationSeconds = calibrationSeconds;
+        if (calibrationSeconds !== undefined) decoderStats.calibrationSeconds = calibrationSeconds + asyncCalibration;
       }
       if (firstCount === 0) {
         finishReason = 'abort';
@@ -283,9 +288,9 @@ const DEFAULT_BEAM_LENGTH = 5;
 const MAX_TOKENS_PER_STEP = 64;
 
 /** KV slots beyond the context the sequence's tree needs. */
-function extraSlotsOf(loaded: LoadedModel, options: GenerateOptions): number {
+function extraSlotsOf(options: GenerateOptions): number {
   if (!options.drafter) return 0;
-  if (options.beams !== undefined || options.beamLength !== undefined || loaded.model.forwardSequencesAsync) {
+  if (options.beams !== undefined || options.beamLength !== undefined) {
     return 1 + (options.beams ?? DEFAULT_BEAMS) * ((options.beamLength ?? DEFAULT_BEAM_LENGTH) - 1);
   }
   return CONTROLLER_MAX_NODES;
@@ -295,9 +300,7 @@ function createStepper(loaded: LoadedModel, options: GenerateOptions, cache: KvC
   { stepper: SequenceStepper; calibrationSeconds?: number } {
   const sequence = { ...options, cache };
   if (!options.drafter) return { stepper: createAutoregressiveStepper(loaded.model, sequence) };
-  // The speculation controller calibrates with synchronous forwards: on an asynchronous (GPU) backend a drafter runs
-  // the fixed default tree unless a shape is given.
-  if (options.beams !== undefined || options.beamLength !== undefined || loaded.model.forwardSequencesAsync) {
+  if (options.beams !== undefined || options.beamLength !== undefined) {
     return { stepper: createRedrafterStepper(loaded.model, options.drafter.drafter, {
       ...sequence, beams: options.beams ?? DEFAULT_BEAMS, beamLength: options.beamLength ?? DEFAULT_BEAM_LENGTH,
     }) };

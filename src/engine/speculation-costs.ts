@@ -4,7 +4,7 @@
 // refined online by every step the decoders run (exponential averages).
 
 import { performance } from 'node:perf_hooks';
-import type { ForwardBatch, Model } from '../model/model.js';
+import type { ForwardBatch, Model, SequenceBatch } from '../model/model.js';
 import type { BeamSearch } from '../drafter/beam-search.js';
 
 /** Beam widths the speculation controller chooses from. */
@@ -171,12 +171,66 @@ export interface CalibrationOptions {
  */
 export function calibrateCosts(model: Model, search: BeamSearch, options: CalibrationOptions = {}): SpeculationCosts {
   const repeats = options.repeats ?? 3;
+  const context = calibrationContext(model, options);
+  return costsFromMeasurements(forwardSeconds(model, context, [...CALIBRATION_SIZES, 1], repeats), model, search,
+    repeats);
+}
+
+/**
+ * calibrateCosts for a model whose forward is asynchronous (WebGPU: `forwardSequencesAsync`): the same measurements,
+ * each forward awaited.
+ */
+export async function calibrateCostsAsync(model: Model, search: BeamSearch, options: CalibrationOptions = {}):
+  Promise<SpeculationCosts> {
+  const forwardAsync = model.forwardSequencesAsync;
+  if (!forwardAsync) throw new Error('calibrateCostsAsync: the model has no asynchronous forward');
+  const repeats = options.repeats ?? 3;
+  const context = calibrationContext(model, options);
+  const sizes = [...CALIBRATION_SIZES, 1];
+  const n = context + Math.max(...sizes);
+  const cache = model.createCache(n);
+  const row = (count: number, start: number, logits: boolean): SequenceBatch => ({
+    count, tokens: Int32Array.from({ length: count }, (_, i) => ((start + i) * 7 + 3) % model.config.vocabSize),
+    positions: Int32Array.from({ length: count }, (_, i) => start + i),
+    prefixLengths: Int32Array.from({ length: count }, (_, i) => start + i + 1), caches: [cache],
+    cacheOf: new Int32Array(count), writeSlots: Int32Array.from({ length: count }, (_, i) => start + i),
+    logits: logits ? 'all' : 'none' });
+  try {
+    for (let start = 0; start < context; start += 64) {
+      await forwardAsync.call(model, row(Math.min(64, context - start), start, false));
+    }
+    const measured: number[] = [];
+    for (const k of sizes) {
+      const batch = row(k, context, true);
+      await forwardAsync.call(model, batch);
+      const times: number[] = [];
+      for (let r = 0; r < repeats; r++) {
+        const started = performance.now();
+        await forwardAsync.call(model, batch);
+        times.push((performance.now() - started) / 1000);
+      }
+      measured.push(median(times));
+    }
+    return costsFromMeasurements(measured, model, search, repeats);
+  } finally {
+    cache.free();
+  }
+}
+
+function calibrationContext(model: Model, options: CalibrationOptions): number {
   const largest = CALIBRATION_SIZES[CALIBRATION_SIZES.length - 1];
-  const context = Math.min(options.context ?? 32, model.contextLength - largest);
+  return Math.min(options.context ?? 32, model.contextLength - largest);
+}
+
+/**
+ * The costs from forward times at CALIBRATION_SIZES then 1 again (`measured`), and beam searches timed here (the
+ * drafter runs on the host whatever the backend).
+ */
+function costsFromMeasurements(measured: number[], model: Model, search: BeamSearch, repeats: number):
+  SpeculationCosts {
   const vocab = model.config.vocabSize;
   // One token again at the end, now that every path is warm: the first measurement may have caught the JIT cold, and
   // a plain step guessed too slow makes every tree look better than it is.
-  const measured = forwardSeconds(model, context, [...CALIBRATION_SIZES, 1], repeats);
   measured[0] = Math.min(measured[0], measured.pop()!);
   const verify = new Array<number>(CONTROLLER_MAX_NODES + 1).fill(0);
   for (let m = 1; m <= CONTROLLER_MAX_NODES; m++) {

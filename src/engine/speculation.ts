@@ -7,7 +7,8 @@ import type { LoadedDrafter, LoadedModel } from './load.js';
 import { createAcceptanceCounts, createSpeculationController, type AcceptanceCounts, type SpeculationController,
 } from './controller.js';
 import {
-  calibrateCosts, createSpeculationCosts, CONTROLLER_MAX_LENGTH, CONTROLLER_WIDTHS, type SpeculationCosts,
+  calibrateCosts, calibrateCostsAsync, createSpeculationCosts, CONTROLLER_MAX_LENGTH, CONTROLLER_WIDTHS,
+  type SpeculationCosts,
   type SpeculationCostsJson,
 } from './speculation-costs.js';
 import type { AcceptanceCountsJson, ControllerState, DecodingMode } from './tuning.js';
@@ -61,6 +62,10 @@ export function speculationController(loaded: LoadedModel, drafter: LoadedDrafte
   let calibrationSeconds = 0;
   let costs = usableCosts(saved);
   if (!costs) {
+    if (!entry.calibration && loaded.model.forwardSequencesAsync) {
+      throw new Error('speculation controller: this model\'s forward is asynchronous; await ' +
+        'prepareSpeculationController(loaded, drafter) first');
+    }
     if (!entry.calibration) {
       const started = performance.now();
       const search = createBeamSearch(drafter.drafter, { maxWidth: CONTROLLER_WIDTHS[CONTROLLER_WIDTHS.length - 1],
@@ -74,6 +79,24 @@ export function speculationController(loaded: LoadedModel, drafter: LoadedDrafte
   const controller = createSpeculationController(costs, usableAcceptance(saved?.acceptance));
   entry.byMode.set(mode, controller);
   return { controller, calibrationSeconds };
+}
+
+/**
+ * Calibrates the drafter on a model whose forward is asynchronous (WebGPU) unless this process already has, so that
+ * speculationController can be made synchronously afterwards; returns the seconds it took (0 if nothing was done).
+ */
+export async function prepareSpeculationController(loaded: LoadedModel, drafter: LoadedDrafter): Promise<number> {
+  let entry = controllers.get(drafter);
+  if (!entry) {
+    entry = { byMode: new Map() };
+    controllers.set(drafter, entry);
+  }
+  if (entry.calibration || entry.byMode.size > 0) return 0;
+  const started = performance.now();
+  const search = createBeamSearch(drafter.drafter, { maxWidth: CONTROLLER_WIDTHS[CONTROLLER_WIDTHS.length - 1],
+    maxLength: CONTROLLER_MAX_LENGTH });
+  entry.calibration = (await calibrateCostsAsync(loaded.model, search)).toJSON();
+  return (performance.now() - started) / 1000;
 }
 
 /** What to save of a controller (for the tuning file). */

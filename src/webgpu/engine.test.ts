@@ -79,10 +79,11 @@ test('ReDrafter on WebGPU emits exactly the plain-decoding ids: 20 prompts × W 
       const perStep = drafted.stats.committedPerStep.reduce((a, b) => a + b, 0) / drafted.stats.committedPerStep.length;
       assert.ok(perStep > 3, `shipped drafter on WebGPU: ${perStep.toFixed(2)} tokens per step (about 5 on WebAssembly)`);
       shipped.dispose();
-      // Without a shape, a drafter runs the default tree on WebGPU (the controller calibrates on synchronous forwards).
+      // Without a shape, the speculation controller chooses, calibrated by awaited forwards on first use.
       const auto = await generateText(loaded, { prompt: PROMPTS[0], maxTokens: 20, drafter: bigram });
       assert.deepEqual(auto.ids, (await generateText(loaded, { prompt: PROMPTS[0], maxTokens: 20 })).ids);
-      assert.ok('4x5' in (auto.stats.redrafter?.shapes ?? {}));
+      assert.ok((auto.stats.redrafter?.calibrationSeconds ?? 0) > 0, 'the first use calibrated');
+      assert.ok(Object.keys(auto.stats.redrafter?.shapes ?? {}).length > 0, JSON.stringify(auto.stats.redrafter?.shapes));
       // Log-probabilities are the same numbers with and without speculation.
       const withLogprobs = { prompt: PROMPTS[2], maxTokens: 16, logprobs: 2 };
       const plainLogprobs = await generateText(loaded, withLogprobs);
