@@ -83,3 +83,14 @@ test('drafter steps match the spec equations (input_proj or not, rnn or running 
     await kernels.close();
   }
 });
+
+test('createDrafter refuses an embedding table outside the kernels\' heap (its kernels read it by address)', async () => {
+  const kernels = await createKernels({ threads: 1 });
+  try {
+    const weights = randomDrafter(base, { exitDim: 24, seed: 1 });
+    const copy = new Float32Array(base.vocabSize * base.dim);
+    assert.throws(() => createDrafter(kernels, weights, copy, 4), /tokenEmbedding must be a view into the kernels' heap/);
+  } finally {
+    await kernels.close();
+  }
+});

@@ -30,7 +30,8 @@ export function createDrafter(kernels: Kernels, weights: DrafterWeights, tokenEm
   const { hiddenSize: H, exitDim: E, vocabSize: V, numDraftLayers: R } = config;
   const heap = kernels.heap;
   // The kernels read the table at its heap address: a table elsewhere (a copy, another backend's) would be garbage.
-  if (!(tokenEmbedding.buffer instanceof SharedArrayBuffer) ||
+  // (The heap is a shared memory; the SharedArrayBuffer global itself is absent on pages that are not isolated.)
+  if (Object.prototype.toString.call(tokenEmbedding.buffer) !== '[object SharedArrayBuffer]' ||
     tokenEmbedding.byteOffset + tokenEmbedding.byteLength > heap.memory.buffer.byteLength) {
     throw new RangeError('createDrafter: tokenEmbedding must be a view into the kernels\' heap (model.tokenEmbedding)');
   }
