@@ -12,6 +12,8 @@ export {
   type GenerationStats, type FinishReason,
 } from './engine/generate.js';
 export { resolveDefaultModel, type DefaultModelFiles } from './engine/default-model.js';
+export { schedulerFor, type Scheduler, type SchedulerOptions, type SchedulerStats } from './engine/scheduler.js';
+export type { EmittedLogprob, TokenLogprob } from './sampling/index.js';
 export type { Decoder } from './engine/decoder.js';
 export { readCheckpoint, type Checkpoint, type TensorSource } from './model/checkpoint.js';
 export { createModel, type Model, type ForwardBatch, type ForwardOutput, type ModelOptions } from './model/model.js';
