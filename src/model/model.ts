@@ -119,6 +119,19 @@ export interface ModelOptions {
   weights?: 'native' | 'f32';
 }
 
+/** Row i's token is an id of the vocabulary and its position inside the context (every backend's forward checks). */
+export function checkTokenAndPosition(batch: { tokens: Int32Array; positions: Int32Array }, i: number, vocabSize: number,
+  contextLength: number): void {
+  const token = batch.tokens[i];
+  if (!(token >= 0 && token < vocabSize)) {
+    throw new RangeError(`forward: token ${i} is ${token}, expected an id in 0..${vocabSize - 1}`);
+  }
+  const position = batch.positions[i];
+  if (!(position >= 0 && position < contextLength)) {
+    throw new RangeError(`forward: position ${position} of token ${i} is outside the context (0..${contextLength - 1})`);
+  }
+}
+
 export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: ModelOptions = {}): Model {
   const { config } = checkpoint;
   const heap = kernels.heap;
@@ -324,40 +337,57 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
     kvScratch = heap.alloc(2 * kvScratchRows * kvDim * 4);
   };
 
+  // Where the current forward's rows go, set by forward / forwardSequences (fields, not closures: nothing is allocated
+  // per call). `single`: every row in one cache at slots writeSlot + i; else row i in caches[cacheOf[i]] at slot
+  // writeSlots[i].
+  let single: KvCache | null = null;
+  let writeSlot = 0;
+  let caches: readonly KvCache[] = [];
+  let cacheOf: Int32Array = new Int32Array(0);
+  let writeSlots: Int32Array = new Int32Array(0);
+  const cacheOfRow = (i: number): KvCache => single ?? caches[cacheOf[i]];
+  const slotOfRow = (i: number): number => (single ? writeSlot + i : writeSlots[i]);
+
   function forward(cache: KvCache, batch: ForwardBatch): ForwardOutput {
-    checkBatch(batch, (_i) => cache, (i) => batch.writeSlot + i);
-    return run(batch, cache, batch.writeSlot, null, null, null);
+    single = cache;
+    writeSlot = batch.writeSlot;
+    checkBatch(batch);
+    return run(batch);
   }
 
   function forwardSequences(batch: SequenceBatch): ForwardOutput {
-    const { caches, cacheOf, writeSlots } = batch;
     for (let i = 0; i < batch.count; i++) {
-      if (!(cacheOf[i] >= 0 && cacheOf[i] < caches.length)) {
-        throw new RangeError(`forward: row ${i} names cache ${cacheOf[i]}, expected 0..${caches.length - 1}`);
+      if (!(batch.cacheOf[i] >= 0 && batch.cacheOf[i] < batch.caches.length)) {
+        throw new RangeError(`forward: row ${i} names cache ${batch.cacheOf[i]}, expected 0..${batch.caches.length - 1}`);
       }
     }
-    checkBatch(batch, (i) => caches[cacheOf[i]], (i) => writeSlots[i]);
+    single = null;
+    caches = batch.caches;
+    cacheOf = batch.cacheOf;
+    writeSlots = batch.writeSlots;
+    checkBatch(batch);
     // One contiguous cache written at consecutive slots (a sequence alone): the single-cache path.
     let consecutive = caches.length === 1;
     for (let i = 1; consecutive && i < batch.count; i++) consecutive = writeSlots[i] === writeSlots[0] + i;
-    if (consecutive) return run(batch, caches[0], writeSlots[0], null, null, null);
-    return run(batch, null, 0, caches, cacheOf, writeSlots);
+    if (consecutive) {
+      single = caches[0];
+      writeSlot = writeSlots[0];
+    }
+    return run(batch);
   }
 
   /**
-   * The forward proper. `single`: every row in one cache at slots writeSlot + i; else row i in caches[cacheOf[i]] at
-   * slot writeSlots[i]. A contiguous single cache receives k and v straight from the projections; otherwise they go
-   * through scratch rows and are copied to their slots (same bits: a copy).
+   * The forward proper, over the rows placed by forward / forwardSequences. A contiguous single cache receives k and v
+   * straight from the projections; otherwise they go through scratch rows and are copied to their slots (same bits:
+   * a copy).
    */
-  function run(batch: Omit<ForwardBatch, 'writeSlot'>, single: KvCache | null, writeSlot: number,
-    caches: readonly KvCache[] | null, cacheOf: Int32Array | null, writeSlots: Int32Array | null): ForwardOutput {
+  function run(batch: Omit<ForwardBatch, 'writeSlot'>): ForwardOutput {
     const n = batch.count;
     ensureRows(n);
     const extraCount = batch.extraStarts ? batch.extraStarts[n] : 0;
     ensureExtras(extraCount);
     if (memory.length * 4 !== heap.memory.buffer.byteLength) memory = heap.f32(0, heap.memory.buffer.byteLength / 4);
     const k = kernels;
-    const cacheOfRow = (i: number): KvCache => single ?? caches![cacheOf![i]];
     const direct = single !== null && single.slotTable === 0;
     if (!direct) ensureKvScratch(n);
     const keyScratch = kvScratch;
@@ -389,8 +419,8 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
 
     for (let l = 0; l < nLayers; l++) {
       const w = weights.layers[l];
-      const keys = direct ? single.keys(l) + writeSlot * kvDim * 4 : keyScratch;
-      const values = direct ? single.values(l) + writeSlot * kvDim * 4 : valueScratch;
+      const keys = direct ? single!.keys(l) + writeSlot * kvDim * 4 : keyScratch;
+      const values = direct ? single!.values(l) + writeSlot * kvDim * 4 : valueScratch;
 
       // Attention: q, k, v projections (k and v straight into a contiguous cache's slots), RoPE, attention, output
       // projection.
@@ -403,7 +433,7 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
       if (!direct) {
         for (let i = 0; i < n; i++) {
           const rowCache = cacheOfRow(i);
-          const row = rowCache.physical(single ? writeSlot + i : writeSlots![i]);
+          const row = rowCache.physical(slotOfRow(i));
           const keyTo = rowCache.keys(l) / 4 + row * kvDim;
           const valueTo = rowCache.values(l) / 4 + row * kvDim;
           memory.copyWithin(keyTo, keyScratch / 4 + i * kvDim, keyScratch / 4 + (i + 1) * kvDim);
@@ -446,8 +476,7 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
     return output;
   }
 
-  function checkBatch(batch: Omit<ForwardBatch, 'writeSlot'>, cacheOfRow: (i: number) => KvCache,
-    slotOfRow: (i: number) => number): void {
+  function checkBatch(batch: Omit<ForwardBatch, 'writeSlot'>): void {
     const n = batch.count;
     if (!Number.isInteger(n) || n <= 0) throw new RangeError(`forward: count must be a positive integer, got ${n}`);
     for (let i = 0; i < n; i++) {
@@ -457,14 +486,7 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
         throw new RangeError(`forward: row ${i} writes slot ${slot}, outside the cache's ${cache.backed} slots ` +
           `(capacity ${cache.capacity})`);
       }
-      const token = batch.tokens[i];
-      if (!(token >= 0 && token < vocabSize)) {
-        throw new RangeError(`forward: token ${i} is ${token}, expected an id in 0..${vocabSize - 1}`);
-      }
-      const position = batch.positions[i];
-      if (!(position >= 0 && position < contextLength)) {
-        throw new RangeError(`forward: position ${position} of token ${i} is outside the context (0..${contextLength - 1})`);
-      }
+      checkTokenAndPosition(batch, i, vocabSize, contextLength);
       if (!(batch.prefixLengths[i] >= 0 && batch.prefixLengths[i] <= cache.backed)) {
         throw new RangeError(`forward: prefix length ${batch.prefixLengths[i]} of token ${i} exceeds the cache's ` +
           `${cache.backed} slots`);

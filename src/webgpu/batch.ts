@@ -1,7 +1,7 @@
 // Validation of a ForwardBatch against a cache and a model, with model.ts's rules and messages: every token id in the
 // vocabulary, every position in the context, every written and attended slot inside the cache.
 
-import type { ForwardBatch } from '../model/model.js';
+import { checkTokenAndPosition, type ForwardBatch } from '../model/model.js';
 
 export function checkBatch(capacity: number, vocabSize: number, contextLength: number, batch: ForwardBatch): void {
   const n = batch.count;
@@ -13,14 +13,7 @@ export function checkBatch(capacity: number, vocabSize: number, contextLength: n
     throw new RangeError(`forward: slots ${batch.writeSlot}..${batch.writeSlot + n - 1} exceed the cache capacity ${capacity}`);
   }
   for (let i = 0; i < n; i++) {
-    const token = batch.tokens[i];
-    if (!(token >= 0 && token < vocabSize)) {
-      throw new RangeError(`forward: token ${i} is ${token}, expected an id in 0..${vocabSize - 1}`);
-    }
-    const position = batch.positions[i];
-    if (!(position >= 0 && position < contextLength)) {
-      throw new RangeError(`forward: position ${position} of token ${i} is outside the context (0..${contextLength - 1})`);
-    }
+    checkTokenAndPosition(batch, i, vocabSize, contextLength);
     if (!(batch.prefixLengths[i] >= 0 && batch.prefixLengths[i] <= capacity)) {
       throw new RangeError(`forward: prefix length ${batch.prefixLengths[i]} of token ${i} exceeds the cache capacity`);
     }
