@@ -108,13 +108,9 @@ interface Entry extends ScheduledSequence {
   stepperOrNull: SequenceStepper | null;
   ended: boolean;
   committed: number;
-  /** Unread committed tokens: a ring buffer, and how many each unread step committed (another ring). */
-  buffer: Int32Array;
-  head: number;
-  size: number;
-  stepSizes: Int32Array;
-  stepHead: number;
-  stepCount: number;
+  /** Unread committed tokens, and how many each unread step committed. */
+  tokens: IntQueue;
+  stepSizes: IntQueue;
   /** Rows planned in the current step (0: sitting out). */
   planned: number;
   /** Per-step scratch for committed tokens. */
@@ -133,6 +129,39 @@ interface Entry extends ScheduledSequence {
  * A turn of the event loop: setImmediate in Node; elsewhere (browsers, where timers are clamped to ≥ 1–4 ms) a
  * MessageChannel message, which runs as soon as the loop is free.
  */
+/** A FIFO of integers on a ring buffer that doubles when full (so steady use allocates nothing). */
+class IntQueue {
+  private ring: Int32Array;
+  private head = 0;
+  size = 0;
+
+  constructor(capacity: number) {
+    this.ring = new Int32Array(capacity);
+  }
+
+  push(value: number): void {
+    if (this.size === this.ring.length) {
+      const grown = new Int32Array(this.ring.length * 2);
+      for (let i = 0; i < this.size; i++) grown[i] = this.ring[(this.head + i) % this.ring.length];
+      this.ring = grown;
+      this.head = 0;
+    }
+    this.ring[(this.head + this.size) % this.ring.length] = value;
+    this.size++;
+  }
+
+  peek(): number {
+    return this.ring[this.head];
+  }
+
+  shift(): number {
+    const value = this.ring[this.head];
+    this.head = (this.head + 1) % this.ring.length;
+    this.size--;
+    return value;
+  }
+}
+
 const yieldToEventLoop: () => Promise<void> = typeof setImmediate === 'function'
   ? () => new Promise((resolve) => setImmediate(resolve))
   : (() => {
@@ -232,30 +261,8 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
 
   /** Whether another running sequence holds committed tokens its consumer has not read. */
   function othersUnread(entry: Entry): boolean {
-    for (const other of running) if (other !== entry && other.size > 0) return true;
+    for (const other of running) if (other !== entry && other.tokens.size > 0) return true;
     return false;
-  }
-
-  function pushStep(entry: Entry, count: number): void {
-    if (entry.stepCount === entry.stepSizes.length) {
-      const grown = new Int32Array(entry.stepSizes.length * 2);
-      for (let i = 0; i < entry.stepCount; i++) grown[i] = entry.stepSizes[(entry.stepHead + i) % entry.stepSizes.length];
-      entry.stepSizes = grown;
-      entry.stepHead = 0;
-    }
-    entry.stepSizes[(entry.stepHead + entry.stepCount) % entry.stepSizes.length] = count;
-    entry.stepCount++;
-  }
-
-  function push(entry: Entry, token: number): void {
-    if (entry.size === entry.buffer.length) {
-      const grown = new Int32Array(entry.buffer.length * 2);
-      for (let i = 0; i < entry.size; i++) grown[i] = entry.buffer[(entry.head + i) % entry.buffer.length];
-      entry.buffer = grown;
-      entry.head = 0;
-    }
-    entry.buffer[(entry.head + entry.size) % entry.buffer.length] = token;
-    entry.size++;
   }
 
   /** One forward over every running sequence that is not too far ahead of its consumer. */
@@ -268,7 +275,7 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
     for (const entry of running) {
       entry.planned = 0;
       stepping.push(entry);
-      if (!entry.stepperOrNull!.prefilling && entry.size < RUN_AHEAD) decoding++;
+      if (!entry.stepperOrNull!.prefilling && entry.tokens.size < RUN_AHEAD) decoding++;
     }
     // Prompt chunks first, in arrival order, within what the decoding rows leave of the step's rows.
     let promptRows = Math.max(stepRows - decoding, Math.min(stepRows, 16));
@@ -289,7 +296,7 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
     let settledTokens = 0;
     for (const entry of stepping) {
       const stepper = entry.stepperOrNull!;
-      if (entry.ended || stepper.prefilling || entry.size >= RUN_AHEAD) continue;
+      if (entry.ended || stepper.prefilling || entry.tokens.size >= RUN_AHEAD) continue;
       if (stepper.adaptive) {
         adaptive++;
         continue;
@@ -304,7 +311,7 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
     const settledRows = batch.count;
     for (const entry of stepping) {
       const stepper = entry.stepperOrNull!;
-      if (entry.ended || stepper.prefilling || entry.size >= RUN_AHEAD || !stepper.adaptive) continue;
+      if (entry.ended || stepper.prefilling || entry.tokens.size >= RUN_AHEAD || !stepper.adaptive) continue;
       try {
         entry.planned = stepper.plan(batch, 0, settledRows, settledTokens, adaptive - 1);
       } catch (error) {
@@ -327,20 +334,13 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
         fail(entry, error);
         continue;
       }
-      let kept = 0;
-      let done = false;
-      while (kept < count && !done) {
-        const token = entry.out[kept++];
-        push(entry, token);
-        if (entry.request.logprobs !== undefined) {
-          const row = entry.stepperOrNull!.committedLogitRows[kept - 1];
-          entry.logprobs.push(tokenLogprobs(model.logitsRow(row), token, entry.request.logprobs));
-        }
-        entry.committed++;
-        done = entry.request.stopTokens.has(token) || entry.committed >= entry.request.maxTokens;
-      }
-      if (kept > 0) pushStep(entry, kept);
-      if (done) end(entry);
+      const kept = keptOfStep(model, entry.request, entry.stepperOrNull!, entry.out, count, entry.committed,
+        entry.logprobs);
+      entry.committed += kept;
+      for (let i = 0; i < kept; i++) entry.tokens.push(entry.out[i]);
+      if (kept === 0) continue;
+      entry.stepSizes.push(kept);
+      if (entry.request.stopTokens.has(entry.out[kept - 1]) || entry.committed >= entry.request.maxTokens) end(entry);
     }
   }
 
@@ -360,12 +360,8 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
       stepperOrNull: null,
       ended: false,
       committed: 0,
-      buffer: new Int32Array(16),
-      head: 0,
-      size: 0,
-      stepSizes: new Int32Array(8),
-      stepHead: 0,
-      stepCount: 0,
+      tokens: new IntQueue(16),
+      stepSizes: new IntQueue(8),
       planned: 0,
       out: new Int32Array(1),
       error: undefined,
@@ -381,14 +377,11 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
       },
       async next(out) {
         for (;;) {
-          if (entry.stepCount > 0) {
-            const count = entry.stepSizes[entry.stepHead];
+          if (entry.stepSizes.size > 0) {
+            const count = entry.stepSizes.peek();
             if (out.length < count) throw new RangeError(`next: out holds ${out.length} tokens, the step has ${count}`);
-            entry.stepHead = (entry.stepHead + 1) % entry.stepSizes.length;
-            entry.stepCount--;
-            for (let i = 0; i < count; i++) out[i] = entry.buffer[(entry.head + i) % entry.buffer.length];
-            entry.head = (entry.head + count) % entry.buffer.length;
-            entry.size -= count;
+            entry.stepSizes.shift();
+            for (let i = 0; i < count; i++) out[i] = entry.tokens.shift();
             if (request.logprobs !== undefined) entry.returned = entry.logprobs.splice(0, count);
             return count;
           }
@@ -414,7 +407,7 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
             continue;
           }
           step();
-          if (entry.size > 0 || entry.ended) continue;
+          if (entry.tokens.size > 0 || entry.ended) continue;
           await yieldToEventLoop();
         }
       },
@@ -472,6 +465,24 @@ export function schedulerFor(loaded: LoadedModel | Model, options?: SchedulerOpt
   const scheduler = createScheduler(model, options);
   schedulers.set(model, scheduler);
   return scheduler;
+}
+
+/**
+ * How many of the `count` tokens a step committed into `out` the sequence keeps: up to and including the first stop
+ * token, and no more than its token limit allows after `committed`. With request.logprobs, each kept token's
+ * log-probabilities go to `logprobs` (read from the step's logits rows, valid until the next forward).
+ */
+function keptOfStep(model: Model, request: SequenceRequest, stepper: SequenceStepper, out: Int32Array, count: number,
+  committed: number, logprobs: EmittedLogprob[]): number {
+  let kept = 0;
+  while (kept < count) {
+    const token = out[kept++];
+    if (request.logprobs !== undefined) {
+      logprobs.push(tokenLogprobs(model.logitsRow(stepper.committedLogitRows[kept - 1]), token, request.logprobs));
+    }
+    if (request.stopTokens.has(token) || committed + kept >= request.maxTokens) break;
+  }
+  return kept;
 }
 
 const modelTurns = new WeakMap<Model, Promise<void>>();
@@ -549,19 +560,10 @@ export function createSoloSequence(model: Model, request: SequenceRequest): Sche
           batch.forwardSeconds = (performance.now() - began) / 1000;
           const count = current.complete(batch, out);
           if (count === 0) continue;
-          let kept = 0;
-          let done = false;
-          returned = [];
-          while (kept < count && !done) {
-            const token = out[kept++];
-            if (request.logprobs !== undefined) {
-              returned.push(tokenLogprobs(model.logitsRow(current.committedLogitRows[kept - 1]), token,
-                request.logprobs));
-            }
-            committed++;
-            done = request.stopTokens.has(token) || committed >= request.maxTokens;
-          }
-          if (done) end();
+          if (request.logprobs !== undefined) returned = [];
+          const kept = keptOfStep(model, request, current, out, count, committed, returned);
+          committed += kept;
+          if (request.stopTokens.has(out[kept - 1]) || committed >= request.maxTokens) end();
           return kept;
         }
       } catch (error) {
