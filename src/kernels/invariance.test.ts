@@ -61,7 +61,7 @@ describe('batch invariance', () => {
           if (withBias) k.matmulBias(out, pb, pw, pbias, size, inDim, outDim);
           else k.matmul(out, pb, pw, size, inDim, outDim);
           return out;
-        }, [1, 2, 3, 4, 5, 8, 11, 64, 65, 150]); // > 64 rows: the training schedule (row blocks, adjacent columns)
+        }, [1, 2, 3, 4, 5, 8, 11, 16, 17, 64, 65, 150]); // 2..16 rows: the chunked schedule; > 64: the training one
       }
       for (const [k, ptrs] of weights) for (const p of ptrs) k.heap.free(p);
     }
