@@ -160,10 +160,19 @@ export function quantizeActivations(x: usize, xq: usize, xd: usize, rows: i32, i
         const b0 = i8x16.narrow_i16x8_s(h0, h1), b1 = i8x16.narrow_i16x8_s(h2, h3);
         if (kind == KIND_Q8) {
           const p0 = i8x16.max_s(b0, i8x16.splat(0)), p1 = i8x16.max_s(b1, i8x16.splat(0));
-          v128.store(q, p0);
-          v128.store(q, p1, 16);
-          v128.store(q, i8x16.sub(p0, b0), 32); // x⁺ − x = x⁻
-          v128.store(q, i8x16.sub(p1, b1), 48);
+          const n0 = i8x16.sub(p0, b0), n1 = i8x16.sub(p1, b1); // x⁺ − x = x⁻
+          if (r < r4) {
+            // The group layout of rowsQ8 (see there): 4-element pieces of the group's four rows side by side.
+            const g = xq + (<usize>(r & ~3) * nb << 6) + ((q - (xq + (<usize>r * nb << 6))) << 2) +
+              (<usize>(r & 3) << 2);
+            storePieces(g, p0, p1);
+            storePieces(g + 128, n0, n1);
+          } else {
+            v128.store(q, p0);
+            v128.store(q, p1, 16);
+            v128.store(q, n0, 32);
+            v128.store(q, n1, 48);
+          }
         } else {
           v128.store(q, b0);
           v128.store(q, b1, 16);
@@ -183,6 +192,18 @@ export function quantizeActivations(x: usize, xq: usize, xd: usize, rows: i32, i
       d += dStep;
     }
   }
+}
+
+/** Elements 4k..4k+3 of the 32 in lo / hi (16 each) to g + 16·k, k = 0..7 (one row's pieces in a group block). */
+@inline function storePieces(g: usize, lo: v128, hi: v128): void {
+  v128.store32_lane(g, lo, 0);
+  v128.store32_lane(g, lo, 1, 16);
+  v128.store32_lane(g, lo, 2, 32);
+  v128.store32_lane(g, lo, 3, 48);
+  v128.store32_lane(g, hi, 0, 64);
+  v128.store32_lane(g, hi, 1, 80);
+  v128.store32_lane(g, hi, 2, 96);
+  v128.store32_lane(g, hi, 3, 112);
 }
 
 @inline function roundScaled(v: v128, s: v128): v128 {
@@ -353,6 +374,87 @@ function rows4<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i3
 }
 
 /**
+ * The relaxed build's Q8_0 kernel for rows r..r+3 (a complete group of four) against columns oA and oB (oB = oA for
+ * a single column), with the group's activations in "pieces": per block, 256 bytes, x⁺ then x⁻, each as 8 vectors
+ * P_k = (row r's elements 4k..4k+3, row r+1's, row r+2's, row r+3's) (quantizeActivations). A dot product of P_k
+ * with the block's weights 4k..4k+3 splatted over the four lanes sums, in lane j, the four products of row r+j, so
+ * after 8 pieces each lane holds its row's block total: no transpose, and each activation vector serves both
+ * columns (the per-row layout needed 4 dot products, a subtraction and a quarter of a 4×4 transpose per row and
+ * block; this needs 4 dot products per row, block and two columns). Totals are the same exact integers, so the
+ * chains and the bits are those of every other kernel.
+ */
+function rowsQ8(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i32, inDim: i32, outDim: i32, oA: i32,
+  oB: i32, streaming: bool): void {
+  const nb = <usize>(inDim >> 5);
+  const rowBytes = nb * Q8_BYTES;
+  let qA = w + <usize>oA * rowBytes;
+  let qB = w + <usize>oB * rowBytes;
+  // Streaming calls (the group that first reads these weight rows) touch both rows TOUCH_AHEAD blocks ahead (rows4).
+  const endA = qA + rowBytes;
+  let nextA = qA + TOUCH_AHEAD * Q8_BYTES;
+  let nextB = qB + TOUCH_AHEAD * Q8_BYTES;
+  let touched = i32x4.splat(0);
+  let px = xq + (<usize>r * nb << 6);
+  let pd = xd + (<usize>r * nb << 2);
+  const dEnd = pd + (nb << 4);
+  let accA = f32x4.splat(0), accB = f32x4.splat(0);
+  while (pd < dEnd) {
+    // Two chains per sum (even and odd pieces): a relaxed dot product waits ~5 cycles for its accumulator, so
+    // chains of 8 left the multiply units idle (measured: no faster than the per-row layout); chains of 4 do not.
+    const z = i32x4.splat(0);
+    let pA0 = z, nA0 = z, pB0 = z, nB0 = z, pA1 = z, nA1 = z, pB1 = z, nB1 = z;
+    let wA = v128.load32_splat(qA, 2), wB = v128.load32_splat(qB, 2);
+    let P = v128.load(px), N = v128.load(px, 128);
+    pA0 = dot7(wA, P, pA0); nA0 = dot7(wA, N, nA0); pB0 = dot7(wB, P, pB0); nB0 = dot7(wB, N, nB0);
+    wA = v128.load32_splat(qA, 6); wB = v128.load32_splat(qB, 6);
+    P = v128.load(px, 16); N = v128.load(px, 144);
+    pA1 = dot7(wA, P, pA1); nA1 = dot7(wA, N, nA1); pB1 = dot7(wB, P, pB1); nB1 = dot7(wB, N, nB1);
+    wA = v128.load32_splat(qA, 10); wB = v128.load32_splat(qB, 10);
+    P = v128.load(px, 32); N = v128.load(px, 160);
+    pA0 = dot7(wA, P, pA0); nA0 = dot7(wA, N, nA0); pB0 = dot7(wB, P, pB0); nB0 = dot7(wB, N, nB0);
+    wA = v128.load32_splat(qA, 14); wB = v128.load32_splat(qB, 14);
+    P = v128.load(px, 48); N = v128.load(px, 176);
+    pA1 = dot7(wA, P, pA1); nA1 = dot7(wA, N, nA1); pB1 = dot7(wB, P, pB1); nB1 = dot7(wB, N, nB1);
+    wA = v128.load32_splat(qA, 18); wB = v128.load32_splat(qB, 18);
+    P = v128.load(px, 64); N = v128.load(px, 192);
+    pA0 = dot7(wA, P, pA0); nA0 = dot7(wA, N, nA0); pB0 = dot7(wB, P, pB0); nB0 = dot7(wB, N, nB0);
+    wA = v128.load32_splat(qA, 22); wB = v128.load32_splat(qB, 22);
+    P = v128.load(px, 80); N = v128.load(px, 208);
+    pA1 = dot7(wA, P, pA1); nA1 = dot7(wA, N, nA1); pB1 = dot7(wB, P, pB1); nB1 = dot7(wB, N, nB1);
+    wA = v128.load32_splat(qA, 26); wB = v128.load32_splat(qB, 26);
+    P = v128.load(px, 96); N = v128.load(px, 224);
+    pA0 = dot7(wA, P, pA0); nA0 = dot7(wA, N, nA0); pB0 = dot7(wB, P, pB0); nB0 = dot7(wB, N, nB0);
+    wA = v128.load32_splat(qA, 30); wB = v128.load32_splat(qB, 30);
+    P = v128.load(px, 112); N = v128.load(px, 240);
+    pA1 = dot7(wA, P, pA1); nA1 = dot7(wA, N, nA1); pB1 = dot7(wB, P, pB1); nB1 = dot7(wB, N, nB1);
+    const dx = v128.load(pd);
+    const tA = i32x4.sub(i32x4.add(pA0, pA1), i32x4.add(nA0, nA1));
+    accA = chain(accA, tA, f32x4.mul(v128.load32_splat(scaleAt(qA)), dx));
+    const tB = i32x4.sub(i32x4.add(pB0, pB1), i32x4.add(nB0, nB1));
+    accB = chain(accB, tB, f32x4.mul(v128.load32_splat(scaleAt(qB)), dx));
+    if (streaming && nextA < endA) {
+      touched = v128.or(touched, v128.or(v128.load(nextA), v128.load(nextB)));
+      nextA += Q8_BYTES;
+      nextB += Q8_BYTES;
+    }
+    qA += Q8_BYTES;
+    qB += Q8_BYTES;
+    px += 256;
+    pd += 16;
+  }
+  if (streaming) sink = touched;
+  for (let j = 0; j < 2; j++) {
+    const o = j == 0 ? oA : oB;
+    if (j == 1 && oB == oA) break;
+    const acc = j == 0 ? accA : accB;
+    storeOut(out, bias, r, o, outDim, f32x4.extract_lane(acc, 0));
+    storeOut(out, bias, r + 1, o, outDim, f32x4.extract_lane(acc, 1));
+    storeOut(out, bias, r + 2, o, outDim, f32x4.extract_lane(acc, 2));
+    storeOut(out, bias, r + 3, o, outDim, f32x4.extract_lane(acc, 3));
+  }
+}
+
+/**
  * Row r (one of the last rows % 4, whose scales lie row after row in xd) against columns c0..c3: the activation
  * block serves the four columns.
  */
@@ -406,6 +508,10 @@ function quantShare<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, 
   for (let j = 0; j < run; j++) {
     const c = o0 + j;
     for (let r = 0; r < r4; r += 4) {
+      if (ASC_FEATURE_RELAXED_SIMD && isSigned<K>()) {
+        for (let k = 0; k < 8; k += 2) rowsQ8(out, xq, xd, w, bias, r, inDim, outDim, c + k * run, c + (k + 1) * run, r == 0);
+        continue;
+      }
       // The first group of four rows streams the tile's weight rows (later groups find them in L2): each call
       // touches the next column's row ahead of time (the next tile's first, after the last).
       for (let k = 0; k < 8; k++) {
@@ -422,7 +528,10 @@ function quantShare<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, 
   for (let c = o0 + 8 * run; c < o1; c += 4) {
     const last = o1 - 1;
     for (let r = 0; r < r4; r += 4) {
-      for (let o = c; o < min(c + 4, o1); o++) rows4<K>(out, xq, xd, w, bias, r, rows, inDim, outDim, o, -1);
+      for (let o = c; o < min(c + 4, o1); o++) {
+        if (ASC_FEATURE_RELAXED_SIMD && isSigned<K>()) rowsQ8(out, xq, xd, w, bias, r, inDim, outDim, o, o, false);
+        else rows4<K>(out, xq, xd, w, bias, r, rows, inDim, outDim, o, -1);
+      }
     }
     for (let r = r4; r < rows; r++) {
       cols4<K>(out, xq, xd, w, bias, r, rows, inDim, outDim, c, min(c + 1, last), min(c + 2, last), min(c + 3, last));
