@@ -150,6 +150,55 @@ test('forwardSequences: rows of three paged sequences in one forward give each s
   }
 });
 
+test('forwardSequences copies rows into memory grown during the forward (paged cache, scratch past the old end)',
+  async () => {
+    // A paged forward over more rows than any paged forward before allocates larger key/value scratch; when the
+    // heap's top is at the memory's end, that grows the memory. The model's whole-heap view was made before, so its
+    // row copies clipped at the old end and the cache kept stale rows: a second sequence decoded another sequence's
+    // keys (found on stories260K-xl, where generate() after another prompt diverged from plain decoding).
+    const checkpoint = randomCheckpoint({ dim: 64, hiddenDim: 160, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 300,
+      maxSequenceLength: 128 }, 7);
+    const reference = await createKernels({ threads: 1 });
+    const kernels = await createKernels({ threads: 1 });
+    try {
+      const long = Array.from({ length: 40 }, (_, i) => (i * 37 + 11) % 300);
+      const expected = aloneLogits(createModel(reference, checkpoint), long, []);
+      const model = createModel(kernels, checkpoint);
+      const vocab = model.config.vocabSize;
+      // A contiguous forward over as many rows sizes the model's row buffers now (its cache stays, leaving no hole).
+      const contiguous = model.createCache(64);
+      model.forward(contiguous, { count: long.length, tokens: Int32Array.from(long),
+        positions: Int32Array.from(long, (_, i) => i), writeSlot: 0, prefixLengths: Int32Array.from(long, (_, i) => i + 1),
+        logits: 'none' });
+      const pool = createKvPool(kernels.heap, 2, 2 * 16, { blocks: 32, blockSize: 4 });
+      const forwardPaged = (cache: KvCache, tokens: number[]): Float32Array => {
+        cache.ensure(tokens.length);
+        return model.forwardSequences({ count: tokens.length, tokens: Int32Array.from(tokens),
+          positions: Int32Array.from(tokens, (_, i) => i), prefixLengths: Int32Array.from(tokens, (_, i) => i + 1),
+          caches: [cache], cacheOf: new Int32Array(tokens.length), writeSlots: Int32Array.from(tokens, (_, i) => i),
+          logits: 'all' }).logits;
+      };
+      const first = pool.createCache(64);
+      forwardPaged(first, [1, 2, 3]);
+      // Fill the heap up to the memory's end, so that the next allocation grows it. A probe larger than any hole
+      // lands at the heap's top (first fit), which is where the filler then starts.
+      const probe = kernels.heap.alloc(16 << 20);
+      kernels.heap.free(probe);
+      const filler = kernels.heap.alloc(kernels.heap.memory.buffer.byteLength - probe - 64);
+      const before = kernels.heap.memory.buffer.byteLength;
+      const second = pool.createCache(64);
+      const logits = forwardPaged(second, long);
+      assert.ok(kernels.heap.memory.buffer.byteLength > before, 'the forward grew the memory');
+      long.forEach((_, i) => sameBits(logits.slice(i * vocab, (i + 1) * vocab), expected[i], `row ${i}`));
+      for (const c of [first, second, contiguous]) c.free();
+      kernels.heap.free(filler);
+      pool.dispose();
+    } finally {
+      await kernels.close();
+      await reference.close();
+    }
+  });
+
 test('prefix reuse: a sequence that takes published blocks computes the same bits as one that computed them', async () => {
   const checkpoint = randomCheckpoint({ dim: 64, hiddenDim: 160, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 300,
     maxSequenceLength: 128 }, 6);

@@ -328,6 +328,18 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
     }
   }
 
+  /**
+   * The whole heap as floats, for row copies by offset. Re-made whenever the memory has grown: a view made before a
+   * growth ends at the old size, and copyWithin clips silently at a view's end, so a row copied to or from memory
+   * allocated since (scratch grown by this forward or by a kernel call inside it) would be left stale. That happened:
+   * a paged cache's keys and values, copied from scratch rows allocated past the old end, kept an earlier
+   * sequence's rows (session 8; model.test.ts "copies rows into memory grown during the forward").
+   */
+  const heapFloats = (): Float32Array => {
+    if (memory.length * 4 !== heap.memory.buffer.byteLength) memory = heap.f32(0, heap.memory.buffer.byteLength / 4);
+    return memory;
+  };
+
   // Keys and values of the batch's rows before they go to their caches (rows of several sequences, or a paged cache).
   let kvScratch = 0, kvScratchRows = 0;
   const ensureKvScratch = (needed: number): void => {
@@ -386,10 +398,10 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
     ensureRows(n);
     const extraCount = batch.extraStarts ? batch.extraStarts[n] : 0;
     ensureExtras(extraCount);
-    if (memory.length * 4 !== heap.memory.buffer.byteLength) memory = heap.f32(0, heap.memory.buffer.byteLength / 4);
     const k = kernels;
     const direct = single !== null && single.slotTable === 0;
     if (!direct) ensureKvScratch(n);
+    let mem = heapFloats();
     const keyScratch = kvScratch;
     const valueScratch = kvScratch + n * kvDim * 4;
 
@@ -399,7 +411,7 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
     for (let i = 0; i < n; i++) {
       const token = batch.tokens[i];
       const from = weights.tokenEmbedding / 4 + token * dim;
-      memory.copyWithin(x / 4 + i * dim, from, from + dim);
+      mem.copyWithin(x / 4 + i * dim, from, from + dim);
       positionsView[i] = batch.positions[i];
       const first = batch.extraStarts ? batch.extraStarts[i] : 0;
       const count = batch.extraStarts ? batch.extraStarts[i + 1] - first : 0;
@@ -431,13 +443,14 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
       k.rope(q, n, nHeads, headDim, positions, ropeTable, config.ropeLayout);
       k.rope(keys, n, nKvHeads, headDim, positions, ropeTable, config.ropeLayout);
       if (!direct) {
+        mem = heapFloats(); // the projections may have grown the memory (a quantized matmul's scratch)
         for (let i = 0; i < n; i++) {
           const rowCache = cacheOfRow(i);
           const row = rowCache.physical(slotOfRow(i));
           const keyTo = rowCache.keys(l) / 4 + row * kvDim;
           const valueTo = rowCache.values(l) / 4 + row * kvDim;
-          memory.copyWithin(keyTo, keyScratch / 4 + i * kvDim, keyScratch / 4 + (i + 1) * kvDim);
-          memory.copyWithin(valueTo, valueScratch / 4 + i * kvDim, valueScratch / 4 + (i + 1) * kvDim);
+          mem.copyWithin(keyTo, keyScratch / 4 + i * kvDim, keyScratch / 4 + (i + 1) * kvDim);
+          mem.copyWithin(valueTo, valueScratch / 4 + i * kvDim, valueScratch / 4 + (i + 1) * kvDim);
         }
       }
       for (let i = 0; i < n; i++) {
@@ -467,9 +480,10 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
       project(logits, hidden + (n - 1) * dim * 4, weights.classifier, 1, dim, vocabSize);
     } else if (batch.logits === 'rows') {
       const count = batch.logitRowCount ?? 0;
+      mem = heapFloats();
       for (let j = 0; j < count; j++) {
         const row = batch.logitRows![j];
-        memory.copyWithin(xb / 4 + j * dim, hidden / 4 + row * dim, hidden / 4 + (row + 1) * dim);
+        mem.copyWithin(xb / 4 + j * dim, hidden / 4 + row * dim, hidden / 4 + (row + 1) * dim);
       }
       if (count > 0) project(logits, xb, weights.classifier, count, dim, vocabSize);
     }
