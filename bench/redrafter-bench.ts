@@ -300,9 +300,13 @@ if (values.section) {
     const file = join(repository, 'BENCHMARKS.md');
     const previous = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
     const marker = '<!-- redrafter-bench -->';
+    // What follows the end marker (the hand-written reading of a run) is kept; write a new reading for a new run.
+    const endMarker = '<!-- /redrafter-bench -->';
     const head = previous.includes(marker) ? previous.slice(0, previous.indexOf(marker)) : previous + '\n';
+    const tail = previous.includes(endMarker) ? previous.slice(previous.indexOf(endMarker) + endMarker.length) : '\n';
     writeFileSync(file, `${head}${marker}\n## ReDrafter vs autoregressive (\`npm run bench:redrafter\`, ` +
-      `${new Date().toISOString().slice(0, 10)})\n\n${text}\n${charts.map((c) => `![${c}](${c})`).join('\n')}\n`);
+      `${new Date().toISOString().slice(0, 10)})\n\n${text}\n${charts.map((c) => `![${c}](${c})`).join('\n')}\n` +
+      `${endMarker}${tail}`);
     console.error(`wrote BENCHMARKS.md and ${charts.join(', ')}`);
   }
 }
