@@ -252,3 +252,31 @@ test('under load a tree costs what it adds to the batch: trees shrink, then plai
   assert.ok(costs.verifyAt(200) > costs.verifyAt(57) + 0.2 * 143);
   assert.equal(costs.verifyAt(0), 0);
 });
+
+test('under load, short sequences still probe: the probe clock is shared by the controller\'s sequences', () => {
+  // Trees could pay (a perfect drafter would win), but nothing has been accepted yet, so plain decoding is chosen.
+  const verify = (n: number): number => (n <= 8 ? 1 : 1 + 0.25 * (n - 8));
+  const controller = createSpeculationController(syntheticCosts(verify, () => 0.05));
+  const first = controller.createPolicy();
+  for (let i = 0; i < 400; i++) first.observeTree({ beams: 1, beamLength: 2 + (i % 7) }, 2 + (i % 7), 0, 0.05, verify(8), 0);
+  first.finish();
+  // Two waves of 4 sequences of 40 steps, all in one forward: each sequence alone never reaches its probe threshold
+  // (32 plain steps × 4 sequences); together they do, about once per 32 forwards.
+  let probes = 0;
+  for (let wave = 0; wave < 2; wave++) {
+    const policies = Array.from({ length: 4 }, () => controller.createPolicy());
+    for (let step = 0; step < 40; step++) {
+      for (const policy of policies) {
+        const shape = policy.choose(8, 0, 0, 3);
+        if (shape) {
+          probes++;
+          policy.observeTree(shape, 1 + shape.beams * (shape.beamLength - 1), 0, 0.05, verify(8), 0, 8);
+        } else {
+          policy.observePlain(1);
+        }
+      }
+    }
+    for (const policy of policies) policy.finish();
+  }
+  assert.ok(probes >= 1 && probes <= 3, `${probes} probes in 80 forwards of 4 sequences`);
+});

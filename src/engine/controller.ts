@@ -167,7 +167,7 @@ export interface SpeculationPolicy {
 export function createSpeculationController(costs: SpeculationCosts, shared = createAcceptanceCounts()):
   SpeculationController {
   // Counted across sequences: a sequence of 96 tokens may take fewer than PLAIN_CHECK_INTERVAL steps.
-  const run: TreeRun = { steps: 0 };
+  const run: TreeRun = { steps: 0, plainSteps: 0 };
   return {
     costs,
     shared,
@@ -175,9 +175,16 @@ export function createSpeculationController(costs: SpeculationCosts, shared = cr
   };
 }
 
-/** Tree steps chosen in a row, by all sequences of a controller (a plain step every PLAIN_CHECK_INTERVAL of them). */
+/** Counters shared by all sequences of a controller. */
 interface TreeRun {
+  /** Tree steps chosen in a row (a plain step every PLAIN_CHECK_INTERVAL of them). */
   steps: number;
+  /**
+   * Plain steps since the last probe, by any sequence. Shared because requests are short: 16 sequences of 64 tokens
+   * each reach a per-sequence threshold of 32 × 16 plain steps never, so under load nobody probed, acceptance was
+   * never learnt, and trees were never chosen where they would pay (4 streams on xl F32: 1 × 2 beats plain ~1.2×).
+   */
+  plainSteps: number;
 }
 
 function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun: TreeRun): SpeculationPolicy {
@@ -185,7 +192,6 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
   const own = createAcceptanceCounts();
   const estimates = new Float64Array(CONTROLLER_WIDTHS.length * D);
   let estimatesValid = false;
-  let plainSteps = 0;
   let treeSteps = 0;
   let probeInterval = PROBE_INTERVAL;
   /** The last tree was a probe, whose outcome sets the next probe's interval. */
@@ -303,7 +309,7 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
       choice.beamLength = bestL;
       // The margin discounts this sequence's own expected tokens (alone: the tree must promise MARGIN× the rate).
       if (stepRate(bestTokens / MARGIN, bestSeconds) > stepRate(1, plainSeconds())) {
-        plainSteps = 0;
+        treeRun.plainSteps = 0;
         probed = false;
         probeInterval = PROBE_INTERVAL;
         if (++treeRun.steps % PLAIN_CHECK_INTERVAL === 0) return null;
@@ -318,8 +324,8 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
       }
       // In a batch, a probe's tree slows every sequence's step, and each sequence probes for itself: the interval
       // grows with the sequences sharing the forward, so the forward sees about one probe per probeInterval steps.
-      if (++plainSteps >= probeInterval * (group + others)) {
-        plainSteps = 0;
+      if (++treeRun.plainSteps >= probeInterval * (group + others)) {
+        treeRun.plainSteps = 0;
         probed = true;
         return choice;
       }
