@@ -193,7 +193,7 @@ function benchOthers(sets: readonly Kernels[]): void {
     };
     k.heap.f32(b.table, keys * headDim).set(ropeTable(keys, headDim));
     k.heap.i32(b.positions, 32).set(Array.from({ length: 32 }, (_, i) => 500 + i));
-    k.heap.i32(b.records, 32 * QUERY_RECORD_INTS).set(Array.from({ length: 32 }, () => [kv, kv, keys, 0, 0]).flat());
+    k.heap.i32(b.records, 32 * QUERY_RECORD_INTS).set(Array.from({ length: 32 }, () => [kv, kv, keys, 0, 0, 0]).flat());
     return b;
   });
   const cases: Array<[string, (k: Kernels, b: (typeof buffers)[number]) => void]> = [];
