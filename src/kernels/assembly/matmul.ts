@@ -1,8 +1,9 @@
 // out[t][o] = (bias[o] +) Σ_i x[t][i]·w[o][i]: w is [outDim, inDim], row-major.
 //
 // Every output element is one accumulation chain: a 4-lane accumulator over i in steps of 4 (products added in i
-// order), then finishDot (fixed horizontal reduction, scalar tail). The register-blocked 2×4 and 1×8 blocks and the
-// single-output fallback all build exactly this chain, so an element's bits depend neither on how many rows are
+// order), then finishDot (fixed horizontal reduction, scalar tail). The register-blocked 2×4 and 1×8 blocks (whole
+// rows or in chunks, their accumulators kept in a per-thread scratch between chunks) and the single-output fallback
+// all build exactly this chain, so an element's bits depend neither on how many rows are
 // in the batch, nor on its row's place, nor on the thread count. Threads split the output columns, never i.
 //
 // The hot loops advance pointers and load at immediate offsets (index arithmetic in the inner loop costs ~20% in V8)
@@ -28,125 +29,26 @@ const ROW_BLOCK: i32 = 64;
   store<f32>(out + ((<usize>r * <usize>outDim + <usize>o) << 2), v);
 }
 
-/** Rows r, r+1 against columns oA + k·gap, k = 0..3: 8 accumulators, 4 weight and 2 activation loads per step. */
-@inline function block2x4(out: usize, x: usize, w: usize, bias: usize, r: i32, inDim: i32, outDim: i32,
-  oA: i32, gap: i32): void {
-  const n4 = inDim & ~3;
-  const stride = <usize>inDim << 2;
-  const x0 = x + <usize>r * stride;
-  const x1 = x0 + stride;
-  const xEnd = x0 + (<usize>n4 << 2);
-  const step = <usize>gap * stride;
-  const w0 = w + <usize>oA * stride;
-  const w1 = w0 + step;
-  const w2 = w1 + step;
-  const w3 = w2 + step;
-  let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a02 = f32x4.splat(0), a03 = f32x4.splat(0);
-  let a10 = f32x4.splat(0), a11 = f32x4.splat(0), a12 = f32x4.splat(0), a13 = f32x4.splat(0);
-  let p0 = x0, p1 = x1, q0 = w0, q1 = w1, q2 = w2, q3 = w3;
-  while (p0 < xEnd) {
-    const c0 = v128.load(p0);
-    const c1 = v128.load(p1);
-    let b = v128.load(q0);
-    a00 = f32x4.add(a00, f32x4.mul(c0, b));
-    a10 = f32x4.add(a10, f32x4.mul(c1, b));
-    b = v128.load(q1);
-    a01 = f32x4.add(a01, f32x4.mul(c0, b));
-    a11 = f32x4.add(a11, f32x4.mul(c1, b));
-    b = v128.load(q2);
-    a02 = f32x4.add(a02, f32x4.mul(c0, b));
-    a12 = f32x4.add(a12, f32x4.mul(c1, b));
-    b = v128.load(q3);
-    a03 = f32x4.add(a03, f32x4.mul(c0, b));
-    a13 = f32x4.add(a13, f32x4.mul(c1, b));
-    p0 += 16; p1 += 16; q0 += 16; q1 += 16; q2 += 16; q3 += 16;
-  }
-  storeOut(out, bias, r, oA, outDim, finishDot(a00, x0, w0, n4, inDim));
-  storeOut(out, bias, r, oA + gap, outDim, finishDot(a01, x0, w1, n4, inDim));
-  storeOut(out, bias, r, oA + 2 * gap, outDim, finishDot(a02, x0, w2, n4, inDim));
-  storeOut(out, bias, r, oA + 3 * gap, outDim, finishDot(a03, x0, w3, n4, inDim));
-  storeOut(out, bias, r + 1, oA, outDim, finishDot(a10, x1, w0, n4, inDim));
-  storeOut(out, bias, r + 1, oA + gap, outDim, finishDot(a11, x1, w1, n4, inDim));
-  storeOut(out, bias, r + 1, oA + 2 * gap, outDim, finishDot(a12, x1, w2, n4, inDim));
-  storeOut(out, bias, r + 1, oA + 3 * gap, outDim, finishDot(a13, x1, w3, n4, inDim));
-}
-
-/**
- * Row r against columns oA + k·gap, k = 0..7: 8 accumulators, 8 weight loads per step. One row is memory bound:
- * eight weight streams keep more misses in flight than four (~+30% measured on cold weights).
- */
-@inline function block1x8(out: usize, x: usize, w: usize, bias: usize, r: i32, inDim: i32, outDim: i32,
-  oA: i32, gap: i32): void {
-  const n4 = inDim & ~3;
-  const stride = <usize>inDim << 2;
-  const x0 = x + <usize>r * stride;
-  const xEnd = x0 + (<usize>n4 << 2);
-  const step = <usize>gap * stride;
-  const w0 = w + <usize>oA * stride;
-  const w1 = w0 + step;
-  const w2 = w1 + step;
-  const w3 = w2 + step;
-  const w4 = w3 + step;
-  const w5 = w4 + step;
-  const w6 = w5 + step;
-  const w7 = w6 + step;
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-  let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
-  let p = x0, q0 = w0, q1 = w1, q2 = w2, q3 = w3, q4 = w4, q5 = w5, q6 = w6, q7 = w7;
-  while (p < xEnd) {
-    const a = v128.load(p);
-    a0 = f32x4.add(a0, f32x4.mul(a, v128.load(q0)));
-    a1 = f32x4.add(a1, f32x4.mul(a, v128.load(q1)));
-    a2 = f32x4.add(a2, f32x4.mul(a, v128.load(q2)));
-    a3 = f32x4.add(a3, f32x4.mul(a, v128.load(q3)));
-    a4 = f32x4.add(a4, f32x4.mul(a, v128.load(q4)));
-    a5 = f32x4.add(a5, f32x4.mul(a, v128.load(q5)));
-    a6 = f32x4.add(a6, f32x4.mul(a, v128.load(q6)));
-    a7 = f32x4.add(a7, f32x4.mul(a, v128.load(q7)));
-    p += 16; q0 += 16; q1 += 16; q2 += 16; q3 += 16; q4 += 16; q5 += 16; q6 += 16; q7 += 16;
-  }
-  storeOut(out, bias, r, oA, outDim, finishDot(a0, x0, w0, n4, inDim));
-  storeOut(out, bias, r, oA + gap, outDim, finishDot(a1, x0, w1, n4, inDim));
-  storeOut(out, bias, r, oA + 2 * gap, outDim, finishDot(a2, x0, w2, n4, inDim));
-  storeOut(out, bias, r, oA + 3 * gap, outDim, finishDot(a3, x0, w3, n4, inDim));
-  storeOut(out, bias, r, oA + 4 * gap, outDim, finishDot(a4, x0, w4, n4, inDim));
-  storeOut(out, bias, r, oA + 5 * gap, outDim, finishDot(a5, x0, w5, n4, inDim));
-  storeOut(out, bias, r, oA + 6 * gap, outDim, finishDot(a6, x0, w6, n4, inDim));
-  storeOut(out, bias, r, oA + 7 * gap, outDim, finishDot(a7, x0, w7, n4, inDim));
-}
-
-/**
- * Every row of the batch against the 8 columns oA + k·gap, k = 0..7 (one tile): 2×4 blocks over the first four
- * columns for every row pair, then over the last four, so that the first pass streams 4 weight rows at once; 4×2
- * blocks (2 weight and 4 activation loads a step, 2 streams) measured 7–17% slower for 4–8 rows, one 1×8 pass first (8 streams) and then the rest 13–20% slower.
- */
-function tile8(out: usize, x: usize, w: usize, bias: usize, rows: i32, inDim: i32, outDim: i32, oA: i32, gap: i32): void {
-  let r = 0;
-  for (; r + 2 <= rows; r += 2) block2x4(out, x, w, bias, r, inDim, outDim, oA, gap);
-  for (let r2 = 0; r2 + 2 <= rows; r2 += 2) block2x4(out, x, w, bias, r2, inDim, outDim, oA + 4 * gap, gap);
-  if (r < rows) block1x8(out, x, w, bias, r, inDim, outDim, oA, gap);
-}
-
 /** Every row against the single column o (the fewer than 8 columns a share leaves after its runs). */
 function column(out: usize, x: usize, w: usize, bias: usize, rows: i32, inDim: i32, outDim: i32, o: i32): void {
   const stride = <usize>inDim << 2;
   for (let r = 0; r < rows; r++) storeOut(out, bias, r, o, outDim, dot(x + <usize>r * stride, w + <usize>o * stride, inDim));
 }
 
-// Verification batches (2..CHUNK_ROWS rows) take a third schedule: the tile is walked in chunks of CHUNK floats of
-// the input, every row pair passing over a chunk before the next chunk is read. With whole rows, the first pass over
+// Verification batches (2..CHUNK_ROWS rows) walk the tile in chunks of CHUNK floats of the input, every row pair passing over a chunk before the next chunk is read. With whole rows, the first pass over
 // a tile streamed its weights from memory while the cached passes that followed read none, so the hardware
 // prefetcher, which runs ahead only of accesses it sees, idled during those passes and the next tile's first pass
 // waited on memory again: the two costs added up (8 rows ran at ~60 % of the roofline). In chunks the streams
 // advance a few lines at a time all through the call, so the prefetcher keeps memory busy while the cached passes
 // compute. The accumulators of all rows × 8 columns live in a per-thread scratch between chunks; a lane's chain is
-// still every product in i order, so the bits are those of the other schedules.
+// still every product in i order, so the bits are those of whole rows. One row streams its weights whole (chunking
+// cannot help a single stream), and so do batches of more than CHUNK_ROWS rows, in groups of CHUNK_ROWS.
 const CHUNK: i32 = 128;
 const CHUNK_ROWS: i32 = 16;
 /** Bytes of one thread's accumulators: CHUNK_ROWS rows × 8 columns of f32x4. */
 const ACC_BYTES: usize = <usize>CHUNK_ROWS * 8 * 16;
 const MAX_THREADS: i32 = 128;
-const ACCUMULATORS: usize = memory.data(<i32>ACC_BYTES * MAX_THREADS, 16);
+const ACCUMULATORS: usize = memory.data(<i32>ACC_BYTES * MAX_THREADS, 16); // tid < CONTROL.maxThreads = 128
 
 /**
  * Rows r, r+1 against columns oA + k·gap (k = 0..3) over inputs [i0, i1) (multiples of 4): continues the 8 chains
@@ -193,7 +95,7 @@ const ACCUMULATORS: usize = memory.data(<i32>ACC_BYTES * MAX_THREADS, 16);
   v128.store(s1, a10); v128.store(s1, a11, 16); v128.store(s1, a12, 32); v128.store(s1, a13, 48);
 }
 
-/** Row r against the 8 columns oA + k·gap over inputs [i0, i1): block1x8's chains, kept at acc like chunk2x4's. */
+/** Row r against the 8 columns oA + k·gap over inputs [i0, i1): 8 chains with 8 weight streams, kept at acc like chunk2x4's. */
 @inline function chunk1x8(acc: usize, x: usize, w: usize, r: i32, inDim: i32, oA: i32, gap: i32, i0: i32,
   i1: i32): void {
   const stride = <usize>inDim << 2;
@@ -232,13 +134,19 @@ const ACCUMULATORS: usize = memory.data(<i32>ACC_BYTES * MAX_THREADS, 16);
   v128.store(s, a4, 64); v128.store(s, a5, 80); v128.store(s, a6, 96); v128.store(s, a7, 112);
 }
 
-/** tile8 in chunks of CHUNK inputs (2 ≤ rows ≤ CHUNK_ROWS), the same passes per chunk, then every chain finished. */
-function tile8Chunked(acc: usize, out: usize, x: usize, w: usize, bias: usize, rows: i32, inDim: i32, outDim: i32,
-  oA: i32, gap: i32): void {
+/**
+ * Rows 0..rows−1 (at most CHUNK_ROWS) against the 8 columns oA + k·gap, k = 0..7 (one tile), in chunks of `chunk`
+ * inputs: per chunk, 2×4 blocks over the first four columns for every row pair, then over the last four (so the first
+ * pass streams 4 weight rows at once), and a 1×8 block for an odd last row; then every chain finished. (4×2 blocks,
+ * 2 weight and 4 activation loads a step, measured 7–17 % slower for 4–8 rows; one 1×8 pass first and then the rest
+ * 13–20 % slower.)
+ */
+function tile8(acc: usize, out: usize, x: usize, w: usize, bias: usize, rows: i32, inDim: i32, outDim: i32,
+  oA: i32, gap: i32, chunk: i32): void {
   const n4 = inDim & ~3;
   const pairs = rows & ~1;
-  for (let i0 = 0; i0 < n4; i0 += CHUNK) {
-    const i1 = min(i0 + CHUNK, n4);
+  for (let i0 = 0; i0 < n4; i0 += chunk) {
+    const i1 = min(i0 + chunk, n4);
     for (let r = 0; r < pairs; r += 2) chunk2x4(acc, x, w, r, inDim, oA, gap, 0, i0, i1);
     for (let r = 0; r < pairs; r += 2) chunk2x4(acc, x, w, r, inDim, oA + 4 * gap, gap, 4, i0, i1);
     if (pairs < rows) chunk1x8(acc, x, w, pairs, inDim, oA, gap, i0, i1);
@@ -262,14 +170,17 @@ export function matmulShare(out: usize, x: usize, w: usize, bias: usize, rows: i
   const run = (o1 - o0) >> 3;
   const stride = <usize>inDim << 2;
   const outStride = <usize>outDim << 2;
-  if (rows >= 2 && rows <= CHUNK_ROWS && tid < MAX_THREADS) {
-    const acc = ACCUMULATORS + <usize>tid * ACC_BYTES;
-    for (let j = 0; j < run; j++) tile8Chunked(acc, out, x, w, bias, rows, inDim, outDim, o0 + j, run);
-    for (let o = o0 + 8 * run; o < o1; o++) column(out, x, w, bias, rows, inDim, outDim, o);
-    return;
-  }
+  const acc = ACCUMULATORS + <usize>tid * ACC_BYTES;
+  // One row streams its weights whole; verification batches go in chunks (above); larger batches pass whole rows in
+  // groups of CHUNK_ROWS rows (the accumulators' room), which is the same memory schedule.
+  const chunk = rows >= 2 && rows <= CHUNK_ROWS ? CHUNK : inDim;
   if (rows <= ROW_BLOCK) {
-    for (let j = 0; j < run; j++) tile8(out, x, w, bias, rows, inDim, outDim, o0 + j, run);
+    for (let j = 0; j < run; j++) {
+      for (let r0 = 0; r0 < rows; r0 += CHUNK_ROWS) {
+        tile8(acc, out + <usize>r0 * outStride, x + <usize>r0 * stride, w, bias, min(CHUNK_ROWS, rows - r0), inDim,
+          outDim, o0 + j, run, chunk);
+      }
+    }
     for (let o = o0 + 8 * run; o < o1; o++) column(out, x, w, bias, rows, inDim, outDim, o);
     return;
   }
@@ -277,7 +188,12 @@ export function matmulShare(out: usize, x: usize, w: usize, bias: usize, rows: i
     const n = min(ROW_BLOCK, rows - r0);
     const xb = x + <usize>r0 * stride;
     const ob = out + <usize>r0 * outStride;
-    for (let j = 0; j < run; j++) tile8(ob, xb, w, bias, n, inDim, outDim, o0 + 8 * j, 1);
+    for (let j = 0; j < run; j++) {
+      for (let g = 0; g < n; g += CHUNK_ROWS) {
+        tile8(acc, ob + <usize>g * outStride, xb + <usize>g * stride, w, bias, min(CHUNK_ROWS, n - g), inDim, outDim,
+          o0 + 8 * j, 1, chunk);
+      }
+    }
     for (let o = o0 + 8 * run; o < o1; o++) column(ob, xb, w, bias, n, inDim, outDim, o);
   }
 }

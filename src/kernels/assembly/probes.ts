@@ -28,7 +28,7 @@ export function streamReadShare(out: usize, p: usize, n: i32, tid: i32, nt: i32)
 }
 
 /**
- * `iterations` steps of the matmul's register block (matmul.ts block2x4: 2 activation and 4 weight vectors, 8
+ * `iterations` steps of the matmul's register block (matmul.ts chunk2x4: 2 activation and 4 weight vectors, 8
  * accumulators, 8 multiplies and 8 adds a step) on values held in registers: 64 flops a step. Writes a lane of the
  * result to out[tid] so that the work stays.
  */
