@@ -401,6 +401,7 @@ function rowsQ8(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i32,
   while (pd < dEnd) {
     // Two chains per sum (even and odd pieces): a relaxed dot product waits ~5 cycles for its accumulator, so
     // chains of 8 left the multiply units idle (measured: no faster than the per-row layout); chains of 4 do not.
+    // Written out piece by piece so that every load has an immediate offset (a loop's computed offsets cost ~20 %).
     const z = i32x4.splat(0);
     let pA0 = z, nA0 = z, pB0 = z, nB0 = z, pA1 = z, nA1 = z, pB1 = z, nB1 = z;
     let wA = v128.load32_splat(qA, 2), wB = v128.load32_splat(qB, 2);
