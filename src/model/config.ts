@@ -67,3 +67,16 @@ export function validateConfig(config: LlamaConfig, source: string): void {
     throw new RangeError(`${source}: model field "ropeTheta": expected a positive number, got ${config.ropeTheta}`);
   }
 }
+
+/**
+ * The context a model is opened with: `requested`, or the model's own length capped at 4096 (a full-length cache of a
+ * 128k-context model would not fit); refuses what is not an integer in 1..maxSequenceLength. Every backend opens
+ * models through this, so they agree on the default and the error.
+ */
+export function resolveContextLength(config: LlamaConfig, requested: number | undefined): number {
+  const contextLength = requested ?? Math.min(config.maxSequenceLength, 4096);
+  if (!Number.isInteger(contextLength) || contextLength <= 0 || contextLength > config.maxSequenceLength) {
+    throw new RangeError(`contextLength: expected an integer in 1..${config.maxSequenceLength}, got ${contextLength}`);
+  }
+  return contextLength;
+}

@@ -6,7 +6,7 @@ import type { Kernels, Ptr, QuantType } from '../kernels/types.js';
 import { QUANT_BLOCK_BYTES, QUERY_RECORD_INTS } from '../kernels/types.js';
 import { FormatError } from '../formats/errors.js';
 import { quantize } from '../formats/quant.js';
-import type { LlamaConfig } from './config.js';
+import { resolveContextLength, type LlamaConfig } from './config.js';
 import type { Checkpoint } from './checkpoint.js';
 import { createKvCache, type KvCache } from './kv-cache.js';
 import { fillRopeTable } from './rope.js';
@@ -138,10 +138,7 @@ export function createModel(kernels: Kernels, checkpoint: Checkpoint, options: M
   const { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize } = config;
   const qDim = nHeads * headDim;
   const kvDim = nKvHeads * headDim;
-  const contextLength = options.contextLength ?? Math.min(config.maxSequenceLength, 4096);
-  if (!Number.isInteger(contextLength) || contextLength <= 0 || contextLength > config.maxSequenceLength) {
-    throw new RangeError(`contextLength: expected an integer in 1..${config.maxSequenceLength}, got ${contextLength}`);
-  }
+  const contextLength = resolveContextLength(config, options.contextLength);
 
   const owned: Ptr[] = [];
   let weightBytes = 0;

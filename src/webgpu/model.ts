@@ -7,7 +7,7 @@
 // epilogue (out = out + x·wᵀ, the same f32 addition).
 
 import type { Checkpoint } from '../model/checkpoint.js';
-import type { LlamaConfig } from '../model/config.js';
+import { resolveContextLength, type LlamaConfig } from '../model/config.js';
 import type { ForwardBatch } from '../model/model.js';
 import { fillRopeTable } from '../model/rope.js';
 import { BATCH_FIELDS } from './attention.js';
@@ -64,10 +64,7 @@ export function createWebGpuModel(device: GPUDevice, checkpoint: Checkpoint, opt
   const { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize } = config;
   const qDim = nHeads * headDim;
   const kvDim = nKvHeads * headDim;
-  const contextLength = options.contextLength ?? Math.min(config.maxSequenceLength, 4096);
-  if (!Number.isInteger(contextLength) || contextLength <= 0 || contextLength > config.maxSequenceLength) {
-    throw new RangeError(`contextLength: expected an integer in 1..${config.maxSequenceLength}, got ${contextLength}`);
-  }
+  const contextLength = resolveContextLength(config, options.contextLength);
   const choice = options.weights ?? 'native';
   const kernelShape = options.kernelShape ?? defaultKernelShape(device);
   const pipelines = createPipelines(device, kernelShape);
