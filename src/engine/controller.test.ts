@@ -280,3 +280,18 @@ test('under load, short sequences still probe: the probe clock is shared by the 
   }
   assert.ok(probes >= 1 && probes <= 3, `${probes} probes in 80 forwards of 4 sequences`);
 });
+
+test('online verify costs stay monotone in the row count however noisy the samples', () => {
+  const costs = syntheticCosts((n) => 1 + 0.1 * n, () => 0.01);
+  const wi = WIDTH_INDEX(1);
+  // Four-row forwards that happened to run fast (as 2-thread noise does), then three-row ones that ran slow.
+  for (let i = 0; i < 40; i++) costs.observeTree(wi, 4, 4, 0.01, 1.0, 0, 4);
+  for (let i = 0; i < 40; i++) costs.observeTree(wi, 3, 3, 0.01, 1.6, 0, 3);
+  assert.ok(costs.verifyAt(4) >= 1.55, `4 rows after slow 3-row samples: ${costs.verifyAt(4)}`);
+  for (let i = 0; i < 40; i++) costs.observeTree(wi, 6, 6, 0.01, 1.1, 0, 6);
+  for (let n = 2; n <= CONTROLLER_MAX_NODES; n++) {
+    assert.ok(costs.verifyAt(n) >= costs.verifyAt(n - 1), `verify(${n}) ${costs.verifyAt(n)} < verify(${n - 1})`);
+  }
+  assert.ok(costs.verifyAt(3) <= costs.verifyAt(6) && costs.verifyAt(6) < 1.11, 'a fast 6-row forward bounds 3 rows too');
+  assert.ok(Math.abs(costs.verifyAt(20) - (1 + 0.1 * 20)) < 1e-12, 'counts never observed above stay as calibrated');
+});

@@ -24,6 +24,8 @@ export const CONTROLLER_MAX_NODES = 1 + CONTROLLER_WIDTHS[CONTROLLER_WIDTHS.leng
 const CALIBRATION_SIZES = [1, 2, 4, 8, 16];
 /** Weight of a new measurement in the running averages. */
 const AVERAGING = 0.15;
+/** Untimed passes of beam searches over every width before calibration times them (costsFromMeasurements). */
+const DRAFT_WARMUP_ROUNDS = 3;
 
 export interface SpeculationCosts {
   /** verify[n]: seconds of a verification forward over n nodes, n = 1 .. CONTROLLER_MAX_NODES (index 0 unused). */
@@ -98,7 +100,14 @@ export function createSpeculationCosts(json: SpeculationCostsJson): SpeculationC
       accept[s] = averaged(accept[s], acceptSeconds);
       nodes[s] += AVERAGING * (n - nodes[s]);
       if (forwardRows >= 1 && forwardRows <= CONTROLLER_MAX_NODES) {
-        verify[forwardRows] = averaged(verify[forwardRows], verifySeconds);
+        const m = forwardRows;
+        verify[m] = averaged(verify[m], verifySeconds);
+        // A forward over more rows never costs less than one over fewer. Each row count is refined only by the
+        // steps that ran it, and on 2 threads a few noisy samples (±10 %) had made 4 rows look cheaper than 3 and 8
+        // cheaper than 6, so the controller preferred the bigger tree for nothing; the new sample bounds its
+        // neighbours instead (smaller counts from above, larger from below), which keeps the curve monotone.
+        for (let j = m - 1; j >= 1 && verify[j] > verify[m]; j--) verify[j] = verify[m];
+        for (let j = m + 1; j <= CONTROLLER_MAX_NODES && verify[j] < verify[m]; j++) verify[j] = verify[m];
       }
     },
     observePlain(seconds) {
@@ -245,6 +254,15 @@ function costsFromMeasurements(measured: number[], model: Model, search: BeamSea
   for (let i = 0; i < h.length; i++) h[i] = Math.sin(i); // a context vector of ordinary size
   const draft = new Array<number>(SHAPES).fill(0);
   const nodes = new Array<number>(SHAPES).fill(0);
+  // The drafter's code is cold at first (measured on xl: a first calibration read 1-beam drafts 1.7-3x their warm
+  // cost, which steered the controller away from long and narrow trees until they happened to run): a few untimed
+  // searches of every width first.
+  for (let round = 0; round < DRAFT_WARMUP_ROUNDS; round++) {
+    for (const W of CONTROLLER_WIDTHS) {
+      search.search(h, 0, 3 % vocab, W, 2);
+      search.search(h, 0, 3 % vocab, W, CONTROLLER_MAX_LENGTH);
+    }
+  }
   CONTROLLER_WIDTHS.forEach((W, wi) => {
     const short = timed(repeats, () => search.search(h, 0, 3 % vocab, W, 2));
     const long = timed(repeats, () => search.search(h, 0, 3 % vocab, W, CONTROLLER_MAX_LENGTH));
