@@ -12,6 +12,7 @@ export {
 } from './beam-search.js';
 export { buildTree, createPackedTree, findChild, type PackedTree } from './tree.js';
 export {
-  acceptApple, acceptExact, createAcceptance, createAppleScratch, type Acceptance, type AppleScratch, type NodeLogits,
+  acceptApple, acceptExact, createAcceptance, createAppleScratch, samplerPicker, type Acceptance, type AppleScratch,
+  type NodeLogits, type NodePicker,
 } from './verify.js';
 export { beamSearch, packBeams, type Beams } from './convenience.js';

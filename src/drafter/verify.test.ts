@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRng, createSampler } from '../sampling/index.js';
 import { buildTree, createPackedTree } from './tree.js';
-import { acceptApple, acceptExact, createAcceptance, createAppleScratch } from './verify.js';
+import { acceptApple, acceptExact, samplerPicker, createAcceptance, createAppleScratch } from './verify.js';
 import type { BeamSearchResult } from './beam-search.js';
 
 // A synthetic step: V = 6, g0 = 5, W = 2 beams of length 3: [5, 0, 1] and [5, 1, 2].
@@ -32,7 +32,7 @@ test('greedy exact acceptance follows the argmax path and emits the bonus token'
   // Root argmax is 0 → child node 1; node 1's argmax decides the rest.
   const history = new Int32Array(16);
   history[0] = 5;
-  const result = acceptExact(tree, logitsOf, sampler, history, 1, createRng(1), createAcceptance(L));
+  const result = acceptExact(tree, samplerPicker(logitsOf, sampler, history, createRng(1)), history, 1, createAcceptance(L));
   const argmax = (row: Float32Array) => row.indexOf(Math.max(...row));
   assert.equal(result.tokens[0], 0);
   assert.equal(result.path[0], 0);
@@ -52,9 +52,10 @@ test('exact acceptance reproduces the LLM distribution of the first emitted toke
   const counts = new Array<number>(V).fill(0);
   const random = createRng(7);
   const out = createAcceptance(L);
+  const pick = samplerPicker(logitsOf, sampler, history, random);
   for (let i = 0; i < draws; i++) {
     history[0] = 5;
-    acceptExact(tree, logitsOf, sampler, history, 1, random, out);
+    acceptExact(tree, pick, history, 1, out);
     counts[out.tokens[0]]++;
   }
   // df = 5: the 0.1% critical value is 20.5.

@@ -31,16 +31,28 @@ export function createAcceptance(maxLength: number): Acceptance {
 export type NodeLogits = (node: number) => Float32Array;
 
 /**
+ * The LLM's own token at a packed node, drawn as autoregressive decoding draws it at that position (`historyLength`
+ * tokens precede it in the history): a sampler over the node's logits (samplerPicker), or, for pure greedy decoding
+ * on a backend that reads back only ids, the node's argmax.
+ */
+export type NodePicker = (node: number, historyLength: number) => number;
+
+/** The picker of exact sampling: `sampler` over logitsOf(node), one uniform from `random` per pick. */
+export function samplerPicker(logitsOf: NodeLogits, sampler: Sampler, history: Int32Array, random: Rng): NodePicker {
+  return (node, historyLength) => sampler.pick(logitsOf(node), history, historyLength, random.nextUniform());
+}
+
+/**
  * The exact rule. `history` holds the committed tokens ending with g0 (historyLength of them); accepted tokens are
  * appended to it as they are drawn, exactly as autoregressive decoding appends its samples.
  */
-export function acceptExact(tree: PackedTree, logitsOf: NodeLogits, sampler: Sampler, history: Int32Array,
-  historyLength: number, random: Rng, out: Acceptance): Acceptance {
+export function acceptExact(tree: PackedTree, pick: NodePicker, history: Int32Array, historyLength: number,
+  out: Acceptance): Acceptance {
   let node = 0;
   let count = 0;
   let length = historyLength;
   for (;;) {
-    const token = sampler.pick(logitsOf(node), history, length, random.nextUniform());
+    const token = pick(node, length);
     history[length++] = token;
     out.path[count] = node;
     out.tokens[count] = token;

@@ -90,6 +90,22 @@ export interface SequenceState {
   length: number;
   readonly sampler: Sampler;
   readonly random: Rng;
+  /**
+   * Tokens are picked from the model's argmax alone (Model.argmaxRow): the sampler is an argmax of the raw logits,
+   * nobody reads their values (no log-probabilities) and the backend can read back ids only (WebGPU).
+   */
+  readonly idsOnly: boolean;
+}
+
+/**
+ * The token at logits row `row` of the latest forward, as the sequence's sampler picks it: from the backend's argmax
+ * where the sequence reads ids only, else the sampler over the values (one uniform drawn either way, so the random
+ * stream advances alike).
+ */
+export function pickToken(state: SequenceState, row: number, history: Int32Array, historyLength: number): number {
+  const u = state.random.nextUniform();
+  if (state.idsOnly) return state.model.argmaxRow!(row);
+  return state.sampler.pick(state.model.logitsRow(row), history, historyLength, u);
 }
 
 export interface SequenceOptions extends SamplingOptions {
@@ -101,6 +117,10 @@ export interface SequenceOptions extends SamplingOptions {
    * frees it. Default: a contiguous cache of its own.
    */
   cache?: KvCache;
+  /** Log-probabilities are kept of each token (they need the logits' values: SequenceState.idsOnly). */
+  logprobs?: number;
+  /** The strategy reads the logits' values beyond its picks (Apple's acceptance rule). */
+  readsLogitValues?: boolean;
 }
 
 export function createSequenceState(model: Model, options: SequenceOptions): SequenceState {
@@ -108,14 +128,17 @@ export function createSequenceState(model: Model, options: SequenceOptions): Seq
   if (options.cache && options.cache.capacity < capacity) {
     throw new RangeError(`cache: ${options.cache.capacity} slots, the sequence needs ${capacity}`);
   }
+  const sampler = createSampler(options, model.config.vocabSize);
   return {
     model,
     cache: options.cache ?? model.createCache(capacity),
     ownsCache: options.cache === undefined,
     history: new Int32Array(model.contextLength + 1),
     length: 0,
-    sampler: createSampler(options, model.config.vocabSize),
+    sampler,
     random: createRng(options.seed ?? 0),
+    idsOnly: sampler.argmaxOnly && options.logprobs === undefined && !options.readsLogitValues &&
+      model.argmaxRow !== undefined,
   };
 }
 
@@ -260,7 +283,7 @@ export function createAutoregressiveStepper(model: Model, options: SequenceOptio
 
   const pick = (logitsRow: number): number => {
     committedLogitRows[0] = logitsRow;
-    const token = state.sampler.pick(model.logitsRow(logitsRow), state.history, state.length, state.random.nextUniform());
+    const token = pickToken(state, logitsRow, state.history, state.length);
     state.history[state.length] = token;
     state.length++;
     return token;
@@ -283,6 +306,7 @@ export function createAutoregressiveStepper(model: Model, options: SequenceOptio
       prefill.start(promptIds);
     },
     plan(batch, budget) {
+      batch.declareReads(!state.idsOnly, false);
       if (prefill.active) return prefill.plan(batch, budget);
       const position = cache.length;
       cache.ensure(position + 1);

@@ -8,10 +8,12 @@ import type { Model } from '../model/model.js';
 import type { Drafter } from '../drafter/drafter.js';
 import { createBeamSearch, validateBeamShape } from '../drafter/beam-search.js';
 import { buildTree, createPackedTree } from '../drafter/tree.js';
-import { acceptApple, acceptExact, createAcceptance, createAppleScratch } from '../drafter/verify.js';
+import {
+  acceptApple, acceptExact, createAcceptance, createAppleScratch, samplerPicker, type NodePicker,
+} from '../drafter/verify.js';
 import { CONTROLLER_MAX_LENGTH, CONTROLLER_WIDTHS, type SpeculationController, type TreeShape } from './controller.js';
 import {
-  createPrefill, createSequenceState, decoderOf, publishCommitted, type Decoder, type DecoderStats, type SequenceOptions,
+  createPrefill, createSequenceState, decoderOf, pickToken, publishCommitted, type Decoder, type DecoderStats, type SequenceOptions,
   type SequenceStepper,
 } from './decoder.js';
 import type { StepBatch } from './step-batch.js';
@@ -71,7 +73,7 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
     throw new RangeError(`acceptance: expected "exact" or "apple", got "${String(rule)}"`);
   }
   const maxNodes = 1 + W * (L - 1);
-  const state = createSequenceState(model, { ...options, extraSlots: maxNodes });
+  const state = createSequenceState(model, { ...options, extraSlots: maxNodes, readsLogitValues: rule === 'apple' });
   const { cache, history, sampler, random } = state;
   const contextLength = model.contextLength;
   const dim = model.config.dim;
@@ -96,6 +98,13 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
   let otherRowsThisStep = 0;
   let drafts: ReturnType<typeof search.search> | null = null;
   const logitsOf = (node: number): Float32Array => model.logitsRow(firstLogits + node);
+  // The exact rule's picks: the sampler over a node's logits, or the node's argmax where only ids are read back.
+  const pickAt: NodePicker = state.idsOnly
+    ? (node) => {
+      random.nextUniform(); // as the sampler path draws one per pick
+      return model.argmaxRow!(firstLogits + node);
+    }
+    : samplerPicker(logitsOf, sampler, history, random);
 
   const stats: DecoderStats = { draftSeconds: 0, verifySeconds: 0, bookkeepingSeconds: 0,
     acceptedAtDepth: new Array<number>(L - 1).fill(0), shapes: {}, plainSeconds: 0 };
@@ -132,7 +141,7 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
     publishCommitted(state);
     setContext(firstRow);
     committedLogitRows[0] = batch.logitIndex[firstRow];
-    const token = sampler.pick(model.logitsRow(committedLogitRows[0]), history, state.length, random.nextUniform());
+    const token = pickToken(state, committedLogitRows[0], history, state.length);
     history[state.length++] = token;
     out[0] = token;
     const seconds = batch.forwardSeconds + (performance.now() - started) / 1000;
@@ -169,7 +178,7 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
     const beams = drafts!;
     // Accept, keep the committed KV entries, draft next from the last committed node.
     if (rule === 'exact') {
-      acceptExact(tree, logitsOf, sampler, history, state.length, random, acceptance);
+      acceptExact(tree, pickAt, history, state.length, acceptance);
     } else {
       acceptApple(tree, beams, logitsOf, temperature, drafter.config.topK, drafter.config.log0, random,
         appleScratch!, acceptance);
@@ -228,6 +237,7 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
       prefill.start(promptIds);
     },
     plan(batch, budget, otherRows, otherTokens, peers) {
+      batch.declareReads(!state.idsOnly, true); // the drafter reads the committed row's hidden state
       if (prefill.active) {
         stepKind = 'plain';
         return prefill.plan(batch, budget);
@@ -251,8 +261,7 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
         if (last < 0) return 0;
         setContext(last);
         committedLogitRows[0] = batch.logitIndex[last];
-        const token = sampler.pick(model.logitsRow(committedLogitRows[0]), history, state.length,
-          random.nextUniform());
+        const token = pickToken(state, committedLogitRows[0], history, state.length);
         history[state.length++] = token;
         out[0] = token;
         return 1;

@@ -17,6 +17,13 @@ export interface StepBatch extends SequenceBatch {
   logitIndex: Int32Array;
   /** Seconds the forward took (set by whoever runs it), for the sequences' cost measurements. */
   forwardSeconds: number;
+  /**
+   * A sequence's reads of this step's outputs (every stepper declares them when it plans): the logits' values or
+   * only their argmax, and whether the hidden states. Combined over the step's sequences (values and hidden win);
+   * they become the forward's logitsAs / hiddenNeeded (model.ts), which a backend that reads back across a bus
+   * uses to read less. Undeclared: values and hidden.
+   */
+  declareReads(logitValues: boolean, hidden: boolean): void;
   /** Empties the batch for the next step. */
   reset(): void;
   /** The index of `cache` in caches, adding it on first use in this step. */
@@ -55,6 +62,12 @@ export function createStepBatch(initialRows = 64): StepBatch {
       batch.extraStarts[0] = 0;
       batch.caches.length = 0;
       batch.forwardSeconds = 0;
+      batch.logitsAs = undefined;
+      batch.hiddenNeeded = undefined;
+    },
+    declareReads(logitValues, hidden) {
+      batch.logitsAs = logitValues || batch.logitsAs === 'values' ? 'values' : 'argmax';
+      batch.hiddenNeeded = hidden || batch.hiddenNeeded === true;
     },
     cacheIndex(cache) {
       const caches = batch.caches;

@@ -57,6 +57,15 @@ export interface ForwardBatch {
   logits: 'all' | 'last' | 'none' | 'rows';
   logitRows?: Int32Array;
   logitRowCount?: number;
+  /**
+   * What the caller reads of those rows: their values (the default), or only each row's argmax (argmaxRow), which
+   * pure greedy decoding without log-probabilities needs. A backend whose results cross a bus (WebGPU) then reads
+   * back one id per row instead of vocabSize floats (only models with argmaxRow take it; the WebAssembly model
+   * computes the values either way).
+   */
+  logitsAs?: 'values' | 'argmax';
+  /** Whether the caller reads the final-norm hidden states (the drafter does; default true). */
+  hiddenNeeded?: boolean;
 }
 
 /**
@@ -94,6 +103,12 @@ export interface Model {
   readonly output: ForwardOutput;
   /** Row r of the latest logits as a vocabSize-long view (cached: no allocation in the decode loop). */
   logitsRow(row: number): Float32Array;
+  /**
+   * Backends that can read back ids alone (WebGPU) have this: after a forward with `logitsAs: 'argmax'`, the largest
+   * logit's id of requested row r (the r of logitsRow), lowest id on ties and never NaN (the greedy sampler's rule,
+   * sampling/sampler.ts greedyArgmax); throws when every logit of the row is −Infinity or NaN.
+   */
+  argmaxRow?(row: number): number;
   forward(cache: KvCache, batch: ForwardBatch): ForwardOutput;
   /** A forward over rows of several sequences' caches (paged or contiguous). */
   forwardSequences(batch: SequenceBatch): ForwardOutput;

@@ -4,6 +4,7 @@ export type { Rng, RngState } from './random.js';
 export {
   createSampler,
   DEFAULT_SAMPLING_OPTIONS,
+  greedyArgmax,
   resolveSamplingOptions,
   sample,
   validateSamplingOptions,

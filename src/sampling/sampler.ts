@@ -57,6 +57,11 @@ export interface Sampler {
   /** The final probability distribution pick() samples from (for tests/statistics), written into out (length vocabSize). */
   distribution(logits: Float32Array, history: Int32Array, historyLength: number, out: Float32Array): void;
   readonly greedy: boolean;
+  /**
+   * pick() is the argmax of the raw logits (greedy without a repetition penalty), so a caller may pick from a
+   * backend's argmax (Model.argmaxRow) without the logits themselves; the ids are the same (greedyArgmax's rule).
+   */
+  readonly argmaxOnly: boolean;
   readonly options: ResolvedSamplingOptions;
   readonly vocabSize: number;
 }
@@ -248,17 +253,9 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     return z;
   }
 
-  /** Step 3: one pass, lowest id on ties (only a strictly larger logit replaces the best), NaN never wins. */
+  /** Step 3 (greedyArgmax). */
   function argmax(v: Float32Array): number {
-    let best = -Infinity;
-    let arg = -1;
-    for (let i = 0; i < V; i++) {
-      const x = v[i];
-      if (x > best) {
-        best = x;
-        arg = i;
-      }
-    }
+    const arg = greedyArgmax(v);
     if (arg < 0) throw noCandidate();
     return arg;
   }
@@ -509,5 +506,22 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     }
   }
 
-  return { pick, distribution, greedy, options: opts, vocabSize: V };
+  return { pick, distribution, greedy, argmaxOnly: greedy && !penaltyOn, options: opts, vocabSize: V };
+}
+
+/**
+ * The greedy choice (pipeline step 3): the first index of the largest value in one pass, so ties go to the lowest
+ * id and NaN never wins; −1 when every value is −Infinity or NaN. The WebGPU argmax kernel follows the same rule.
+ */
+export function greedyArgmax(values: Float32Array): number {
+  let best = -Infinity;
+  let arg = -1;
+  for (let i = 0; i < values.length; i++) {
+    const x = values[i];
+    if (x > best) {
+      best = x;
+      arg = i;
+    }
+  }
+  return arg;
 }

@@ -2,7 +2,9 @@
 // hidden states, but the forward is asynchronous (`forwardSequencesAsync`), so generate() awaits it instead of
 // running it in the batch scheduler. One sequence per forward: the GPU model keeps one contiguous cache per sequence
 // (no paged pool on the GPU yet). The drafter, the sampler and the verification run on the host, on the WebAssembly
-// kernels, from what the forward reads back (the requested logits rows and every row's hidden state).
+// kernels, from what the forward reads back: the requested logits rows (only the last row's when that is all the
+// step asks for), or just their argmax ids where the sequence decodes greedily without log-probabilities (one id per
+// row instead of vocabSize floats: Model.argmaxRow); every row's hidden state where a drafter reads it, none else.
 
 import type { Kernels } from '../kernels/types.js';
 import type { KvCache } from '../model/kv-cache.js';
@@ -65,6 +67,9 @@ export function engineModelOfWebGpu(gpu: WebGpuModel, kernels: Kernels): EngineW
   const output: ForwardOutput = { logits: new Float32Array(0), hidden: new Float32Array(0) };
   // logitsRow(j): the j-th requested row, which the readback holds at batch row rowOfLogits[j].
   let rowOfLogits = new Int32Array(64);
+  // Whether the latest forward read back argmax ids only, and those ids (by readback row).
+  let idsOnly = false;
+  let argmax: Int32Array = new Int32Array(0);
   const totals: GpuForwardTotals = { forwards: 0, bytesRead: 0, encodeMs: 0, waitMs: 0 };
   // The drafter runs on the host kernels and reads the embedding at its heap address: a copy in their heap.
   const embeddingPtr = kernels.heap.alloc(gpu.tokenEmbedding.length * 4);
@@ -88,11 +93,25 @@ export function engineModelOfWebGpu(gpu: WebGpuModel, kernels: Kernels): EngineW
     createCache: (capacity) => wrapCache(gpu.createCache(capacity)),
     output,
     logitsRow(row) {
+      if (idsOnly) {
+        throw new RangeError(`logitsRow: the latest forward read back argmax ids only (logitsAs 'argmax'), not row ` +
+          `${row}'s logits`);
+      }
       const at = rowOfLogits[row];
       if (!(row >= 0 && at >= 0 && (at + 1) * vocab <= output.logits.length)) {
         throw new RangeError(`logitsRow: row ${row} was not read back by the latest forward`);
       }
       return output.logits.subarray(at * vocab, (at + 1) * vocab);
+    },
+    argmaxRow(row) {
+      const at = rowOfLogits[row];
+      if (!idsOnly || !(row >= 0 && at >= 0 && at < argmax.length)) {
+        throw new RangeError(`argmaxRow: row ${row}'s argmax was not read back by the latest forward`);
+      }
+      const id = argmax[at];
+      // The kernel's "no candidate" (every logit −Infinity or NaN) as the sampler reports it.
+      if (!(id >= 0 && id < vocab)) throw new RangeError('logits: every logit is -Infinity or NaN, there is no token to pick');
+      return id;
     },
     forward: synchronous,
     forwardSequences: synchronous,
@@ -106,11 +125,13 @@ export function engineModelOfWebGpu(gpu: WebGpuModel, kernels: Kernels): EngineW
           throw new RangeError('WebGPU model: a forward writes consecutive slots');
         }
       }
-      // Logits of every row when any is asked for (then logitsRow maps the request to its row), else none.
+      // The GPU forward computes the last row's logits or every row's: only the last when that is all the batch asks
+      // for (a prefill chunk, a plain step), else every row's (then logitsRow maps the request to its row).
       const wanted = batch.logits === 'rows' ? batch.logitRowCount ?? 0 : batch.logits === 'none' ? 0 : n;
+      const lastOnly = batch.logits === 'last' || (batch.logits === 'rows' && wanted === 1 && batch.logitRows![0] === n - 1);
       if (rowOfLogits.length < n) rowOfLogits = new Int32Array(Math.max(n, 2 * rowOfLogits.length));
-      if (batch.logits === 'rows') for (let j = 0; j < wanted; j++) rowOfLogits[j] = batch.logitRows![j];
-      else if (batch.logits === 'last') rowOfLogits[0] = n - 1;
+      if (lastOnly) rowOfLogits[0] = 0;
+      else if (batch.logits === 'rows') for (let j = 0; j < wanted; j++) rowOfLogits[j] = batch.logitRows![j];
       else for (let j = 0; j < wanted; j++) rowOfLogits[j] = j;
       single.count = n;
       single.tokens = batch.tokens;
@@ -119,12 +140,17 @@ export function engineModelOfWebGpu(gpu: WebGpuModel, kernels: Kernels): EngineW
       single.prefixLengths = batch.prefixLengths;
       single.extraStarts = batch.extraStarts;
       single.extraSlots = batch.extraSlots;
-      single.logits = wanted > 0 ? 'all' : 'none';
+      single.logits = wanted === 0 ? 'none' : lastOnly ? 'last' : 'all';
       const cache = (batch.caches[0] as HostViewOfGpuCache).gpu;
       if (cache === undefined) throw new RangeError('WebGPU model: the cache was not made by this model');
-      const result = await gpu.forward(cache, single, { logits: 'values', hidden: 'all' });
+      // Pure greedy decoding reads one id per row instead of vocabSize floats, and a sequence without a drafter
+      // no hidden states (StepBatch.declareReads).
+      idsOnly = batch.logitsAs === 'argmax';
+      const result = await gpu.forward(cache, single, { logits: idsOnly ? 'argmax' : 'values',
+        hidden: batch.hiddenNeeded === false ? 'none' : 'all' });
       output.logits = result.logits;
       output.hidden = result.hidden;
+      argmax = result.argmax;
       totals.forwards++;
       totals.bytesRead += result.stats.bytesRead;
       totals.encodeMs += result.stats.encodeMs;

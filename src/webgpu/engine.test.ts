@@ -97,6 +97,44 @@ test('ReDrafter on WebGPU emits exactly the plain-decoding ids: 20 prompts × W 
     });
   });
 
+test('WebGPU reads back what the step needs: argmax ids in greedy decoding, logits rows when sampling or with logprobs',
+  { skip }, async () => {
+    await withGpuModel(async (loaded) => {
+      const totals = (loaded.model as EngineWebGpuModel).totals;
+      const vocab = loaded.model.config.vocabSize;
+      const dim = loaded.model.config.dim;
+      const perForward = async (options: GenerateOptions): Promise<{ ids: number[]; bytes: number }> => {
+        const [forwards, bytes] = [totals.forwards, totals.bytesRead];
+        const result = await generateText(loaded, options);
+        return { ids: result.ids, bytes: (totals.bytesRead - bytes) / (totals.forwards - forwards) };
+      };
+      const story = { prompt: PROMPTS[4], maxTokens: 24, stopTokens: [] };
+      const greedy = await perForward(story);
+      assert.ok(greedy.bytes <= 16, `greedy plain decoding: ${greedy.bytes} bytes per forward (one id)`);
+      // Log-probabilities need the values: the same ids from the logits rows.
+      const withLogprobs = await perForward({ ...story, logprobs: 1 });
+      assert.deepEqual(withLogprobs.ids, greedy.ids);
+      assert.ok(withLogprobs.bytes >= 4 * vocab, `with logprobs: ${withLogprobs.bytes} bytes per forward`);
+      // A repetition penalty changes the pick beyond the argmax: values again, and the host's sampler.
+      const penalised = await perForward({ ...story, repetitionPenalty: 1.3 });
+      assert.ok(penalised.bytes >= 4 * vocab, `with a penalty: ${penalised.bytes} bytes per forward`);
+      const sampled = await perForward({ ...story, temperature: 0.8, seed: 3 });
+      assert.ok(sampled.bytes >= 4 * vocab && sampled.bytes < 4 * vocab + 64, `sampling: ${sampled.bytes} bytes per forward`);
+      // ReDrafter, greedy: ids of every node plus the hidden states the drafter continues from, and the same output.
+      const training = [(await generateText(loaded, { prompt: PROMPTS[0], maxTokens: 60 })).ids, greedy.ids];
+      const bigram = bigramDrafter(loaded, training);
+      const tree = { beams: 2, beamLength: 4 };
+      const drafted = await perForward({ ...story, drafter: bigram, ...tree });
+      assert.deepEqual(drafted.ids, greedy.ids);
+      const nodes = 1 + tree.beams * (tree.beamLength - 1);
+      assert.ok(drafted.bytes <= nodes * (4 + 4 * dim) + 16 && drafted.bytes < 4 * vocab * nodes,
+        `greedy ReDrafter: ${drafted.bytes} bytes per forward`);
+      const draftedLogprobs = await perForward({ ...story, drafter: bigram, ...tree, logprobs: 1 });
+      assert.deepEqual(draftedLogprobs.ids, greedy.ids);
+      bigram.dispose();
+    });
+  });
+
 test('concurrent generations on a WebGPU model run one after another, each as alone', { skip }, async () => {
   await withGpuModel(async (loaded) => {
     const requests: GenerateOptions[] = PROMPTS.slice(0, 4).map((prompt, i) => ({ prompt, maxTokens: 12, seed: i,
