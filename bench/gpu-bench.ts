@@ -107,7 +107,9 @@ interface Result {
 interface EngineRow {
   mode: 'greedy' | 'T=1';
   plainTokensPerSecond: number;
-  trees: { shape: string; tokensPerSecond: number; speedup: number; tokensPerStep: number }[];
+  /** Bytes read back from the GPU per decoding step (prefill included, spread over the steps). */
+  plainBytesPerStep: number;
+  trees: { shape: string; tokensPerSecond: number; speedup: number; tokensPerStep: number; bytesPerStep: number }[];
 }
 
 const ENGINE_SHAPES: [number, number][] = [[1, 6], [4, 5]];
@@ -132,16 +134,23 @@ async function measureEngine(model: WebGpuModel, kernels: Kernels): Promise<Engi
       const base: GenerateOptions = { promptIds, maxTokens: tokens, stopTokens: [], temperature: mode === 'greedy' ? 0 : 1,
         seed: 7 };
       await generateText(loaded, { ...base, maxTokens: 4 }); // warm-up
-      const plain = await generateText(loaded, base);
-      const row: EngineRow = { mode, plainTokensPerSecond: plain.stats.tokensPerSecond, trees: [] };
+      // Bytes read back per forward of one generation (totals are cumulative).
+      const readBack = async (options: GenerateOptions): Promise<{ result: Awaited<ReturnType<typeof generateText>>;
+        bytesPerStep: number; }> => {
+        const [forwards, bytes] = [engineModel.totals.forwards, engineModel.totals.bytesRead];
+        const result = await generateText(loaded, options);
+        return { result, bytesPerStep: (engineModel.totals.bytesRead - bytes) / (engineModel.totals.forwards - forwards) };
+      };
+      const { result: plain, bytesPerStep: plainBytesPerStep } = await readBack(base);
+      const row: EngineRow = { mode, plainTokensPerSecond: plain.stats.tokensPerSecond, plainBytesPerStep, trees: [] };
       for (const [beams, beamLength] of ENGINE_SHAPES) {
         if (performance.now() - started > budgetMs) break;
-        const drafted = await generateText(loaded, { ...base, drafter, beams, beamLength });
+        const { result: drafted, bytesPerStep } = await readBack({ ...base, drafter, beams, beamLength });
         if (drafted.ids.join() !== plain.ids.join()) throw new Error(`ReDrafter ${beams}×${beamLength} ${mode}: ids differ from plain decoding`);
         const steps = drafted.stats.committedPerStep.length;
         row.trees.push({ shape: `${beams}×${beamLength}`, tokensPerSecond: drafted.stats.tokensPerSecond,
           speedup: drafted.stats.tokensPerSecond / plain.stats.tokensPerSecond,
-          tokensPerStep: steps > 0 ? drafted.stats.committedPerStep.reduce((a, b) => a + b, 0) / steps : 0 });
+          tokensPerStep: steps > 0 ? drafted.stats.committedPerStep.reduce((a, b) => a + b, 0) / steps : 0, bytesPerStep });
       }
       rows.push(row);
     }
@@ -269,14 +278,18 @@ for (const r of results) {
 console.log('');
 console.log('k=N: a tree verification forward of N nodes (argmax of each node + one hidden row read back), relative to k=1.');
 console.log('');
-console.log('Through the engine (generate(): logits rows and hidden states read back, drafter and sampler on the host):');
+console.log('Through the engine (generate(): greedy reads argmax ids, T = 1 logits rows, trees the hidden states too; drafter');
+console.log('and sampler on the host; "B/step" = bytes read back per forward):');
 console.log('');
-console.log('| model | weights | decoding | plain tok/s | ' + ENGINE_SHAPES.map(([w, l]) => `${w}×${l} tok/s (× plain, tokens/step)`).join(' | ') + ' |');
+console.log('| model | weights | decoding | plain tok/s (B/step) | ' +
+  ENGINE_SHAPES.map(([w, l]) => `${w}×${l} tok/s (× plain, tokens/step, B/step)`).join(' | ') + ' |');
 console.log('|---|---|---|---|' + ENGINE_SHAPES.map(() => '---|').join(''));
 for (const r of results) {
   for (const row of r.engine) {
-    console.log(`| ${r.model} | ${r.encoding} | ${row.mode} | ${row.plainTokensPerSecond.toFixed(1)} | ` + row.trees.map((t) =>
-      `${t.tokensPerSecond.toFixed(1)} (${t.speedup.toFixed(2)}×, ${t.tokensPerStep.toFixed(2)})`).join(' | ') + ' |');
+    console.log(`| ${r.model} | ${r.encoding} | ${row.mode} | ${row.plainTokensPerSecond.toFixed(1)} ` +
+      `(${row.plainBytesPerStep.toFixed(0)}) | ` + row.trees.map((t) =>
+      `${t.tokensPerSecond.toFixed(1)} (${t.speedup.toFixed(2)}×, ${t.tokensPerStep.toFixed(2)}, ${t.bytesPerStep.toFixed(0)})`)
+      .join(' | ') + ' |');
   }
 }
 if (values.json !== undefined) {

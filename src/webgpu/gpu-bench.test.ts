@@ -30,12 +30,12 @@ test('bench:gpu --quick runs on this adapter and reports forward time, bound, gr
     // Through the engine: plain decoding and two ReDrafter trees, greedy and T = 1, for each encoding.
     for (const encoding of ['f32', 'q8_0']) {
       for (const mode of ['greedy', 'T=1']) {
-        assert.match(run.stdout, new RegExp(`\\| stories260K-tiny \\| ${encoding} \\| ${mode} \\| [\\d.]+ \\| [\\d.]+ \\(`));
+        assert.match(run.stdout, new RegExp(`\\| stories260K-tiny \\| ${encoding} \\| ${mode} \\| [\\d.]+ \\(\\d+\\) \\| [\\d.]+ \\(`));
       }
     }
     const report = JSON.parse(readFileSync(json, 'utf8')) as { bandwidth: number; results: { forwardMs: number; boundMs: number;
       greedyTokensPerSecond: number; bytesRead: number; tree: { nodes: number; ms: number }[];
-      engine: { trees: { tokensPerStep: number }[] }[] }[] };
+      engine: { mode: string; plainBytesPerStep: number; trees: { tokensPerStep: number; bytesPerStep: number }[] }[] }[] };
     assert.ok(report.bandwidth > 0);
     assert.equal(report.results.length, 2);
     for (const result of report.results) {
@@ -45,6 +45,10 @@ test('bench:gpu --quick runs on this adapter and reports forward time, bound, gr
       assert.equal(result.engine.length, 2);
       // The inflated shipped drafter accepts drafts on the inflated model (greedy).
       assert.ok(result.engine[0].trees[0].tokensPerStep > 1.5, JSON.stringify(result.engine[0]));
+      // Greedy reads ids (and a tree's hidden states), T = 1 the logits rows: the table shows what crossed the bus.
+      const [greedy, sampled] = result.engine;
+      assert.ok(greedy.mode === 'greedy' && greedy.plainBytesPerStep < sampled.plainBytesPerStep / 10,
+        `plain step bytes: greedy ${greedy.plainBytesPerStep}, T = 1 ${sampled.plainBytesPerStep}`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
