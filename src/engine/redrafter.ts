@@ -9,12 +9,12 @@ import type { Drafter } from '../drafter/drafter.js';
 import { createBeamSearch, validateBeamShape } from '../drafter/beam-search.js';
 import { buildTree, createPackedTree } from '../drafter/tree.js';
 import {
-  acceptApple, acceptExact, createAcceptance, createAppleScratch, samplerPicker, type NodePicker,
+  acceptApple, acceptExact, createAcceptance, createAppleScratch, type NodePicker,
 } from '../drafter/verify.js';
 import { CONTROLLER_MAX_LENGTH, CONTROLLER_WIDTHS, type SpeculationController, type TreeShape } from './controller.js';
 import {
-  createPrefill, createSequenceState, decoderOf, pickToken, publishCommitted, type Decoder, type DecoderStats, type SequenceOptions,
-  type SequenceStepper,
+  createPrefill, createSequenceState, decoderOf, pickToken, publishCommitted, type Decoder, type DecoderStats,
+  type SequenceOptions, type SequenceStepper,
 } from './decoder.js';
 import type { StepBatch } from './step-batch.js';
 
@@ -98,13 +98,8 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
   let otherRowsThisStep = 0;
   let drafts: ReturnType<typeof search.search> | null = null;
   const logitsOf = (node: number): Float32Array => model.logitsRow(firstLogits + node);
-  // The exact rule's picks: the sampler over a node's logits, or the node's argmax where only ids are read back.
-  const pickAt: NodePicker = state.idsOnly
-    ? (node) => {
-      random.nextUniform(); // as the sampler path draws one per pick
-      return model.argmaxRow!(firstLogits + node);
-    }
-    : samplerPicker(logitsOf, sampler, history, random);
+  // The exact rule's picks: node p's logits are row firstLogits + p (sampler, or argmax where only ids are read).
+  const pickAt: NodePicker = (node, length) => pickToken(state, firstLogits + node, history, length);
 
   const stats: DecoderStats = { draftSeconds: 0, verifySeconds: 0, bookkeepingSeconds: 0,
     acceptedAtDepth: new Array<number>(L - 1).fill(0), shapes: {}, plainSeconds: 0 };

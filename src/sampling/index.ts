@@ -4,7 +4,6 @@ export type { Rng, RngState } from './random.js';
 export {
   createSampler,
   DEFAULT_SAMPLING_OPTIONS,
-  greedyArgmax,
   resolveSamplingOptions,
   sample,
   validateSamplingOptions,

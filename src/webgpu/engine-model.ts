@@ -110,7 +110,9 @@ export function engineModelOfWebGpu(gpu: WebGpuModel, kernels: Kernels): EngineW
       }
       const id = argmax[at];
       // The kernel's "no candidate" (every logit −Infinity or NaN) as the sampler reports it.
-      if (!(id >= 0 && id < vocab)) throw new RangeError('logits: every logit is -Infinity or NaN, there is no token to pick');
+      if (!(id >= 0 && id < vocab)) {
+        throw new RangeError('logits: every logit is -Infinity or NaN, there is no token to pick');
+      }
       return id;
     },
     forward: synchronous,
@@ -128,7 +130,8 @@ export function engineModelOfWebGpu(gpu: WebGpuModel, kernels: Kernels): EngineW
       // The GPU forward computes the last row's logits or every row's: only the last when that is all the batch asks
       // for (a prefill chunk, a plain step), else every row's (then logitsRow maps the request to its row).
       const wanted = batch.logits === 'rows' ? batch.logitRowCount ?? 0 : batch.logits === 'none' ? 0 : n;
-      const lastOnly = batch.logits === 'last' || (batch.logits === 'rows' && wanted === 1 && batch.logitRows![0] === n - 1);
+      const lastOnly = batch.logits === 'last' ||
+        (batch.logits === 'rows' && wanted === 1 && batch.logitRows![0] === n - 1);
       if (rowOfLogits.length < n) rowOfLogits = new Int32Array(Math.max(n, 2 * rowOfLogits.length));
       if (lastOnly) rowOfLogits[0] = 0;
       else if (batch.logits === 'rows') for (let j = 0; j < wanted; j++) rowOfLogits[j] = batch.logitRows![j];

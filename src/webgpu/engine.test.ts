@@ -119,7 +119,8 @@ test('WebGPU reads back what the step needs: argmax ids in greedy decoding, logi
       const penalised = await perForward({ ...story, repetitionPenalty: 1.3 });
       assert.ok(penalised.bytes >= 4 * vocab, `with a penalty: ${penalised.bytes} bytes per forward`);
       const sampled = await perForward({ ...story, temperature: 0.8, seed: 3 });
-      assert.ok(sampled.bytes >= 4 * vocab && sampled.bytes < 4 * vocab + 64, `sampling: ${sampled.bytes} bytes per forward`);
+      assert.ok(sampled.bytes >= 4 * vocab && sampled.bytes < 4 * vocab + 64,
+        `sampling: ${sampled.bytes} bytes per forward`);
       // ReDrafter, greedy: ids of every node plus the hidden states the drafter continues from, and the same output.
       const training = [(await generateText(loaded, { prompt: PROMPTS[0], maxTokens: 60 })).ids, greedy.ids];
       const bigram = bigramDrafter(loaded, training);
