@@ -2,6 +2,7 @@
 // sorted best first with the lowest flat index winning ties. Deterministic and allocation-free after creation.
 
 import type { Drafter } from './drafter.js';
+import type { DrafterWeights } from './checkpoint.js';
 
 export const MAX_BEAM_WIDTH = 64;
 export const MAX_BEAM_LENGTH = 16;
@@ -24,6 +25,26 @@ export interface BeamSearchResult {
 export interface BeamSearch {
   /** Drafts from context vector h (h[offset .. offset+H)) and first token g0. */
   search(h: Float32Array, offset: number, g0: number, width: number, length: number): BeamSearchResult;
+}
+
+/**
+ * The same search with the drafter on the model's device (WebGPU: webgpu/drafter.ts), so that a draft is one
+ * submission and the context vector never leaves the device: it is row `row` of the latest forward's final-norm
+ * hidden states there. Its scores are float32 sums like the host's, but its softmax sums in float32 (the host's in
+ * float64), so where two candidates are within rounding of each other the beams may differ; the verification keeps the
+ * output exact either way. No log q is kept (the exact rule does not read it). One search at a time; the result's
+ * views stay valid until the next.
+ */
+export interface DeviceBeamSearch {
+  readonly maxWidth: number;
+  readonly maxLength: number;
+  searchFromRow(row: number, g0: number, width: number, length: number): Promise<BeamSearchResult>;
+  dispose(): void;
+}
+
+/** A model that can run a drafter on its own device (the WebGPU engine model). */
+export interface DeviceDrafting {
+  createDeviceBeamSearch(weights: DrafterWeights, options: { maxWidth: number; maxLength: number }): DeviceBeamSearch;
 }
 
 export function validateBeamShape(width: number, length: number): void {

@@ -60,6 +60,12 @@ export interface SequenceStepper {
    * at that load). Returns the rows added.
    */
   plan(batch: StepBatch, budget: number, otherRows: number, otherTokens: number, peers: number): number;
+  /**
+   * Where planning awaits the device (a drafter on the GPU): plan's asynchronous form, which then replaces it. Only
+   * sequences whose forward is awaited too (createSoloSequence) use it; the batch scheduler never awaits.
+   */
+  readonly planAsync?: (batch: StepBatch, budget: number, otherRows: number, otherTokens: number, peers: number) =>
+    Promise<number>;
   /** Chooses its shape per step (a speculation controller); otherwise its rows per step are fixed. */
   readonly adaptive: boolean;
   /** After the forward: commits this step's tokens into `out` and returns how many (0 while the prompt runs). */

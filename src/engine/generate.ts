@@ -298,7 +298,8 @@ function extraSlotsOf(options: GenerateOptions): number {
 
 function createStepper(loaded: LoadedModel, options: GenerateOptions, cache: KvCache):
   { stepper: SequenceStepper; calibrationSeconds?: number } {
-  const sequence = { ...options, cache };
+  // A drafter on the model's device drafts there (WebGPU: the sequence's forwards and plans are awaited).
+  const sequence = { ...options, cache, deviceSearch: loaded.model.forwardSequencesAsync ? options.drafter?.deviceSearch : undefined };
   if (!options.drafter) return { stepper: createAutoregressiveStepper(loaded.model, sequence) };
   if (options.beams !== undefined || options.beamLength !== undefined) {
     return { stepper: createRedrafterStepper(loaded.model, options.drafter.drafter, {

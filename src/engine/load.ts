@@ -18,7 +18,7 @@ import { loadHfTokenizer, tokenizerFromGgufVocab } from '../tokenizer/sources.js
 import type { Tokenizer } from '../tokenizer/types.js';
 import { checkDrafterAgainstModel, readDrafter, type DrafterWeights } from '../drafter/checkpoint.js';
 import { createDrafter, type Drafter } from '../drafter/drafter.js';
-import { MAX_BEAM_WIDTH } from '../drafter/beam-search.js';
+import { MAX_BEAM_LENGTH, MAX_BEAM_WIDTH, type DeviceBeamSearch, type DeviceDrafting } from '../drafter/beam-search.js';
 
 export interface LoadOptions {
   /** A llama2.c checkpoint file, a GGUF file or a Hugging Face model folder. */
@@ -167,6 +167,11 @@ export interface LoadedDrafter {
   readonly weights: DrafterWeights;
   /** The drafter on the model's kernels; decoders use it one step at a time. */
   readonly drafter: Drafter;
+  /**
+   * The same drafter on the model's device where it has one (WebGPU): the exact rule drafts there, from the hidden
+   * states the forward left on the GPU, one submission per draft.
+   */
+  readonly deviceSearch?: DeviceBeamSearch;
   dispose(): void;
 }
 
@@ -178,10 +183,22 @@ export function loadDrafter(loaded: LoadedModel, source: string | DrafterWeights
   const weights = typeof source === 'string' ? readDrafter(source, loaded.model.config) : source;
   if (typeof source !== 'string') checkDrafterAgainstModel(weights.config, loaded.model.config, 'drafter (in memory)');
   const drafter = createDrafter(loaded.kernels, weights, loaded.model.tokenEmbedding, MAX_BEAM_WIDTH);
+  const onDevice = (loaded.model as Model & Partial<DeviceDrafting>).createDeviceBeamSearch;
+  let deviceSearch: DeviceBeamSearch | undefined;
+  try {
+    deviceSearch = onDevice?.call(loaded.model, weights, { maxWidth: MAX_BEAM_WIDTH, maxLength: MAX_BEAM_LENGTH });
+  } catch (error) {
+    drafter.dispose();
+    throw error;
+  }
   return {
     path: typeof source === 'string' ? source : '(in memory)',
     weights,
     drafter,
-    dispose: () => drafter.dispose(),
+    ...(deviceSearch ? { deviceSearch } : {}),
+    dispose: () => {
+      drafter.dispose();
+      deviceSearch?.dispose();
+    },
   };
 }

@@ -6,7 +6,9 @@
 
 import type { Model } from '../model/model.js';
 import type { Drafter } from '../drafter/drafter.js';
-import { createBeamSearch, validateBeamShape } from '../drafter/beam-search.js';
+import {
+  createBeamSearch, validateBeamShape, type BeamSearchResult, type DeviceBeamSearch,
+} from '../drafter/beam-search.js';
 import { buildTree, createPackedTree } from '../drafter/tree.js';
 import {
   acceptApple, acceptExact, createAcceptance, createAppleScratch, type NodePicker,
@@ -31,6 +33,11 @@ export interface RedrafterOptions extends SequenceOptions {
   acceptance?: AcceptanceRule;
   /** Called after each tree step with the step's internals (for `redrafter draft` and debugging); not for hot paths. */
   onStep?: (step: RedrafterStep) => void;
+  /**
+   * The drafter on the model's device (WebGPU), used by the exact rule: it drafts from the forward's hidden states
+   * where they are, so the step reads none back, and the stepper plans through `planAsync`.
+   */
+  deviceSearch?: DeviceBeamSearch;
 }
 
 /** What one ReDrafter step did, for display. Arrays are copies. */
@@ -72,6 +79,9 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
   if (rule !== 'exact' && rule !== 'apple') {
     throw new RangeError(`acceptance: expected "exact" or "apple", got "${String(rule)}"`);
   }
+  // Apple's rule reads the drafter's distributions, which only the host search keeps.
+  const deviceSearch = rule === 'exact' && options.deviceSearch && options.deviceSearch.maxWidth >= W &&
+    options.deviceSearch.maxLength >= L ? options.deviceSearch : undefined;
   const maxNodes = 1 + W * (L - 1);
   const state = createSequenceState(model, { ...options, extraSlots: maxNodes, readsLogitValues: rule === 'apple' });
   const { cache, history, sampler, random } = state;
@@ -85,8 +95,10 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
   const temperature = sampler.options.temperature;
   const keep = new Int32Array(L);
   const committedLogitRows = new Int32Array(L);
-  // h: the final-norm hidden state of the last committed token (spec §5.3).
+  // h: the final-norm hidden state of the last committed token (spec §5.3), copied to the host, or (drafting on the
+  // device) its row in the latest forward.
   const context = new Float32Array(dim);
+  let contextRow = 0;
   // This step's rows in the batch: tree nodes are rows firstRow .. firstRow + P − 1 (logits for all of them, in
   // order, from the batch's output row firstLogits); a plain step is row firstRow.
   let firstRow = 0;
@@ -96,7 +108,7 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
   let length = L;
   let draftSeconds = 0;
   let otherRowsThisStep = 0;
-  let drafts: ReturnType<typeof search.search> | null = null;
+  let drafts: BeamSearchResult | null = null;
   const logitsOf = (node: number): Float32Array => model.logitsRow(firstLogits + node);
   // The exact rule's picks: node p's logits are row firstLogits + p (sampler, or argmax where only ids are read).
   const pickAt: NodePicker = (node, length) => pickToken(state, firstLogits + node, history, length);
@@ -117,6 +129,8 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
   const stepShape: TreeShape = { beams: W, beamLength: L };
 
   const setContext = (row: number): void => {
+    contextRow = row;
+    if (deviceSearch) return;
     const hidden = model.output.hidden;
     for (let i = 0; i < dim; i++) context[i] = hidden[row * dim + i];
   };
@@ -147,10 +161,10 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
     return 1;
   }
 
-  function planTree(batch: StepBatch): number {
-    const started = performance.now();
+  /** The tree step's rows from `beams`, drafted since `started` (performance.now()). */
+  function planTree(batch: StepBatch, beams: BeamSearchResult, started: number): number {
     const S = cache.length;
-    drafts = search.search(context, 0, history[state.length - 1], width, length);
+    drafts = beams;
     buildTree(drafts.beams, width, length, tree);
     const P = tree.size;
     cache.ensure(S + P);
@@ -214,6 +228,31 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
     return count;
   }
 
+  /**
+   * This step's shape: the rows of a prefill chunk or a plain step (added to the batch), or −1 when a tree of
+   * `width` × `length` is to be drafted.
+   */
+  function planShape(batch: StepBatch, budget: number, otherRows: number, otherTokens: number, peers: number): number {
+    // The drafter reads the committed row's hidden state (on the host, unless it drafts on the device).
+    batch.declareReads(!state.idsOnly, deviceSearch === undefined);
+    if (prefill.active) {
+      stepKind = 'plain';
+      return prefill.plan(batch, budget);
+    }
+    otherRowsThisStep = otherRows;
+    const room = Math.min(L, contextLength - cache.length);
+    width = W;
+    length = room;
+    if (policy) {
+      const shape = policy.choose(room, otherRowsThisStep, otherTokens, peers);
+      if (shape === null) return planPlain(batch);
+      width = shape.beams;
+      length = shape.beamLength;
+    }
+    if (length < 2) return planPlain(batch);
+    return -1;
+  }
+
   return {
     maxTokensPerStep: L,
     adaptive: policy !== null,
@@ -232,24 +271,19 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
       prefill.start(promptIds);
     },
     plan(batch, budget, otherRows, otherTokens, peers) {
-      batch.declareReads(!state.idsOnly, true); // the drafter reads the committed row's hidden state
-      if (prefill.active) {
-        stepKind = 'plain';
-        return prefill.plan(batch, budget);
-      }
-      otherRowsThisStep = otherRows;
-      const room = Math.min(L, contextLength - cache.length);
-      width = W;
-      length = room;
-      if (policy) {
-        const shape = policy.choose(room, otherRowsThisStep, otherTokens, peers);
-        if (shape === null) return planPlain(batch);
-        width = shape.beams;
-        length = shape.beamLength;
-      }
-      if (length < 2) return planPlain(batch);
-      return planTree(batch);
+      if (deviceSearch) throw new Error('redrafter: the drafter runs on the device; plan with planAsync');
+      const rows = planShape(batch, budget, otherRows, otherTokens, peers);
+      if (rows >= 0) return rows;
+      const started = performance.now();
+      return planTree(batch, search.search(context, 0, history[state.length - 1], width, length), started);
     },
+    planAsync: deviceSearch && (async (batch, budget, otherRows, otherTokens, peers) => {
+      const rows = planShape(batch, budget, otherRows, otherTokens, peers);
+      if (rows >= 0) return rows;
+      const started = performance.now();
+      return planTree(batch, await deviceSearch.searchFromRow(contextRow, history[state.length - 1], width, length),
+        started);
+    }),
     complete(batch, out) {
       if (prefill.active) {
         const last = prefill.complete(batch);

@@ -554,7 +554,8 @@ export function createSoloSequence(model: Model, request: SequenceRequest): Sche
             return 0;
           }
           batch.reset();
-          current.plan(batch, 256, 0, 0, 0);
+          if (current.planAsync) await current.planAsync(batch, 256, 0, 0, 0);
+          else current.plan(batch, 256, 0, 0, 0);
           const began = performance.now();
           await forwardAsync.call(model, batch);
           batch.forwardSeconds = (performance.now() - began) / 1000;

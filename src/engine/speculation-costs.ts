@@ -5,7 +5,7 @@
 
 import { performance } from 'node:perf_hooks';
 import type { ForwardBatch, Model, SequenceBatch } from '../model/model.js';
-import type { BeamSearch } from '../drafter/beam-search.js';
+import type { BeamSearch, DeviceBeamSearch } from '../drafter/beam-search.js';
 
 /** Beam widths the speculation controller chooses from. */
 export const CONTROLLER_WIDTHS: readonly number[] = [1, 2, 4, 8];
@@ -181,16 +181,16 @@ export interface CalibrationOptions {
 export function calibrateCosts(model: Model, search: BeamSearch, options: CalibrationOptions = {}): SpeculationCosts {
   const repeats = options.repeats ?? 3;
   const context = calibrationContext(model, options);
-  return costsFromMeasurements(forwardSeconds(model, context, [...CALIBRATION_SIZES, 1], repeats), model, search,
-    repeats);
+  return costsFromMeasurements(forwardSeconds(model, context, [...CALIBRATION_SIZES, 1], repeats),
+    hostDraftSeconds(model, search, repeats));
 }
 
 /**
  * calibrateCosts for a model whose forward is asynchronous (WebGPU: `forwardSequencesAsync`): the same measurements,
- * each forward awaited.
+ * each forward awaited; the drafts timed on the device where the drafter runs there (`deviceSearch`).
  */
-export async function calibrateCostsAsync(model: Model, search: BeamSearch, options: CalibrationOptions = {}):
-  Promise<SpeculationCosts> {
+export async function calibrateCostsAsync(model: Model, search: BeamSearch, options: CalibrationOptions = {},
+  deviceSearch?: DeviceBeamSearch): Promise<SpeculationCosts> {
   const forwardAsync = model.forwardSequencesAsync;
   if (!forwardAsync) throw new Error('calibrateCostsAsync: the model has no asynchronous forward');
   const repeats = options.repeats ?? 3;
@@ -220,7 +220,9 @@ export async function calibrateCostsAsync(model: Model, search: BeamSearch, opti
       }
       measured.push(median(times));
     }
-    return costsFromMeasurements(measured, model, search, repeats);
+    // The device search drafts from row 0 of the latest forward's hidden states (the last measured batch's).
+    return costsFromMeasurements(measured, deviceSearch ? await deviceDraftSeconds(model, deviceSearch, repeats)
+      : hostDraftSeconds(model, search, repeats));
   } finally {
     cache.free();
   }
@@ -232,12 +234,48 @@ function calibrationContext(model: Model, options: CalibrationOptions): number {
 }
 
 /**
- * The costs from forward times at CALIBRATION_SIZES then 1 again (`measured`), and beam searches timed here (the
- * drafter runs on the host whatever the backend).
+ * Seconds of beam searches at lengths 2 and CONTROLLER_MAX_LENGTH, [short, long] for each controller width, on the
+ * host. The drafter's code is cold at first (measured on xl: a first calibration read 1-beam drafts 1.7-3x their warm
+ * cost, which steered the controller away from long and narrow trees until they happened to run): a few untimed
+ * searches of every width first.
  */
-function costsFromMeasurements(measured: number[], model: Model, search: BeamSearch, repeats: number):
-  SpeculationCosts {
+function hostDraftSeconds(model: Model, search: BeamSearch, repeats: number): [number, number][] {
   const vocab = model.config.vocabSize;
+  const h = new Float32Array(model.config.dim);
+  for (let i = 0; i < h.length; i++) h[i] = Math.sin(i); // a context vector of ordinary size
+  for (let round = 0; round < DRAFT_WARMUP_ROUNDS; round++) {
+    for (const W of CONTROLLER_WIDTHS) {
+      search.search(h, 0, 3 % vocab, W, 2);
+      search.search(h, 0, 3 % vocab, W, CONTROLLER_MAX_LENGTH);
+    }
+  }
+  return CONTROLLER_WIDTHS.map((W) => [timed(repeats, () => search.search(h, 0, 3 % vocab, W, 2)),
+    timed(repeats, () => search.search(h, 0, 3 % vocab, W, CONTROLLER_MAX_LENGTH))]);
+}
+
+/** hostDraftSeconds for a drafter on the model's device: each search awaited (its submission and readback included). */
+async function deviceDraftSeconds(model: Model, search: DeviceBeamSearch, repeats: number): Promise<[number, number][]> {
+  const g0 = 3 % model.config.vocabSize;
+  const time = async (W: number, L: number): Promise<number> => {
+    await search.searchFromRow(0, g0, W, L);
+    const times: number[] = [];
+    for (let r = 0; r < repeats; r++) {
+      const started = performance.now();
+      await search.searchFromRow(0, g0, W, L);
+      times.push((performance.now() - started) / 1000);
+    }
+    return median(times);
+  };
+  const seconds: [number, number][] = [];
+  for (const W of CONTROLLER_WIDTHS) seconds.push([await time(W, 2), await time(W, CONTROLLER_MAX_LENGTH)]);
+  return seconds;
+}
+
+/**
+ * The costs from forward times at CALIBRATION_SIZES then 1 again (`measured`), and beam search times (`drafts`:
+ * [length 2, length CONTROLLER_MAX_LENGTH] per controller width).
+ */
+function costsFromMeasurements(measured: number[], drafts: [number, number][]): SpeculationCosts {
   // One token again at the end, now that every path is warm: the first measurement may have caught the JIT cold, and
   // a plain step guessed too slow makes every tree look better than it is.
   measured[0] = Math.min(measured[0], measured.pop()!);
@@ -250,22 +288,10 @@ function costsFromMeasurements(measured: number[], model: Model, search: BeamSea
     verify[m] = Math.max(measured[i] + (m - a) * (measured[i + 1] - measured[i]) / (b - a), verify[m - 1]);
   }
 
-  const h = new Float32Array(model.config.dim);
-  for (let i = 0; i < h.length; i++) h[i] = Math.sin(i); // a context vector of ordinary size
   const draft = new Array<number>(SHAPES).fill(0);
   const nodes = new Array<number>(SHAPES).fill(0);
-  // The drafter's code is cold at first (measured on xl: a first calibration read 1-beam drafts 1.7-3x their warm
-  // cost, which steered the controller away from long and narrow trees until they happened to run): a few untimed
-  // searches of every width first.
-  for (let round = 0; round < DRAFT_WARMUP_ROUNDS; round++) {
-    for (const W of CONTROLLER_WIDTHS) {
-      search.search(h, 0, 3 % vocab, W, 2);
-      search.search(h, 0, 3 % vocab, W, CONTROLLER_MAX_LENGTH);
-    }
-  }
   CONTROLLER_WIDTHS.forEach((W, wi) => {
-    const short = timed(repeats, () => search.search(h, 0, 3 % vocab, W, 2));
-    const long = timed(repeats, () => search.search(h, 0, 3 % vocab, W, CONTROLLER_MAX_LENGTH));
+    const [short, long] = drafts[wi];
     const perPosition = Math.max(0, (long - short) / (CONTROLLER_MAX_LENGTH - 2));
     for (let L = 2; L <= CONTROLLER_MAX_LENGTH; L++) {
       draft[shapeIndex(wi, L)] = short + (L - 2) * perPosition;

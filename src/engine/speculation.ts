@@ -95,7 +95,7 @@ export async function prepareSpeculationController(loaded: LoadedModel, drafter:
   const started = performance.now();
   const search = createBeamSearch(drafter.drafter, { maxWidth: CONTROLLER_WIDTHS[CONTROLLER_WIDTHS.length - 1],
     maxLength: CONTROLLER_MAX_LENGTH });
-  entry.calibration = (await calibrateCostsAsync(loaded.model, search)).toJSON();
+  entry.calibration = (await calibrateCostsAsync(loaded.model, search, {}, drafter.deviceSearch)).toJSON();
   return (performance.now() - started) / 1000;
 }
 

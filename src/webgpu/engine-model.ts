@@ -13,6 +13,8 @@ import type { Checkpoint } from '../model/checkpoint.js';
 import type { WebGpuDevice } from './device.js';
 import type { GpuKvCache } from './kv-cache.js';
 import { createWebGpuModel, type WebGpuModel } from './model.js';
+import type { DeviceDrafting } from '../drafter/beam-search.js';
+import { createGpuBeamSearch } from './drafter.js';
 
 /** A host-side KvCache over a GPU cache: slot s is row s; the engine only sets `length` and compacts. */
 interface HostViewOfGpuCache extends KvCache {
@@ -53,7 +55,7 @@ export interface GpuForwardTotals {
   waitMs: number;
 }
 
-export interface EngineWebGpuModel extends Model {
+export interface EngineWebGpuModel extends Model, DeviceDrafting {
   readonly gpu: WebGpuModel;
   readonly totals: GpuForwardTotals;
 }
@@ -117,6 +119,8 @@ export function engineModelOfWebGpu(gpu: WebGpuModel, kernels: Kernels): EngineW
     },
     forward: synchronous,
     forwardSequences: synchronous,
+    createDeviceBeamSearch: (weights, options) => createGpuBeamSearch({ device: gpu.device, pipelines: gpu.pipelines,
+      tokenEmbedding: gpu.tokenEmbeddingBuffer, hiddenStates: () => gpu.hiddenStates() }, weights, options),
     async forwardSequencesAsync(batch: SequenceBatch): Promise<ForwardOutput> {
       const n = batch.count;
       if (batch.caches.length !== 1) {

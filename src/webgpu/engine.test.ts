@@ -71,7 +71,7 @@ test('ReDrafter on WebGPU emits exactly the plain-decoding ids: 20 prompts × W 
         }
       }
       assert.ok(multiTokenSteps > 20, `the bigram drafter's trees were accepted (${multiTokenSteps} multi-token steps)`);
-      // The shipped drafter reads the model's hidden states and embedding (host copies): it accepts as on WebAssembly.
+      // The shipped drafter (on the GPU) reads the model's hidden states and embedding: it accepts as on WebAssembly.
       const shipped = loadDrafter(loaded, defaultDrafterPath()!);
       const story = { promptIds: [1, 403, 407, 261, 378], maxTokens: 40, stopTokens: [] };
       const drafted = await generateText(loaded, { ...story, drafter: shipped, beams: 1, beamLength: 6 });
@@ -121,7 +121,14 @@ test('WebGPU reads back what the step needs: argmax ids in greedy decoding, logi
       const sampled = await perForward({ ...story, temperature: 0.8, seed: 3 });
       assert.ok(sampled.bytes >= 4 * vocab && sampled.bytes < 4 * vocab + 64,
         `sampling: ${sampled.bytes} bytes per forward`);
-      // ReDrafter, greedy: ids of every node plus the hidden states the drafter continues from, and the same output.
+      // ReDrafter, greedy, with the drafter on the GPU: one id per node and no hidden state (the drafter reads it there).
+      const shipped = loadDrafter(loaded, defaultDrafterPath()!);
+      assert.ok(shipped.deviceSearch, 'a drafter loaded for a WebGPU model drafts on the GPU');
+      const onGpu = await perForward({ ...story, drafter: shipped, beams: 2, beamLength: 4 });
+      assert.deepEqual(onGpu.ids, greedy.ids);
+      assert.ok(onGpu.bytes <= 4 * (1 + 2 * 3) + 16, `greedy ReDrafter, drafter on the GPU: ${onGpu.bytes} bytes per forward`);
+      shipped.dispose();
+      // A drafter on the host (the bigram test drafter): ids of every node plus the hidden states it continues from.
       const training = [(await generateText(loaded, { prompt: PROMPTS[0], maxTokens: 60 })).ids, greedy.ids];
       const bigram = bigramDrafter(loaded, training);
       const tree = { beams: 2, beamLength: 4 };
@@ -133,6 +140,43 @@ test('WebGPU reads back what the step needs: argmax ids in greedy decoding, logi
       const draftedLogprobs = await perForward({ ...story, drafter: bigram, ...tree, logprobs: 1 });
       assert.deepEqual(draftedLogprobs.ids, greedy.ids);
       bigram.dispose();
+    });
+  });
+
+test('the drafter on the GPU: ReDrafter ids equal plain decoding, and it drafts what the host drafter drafts', { skip },
+  async (t) => {
+    await withGpuModel(async (loaded) => {
+      const shipped = loadDrafter(loaded, defaultDrafterPath()!);
+      assert.ok(shipped.deviceSearch);
+      const onHost = { ...shipped, deviceSearch: undefined };
+      let gpuTokens = 0;
+      let hostTokens = 0;
+      let gpuSteps = 0;
+      let hostSteps = 0;
+      for (const [i, prompt] of PROMPTS.slice(0, 8).entries()) {
+        const [W, L] = SHAPES[i % SHAPES.length];
+        const sampling: GenerateOptions = i % 2 === 0 ? {} : { temperature: 1, seed: 70 + i };
+        const base: GenerateOptions = { prompt, maxTokens: 32, ...sampling };
+        const plain = await generateText(loaded, base);
+        const gpuDrafted = await generateText(loaded, { ...base, drafter: shipped, beams: W, beamLength: L });
+        const hostDrafted = await generateText(loaded, { ...base, drafter: onHost, beams: W, beamLength: L });
+        const label = `"${prompt}" W=${W} L=${L} ${JSON.stringify(sampling)}`;
+        assert.deepEqual(gpuDrafted.ids, plain.ids, label);
+        assert.deepEqual(hostDrafted.ids, plain.ids, label);
+        gpuTokens += gpuDrafted.ids.length;
+        hostTokens += hostDrafted.ids.length;
+        gpuSteps += gpuDrafted.stats.committedPerStep.length;
+        hostSteps += hostDrafted.stats.committedPerStep.length;
+      }
+      // The same beams but for near ties (drafter.test.ts): the same acceptance, within a few percent.
+      const [gpuRate, hostRate] = [gpuTokens / gpuSteps, hostTokens / hostSteps];
+      t.diagnostic(`tokens per step: drafter on the GPU ${gpuRate.toFixed(3)}, on the host ${hostRate.toFixed(3)}`);
+      assert.ok(hostRate > 1.5 && Math.abs(gpuRate - hostRate) <= 0.05 * hostRate,
+        `tokens per step: drafter on the GPU ${gpuRate.toFixed(3)}, on the host ${hostRate.toFixed(3)}`);
+      // The speculation controller calibrates the GPU drafter's cost and drafts there too.
+      const auto = await generateText(loaded, { prompt: PROMPTS[1], maxTokens: 24, drafter: shipped });
+      assert.deepEqual(auto.ids, (await generateText(loaded, { prompt: PROMPTS[1], maxTokens: 24 })).ids);
+      shipped.dispose();
     });
   });
 

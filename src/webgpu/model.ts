@@ -16,7 +16,7 @@ import { checkBatch } from './batch.js';
 import { createGpuKvCache, type GpuKvCache } from './kv-cache.js';
 import { CPU_KERNEL_SHAPE, GPU_KERNEL_SHAPE, MATMUL_ACCUMULATE, MATMUL_BIAS, matmulColumns, matmulVectorized,
   type GpuMatrixEncoding, type KernelShape } from './matmul.js';
-import { bytesOf, createParamSlots, createPipelines, uploadBuffer, workgroupGrid } from './pipelines.js';
+import { bytesOf, createParamSlots, createPipelines, uploadBuffer, workgroupGrid, type Pipelines } from './pipelines.js';
 import { uploadMatrix, uploadVector, type GpuMatrix, type WeightEncodingChoice } from './weights.js';
 
 export interface WebGpuModelOptions {
@@ -43,6 +43,15 @@ export interface WebGpuModel extends AsyncModel<GpuKvCache> {
   /** Projection matrices (and the classifier) by GPU encoding. */
   readonly matrices: Readonly<Record<GpuMatrixEncoding, number>>;
   readonly kernelShape: KernelShape;
+  /** The compiled kernels (a drafter on the same device shares them). */
+  readonly pipelines: Pipelines;
+  /** The token embedding table on the GPU, [vocabSize, dim] f32. */
+  readonly tokenEmbeddingBuffer: GPUBuffer;
+  /**
+   * The latest forward's final-norm hidden states on the GPU ([rows, dim] f32, row i = batch row i), whatever was
+   * read back; valid until the next forward (the buffer is replaced when a larger batch arrives).
+   */
+  hiddenStates(): GPUBuffer;
 }
 
 interface LayerWeights {
@@ -387,7 +396,10 @@ export function createWebGpuModel(device: GPUDevice, checkpoint: Checkpoint, opt
     weightBytes,
     matrices,
     kernelShape,
+    pipelines,
     tokenEmbedding,
+    tokenEmbeddingBuffer: embedding,
+    hiddenStates: () => hidden,
     createCache: (capacity) => createGpuKvCache(device, nLayers, kvDim, capacity),
     forward,
     dispose() {

@@ -6,14 +6,17 @@
 import { attentionShader } from './attention.js';
 import { matmulShader, type GpuMatrixEncoding, type KernelShape } from './matmul.js';
 import { rowKernelShader, type RowKernelName } from './row-kernels.js';
+import { draftKernelShader, type DraftKernelName } from './draft-kernels.js';
 
-export type KernelName = RowKernelName | 'attention';
+export type KernelName = RowKernelName | DraftKernelName | 'attention';
 
 export interface Pipelines {
   readonly shape: KernelShape;
   kernel(name: KernelName): GPUComputePipeline;
   matmul(encoding: GpuMatrixEncoding, vectorized: boolean): GPUComputePipeline;
 }
+
+const isDraftKernel = (name: KernelName): name is DraftKernelName => name.startsWith('draft-');
 
 export function createPipelines(device: GPUDevice, shape: KernelShape): Pipelines {
   const compiled = new Map<string, GPUComputePipeline>();
@@ -28,7 +31,8 @@ export function createPipelines(device: GPUDevice, shape: KernelShape): Pipeline
   };
   return {
     shape,
-    kernel: (name) => compile(name, name === 'attention' ? attentionShader(shape) : rowKernelShader(name, shape)),
+    kernel: (name) => compile(name, name === 'attention' ? attentionShader(shape)
+      : isDraftKernel(name) ? draftKernelShader(name, shape) : rowKernelShader(name, shape)),
     matmul: (encoding, vectorized) => compile(`matmul-${encoding}${vectorized ? '' : '-scalar'}`,
       matmulShader(encoding, vectorized, shape)),
   };
