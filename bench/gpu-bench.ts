@@ -9,7 +9,8 @@
 //     relative to k = 1: how much of a tree is nearly free, the number that decides ReDrafter on GPUs,
 //   - through the engine (generate(), as users run it): plain decoding against ReDrafter with the shipped
 //     stories260K drafter inflated to the model's width (src/drafter/inflate.ts: the same acceptance as on
-//     stories260K), greedy and T = 1, fixed trees 1×6 and 4×5.
+//     stories260K), greedy and T = 1, fixed trees 1×6 and 4×5 with the drafter on the GPU (webgpu/drafter.ts), and
+//     1×6 with it on the host (the WebAssembly kernels, reading the hidden state back), with draft ms per step.
 // --quick runs tiny sizes (a test runs it on SwiftShader so that a GPU run cannot fail on plumbing). It measures;
 // it asserts nothing about time.
 
@@ -109,10 +110,13 @@ interface EngineRow {
   plainTokensPerSecond: number;
   /** Bytes read back from the GPU per decoding step (prefill included, spread over the steps). */
   plainBytesPerStep: number;
-  trees: { shape: string; tokensPerSecond: number; speedup: number; tokensPerStep: number; bytesPerStep: number }[];
+  trees: { shape: string; drafterOn: 'gpu' | 'host'; tokensPerSecond: number; speedup: number; tokensPerStep: number;
+    bytesPerStep: number; draftMsPerStep: number }[];
 }
 
-const ENGINE_SHAPES: [number, number][] = [[1, 6], [4, 5]];
+const ENGINE_TREES: { beams: number; beamLength: number; drafterOn: 'gpu' | 'host' }[] = [
+  { beams: 1, beamLength: 6, drafterOn: 'gpu' }, { beams: 4, beamLength: 5, drafterOn: 'gpu' },
+  { beams: 1, beamLength: 6, drafterOn: 'host' }];
 
 /**
  * Plain decoding and ReDrafter through generate() on the GPU model (the WebGPU backend as loadModel gives it), with
@@ -125,7 +129,8 @@ async function measureEngine(model: WebGpuModel, kernels: Kernels): Promise<Engi
   const shipped = defaultDrafterPath();
   const weights = shipped !== undefined && model.config.vocabSize === 512
     ? inflateDrafter(readDrafter(shipped, base.config), model.config.dim) : randomDrafter(model.config, { seed: 1 });
-  const drafter = loadDrafter(loaded, weights);
+  const drafter = loadDrafter(loaded, weights, { drafterOn: 'device' });
+  const onHost = { ...drafter, deviceSearch: undefined, drafterOn: 'host' as const };
   const tokens = quick ? 8 : 128;
   const promptIds = [1, 403, 407, 261, 378].map((t) => t % model.config.vocabSize);
   const rows: EngineRow[] = [];
@@ -143,14 +148,18 @@ async function measureEngine(model: WebGpuModel, kernels: Kernels): Promise<Engi
       };
       const { result: plain, bytesPerStep: plainBytesPerStep } = await readBack(base);
       const row: EngineRow = { mode, plainTokensPerSecond: plain.stats.tokensPerSecond, plainBytesPerStep, trees: [] };
-      for (const [beams, beamLength] of ENGINE_SHAPES) {
+      for (const { beams, beamLength, drafterOn } of ENGINE_TREES) {
         if (performance.now() - started > budgetMs) break;
-        const { result: drafted, bytesPerStep } = await readBack({ ...base, drafter, beams, beamLength });
-        if (drafted.ids.join() !== plain.ids.join()) throw new Error(`ReDrafter ${beams}×${beamLength} ${mode}: ids differ from plain decoding`);
+        const { result: drafted, bytesPerStep } = await readBack({ ...base, drafter: drafterOn === 'gpu' ? drafter : onHost,
+          beams, beamLength });
+        if (drafted.ids.join() !== plain.ids.join()) {
+          throw new Error(`ReDrafter ${beams}×${beamLength} (drafter on the ${drafterOn}) ${mode}: ids differ from plain decoding`);
+        }
         const steps = drafted.stats.committedPerStep.length;
-        row.trees.push({ shape: `${beams}×${beamLength}`, tokensPerSecond: drafted.stats.tokensPerSecond,
+        row.trees.push({ shape: `${beams}×${beamLength}`, drafterOn, tokensPerSecond: drafted.stats.tokensPerSecond,
           speedup: drafted.stats.tokensPerSecond / plain.stats.tokensPerSecond,
-          tokensPerStep: steps > 0 ? drafted.stats.committedPerStep.reduce((a, b) => a + b, 0) / steps : 0, bytesPerStep });
+          tokensPerStep: steps > 0 ? drafted.stats.committedPerStep.reduce((a, b) => a + b, 0) / steps : 0, bytesPerStep,
+          draftMsPerStep: steps > 0 ? ((drafted.stats.redrafter?.draftSeconds ?? 0) * 1000) / steps : 0 });
       }
       rows.push(row);
     }
@@ -278,17 +287,19 @@ for (const r of results) {
 console.log('');
 console.log('k=N: a tree verification forward of N nodes (argmax of each node + one hidden row read back), relative to k=1.');
 console.log('');
-console.log('Through the engine (generate(): greedy reads argmax ids, T = 1 logits rows, trees the hidden states too; drafter');
-console.log('and sampler on the host; "B/step" = bytes read back per forward):');
+console.log('Through the engine (generate(): greedy reads argmax ids, T = 1 logits rows; a drafter on the host reads the hidden');
+console.log('states too, one on the GPU drafts there; sampler on the host; "B/step" = bytes a forward reads back, "draft" =');
+console.log('drafting ms per step):');
 console.log('');
-console.log('| model | weights | decoding | plain tok/s (B/step) | ' +
-  ENGINE_SHAPES.map(([w, l]) => `${w}×${l} tok/s (× plain, tokens/step, B/step)`).join(' | ') + ' |');
-console.log('|---|---|---|---|' + ENGINE_SHAPES.map(() => '---|').join(''));
+console.log('| model | weights | decoding | plain tok/s (B/step) | ' + ENGINE_TREES.map(({ beams, beamLength, drafterOn }) =>
+  `${beams}×${beamLength}, drafter on ${drafterOn}: tok/s (× plain, tokens/step, B/step, draft ms)`).join(' | ') + ' |');
+console.log('|---|---|---|---|' + ENGINE_TREES.map(() => '---|').join(''));
 for (const r of results) {
   for (const row of r.engine) {
     console.log(`| ${r.model} | ${r.encoding} | ${row.mode} | ${row.plainTokensPerSecond.toFixed(1)} ` +
       `(${row.plainBytesPerStep.toFixed(0)}) | ` + row.trees.map((t) =>
-      `${t.tokensPerSecond.toFixed(1)} (${t.speedup.toFixed(2)}×, ${t.tokensPerStep.toFixed(2)}, ${t.bytesPerStep.toFixed(0)})`)
+      `${t.tokensPerSecond.toFixed(1)} (${t.speedup.toFixed(2)}×, ${t.tokensPerStep.toFixed(2)}, ${t.bytesPerStep.toFixed(0)}, ` +
+      `${t.draftMsPerStep.toFixed(2)})`)
       .join(' | ') + ' |');
   }
 }

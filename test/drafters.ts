@@ -34,5 +34,5 @@ export function bigramDrafter(loaded: LoadedModel, sequences: readonly (readonly
     dispose() {},
   };
   return { path: '(bigram)', weights: { config: drafter.config, tensors: new Map(), extraConfig: {} }, drafter,
-    dispose() {} };
+    drafterOn: 'host', dispose() {} };
 }

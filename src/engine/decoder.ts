@@ -40,6 +40,8 @@ export interface DecoderStats {
   plainSeconds: number;
   /** Seconds the speculation controller spent measuring this machine before the first step (first use only). */
   calibrationSeconds?: number;
+  /** Where the drafter drafted: on the host's kernels, or on the model's device (WebGPU). */
+  drafterOn?: 'host' | 'device';
 }
 
 /**

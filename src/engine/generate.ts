@@ -7,7 +7,9 @@ import type { LoadedDrafter, LoadedModel } from './load.js';
 import type { ChatMessage } from '../tokenizer/types.js';
 import { createAutoregressiveStepper, type DecoderStats, type SequenceStepper } from './decoder.js';
 import { createRedrafterStepper, type AcceptanceRule, type RedrafterStep } from './redrafter.js';
-import { createSoloSequence, schedulerFor, type SequenceRequest } from './scheduler.js';
+import { createSoloSequence, inModelTurn, schedulerFor, type SequenceRequest } from './scheduler.js';
+import { drafterPlacement } from './drafter-placement.js';
+import type { DeviceBeamSearch } from '../drafter/beam-search.js';
 import { CONTROLLER_MAX_NODES } from './speculation-costs.js';
 import type { KvCache } from '../model/kv-cache.js';
 import { validateBeamShape } from '../drafter/beam-search.js';
@@ -164,16 +166,24 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
       promptIds, maxTokens, stopTokens, extraSlots: extraSlotsOf(options), signal: options.signal,
       logprobs: options.logprobs,
       createStepper(cache) {
-        const made = createStepper(loaded, options, cache);
+        const made = createStepper(loaded, options, cache, deviceSearch);
         calibrationSeconds = made.calibrationSeconds;
         return made.stepper;
       },
     };
-    // A GPU model's forward is awaited, one sequence at a time (its speculation controller calibrated by awaited
-    // forwards first); the WebAssembly model's go through the scheduler.
+    // A GPU model's forward is awaited, one sequence at a time (where the drafter drafts decided, and its speculation
+    // controller calibrated by awaited forwards, first, in the model's turn); the WebAssembly model's go through the
+    // scheduler.
     let asyncCalibration = 0;
-    if (model.forwardSequencesAsync && options.drafter && options.beams === undefined && options.beamLength === undefined) {
-      asyncCalibration = await prepareSpeculationController(loaded, options.drafter);
+    let deviceSearch: DeviceBeamSearch | undefined;
+    const drafter = options.drafter;
+    if (model.forwardSequencesAsync && drafter) {
+      await inModelTurn(model, async () => {
+        deviceSearch = (await drafterPlacement(loaded, drafter)).deviceSearch;
+        if (options.beams === undefined && options.beamLength === undefined) {
+          asyncCalibration = await prepareSpeculationController(loaded, drafter, deviceSearch);
+        }
+      });
     }
     const sequence = model.forwardSequencesAsync ? createSoloSequence(model, request) : schedulerFor(loaded).add(request);
     const textDecoder = tokenizer?.createDecoder();
@@ -296,10 +306,11 @@ function extraSlotsOf(options: GenerateOptions): number {
   return CONTROLLER_MAX_NODES;
 }
 
-function createStepper(loaded: LoadedModel, options: GenerateOptions, cache: KvCache):
+function createStepper(loaded: LoadedModel, options: GenerateOptions, cache: KvCache, deviceSearch?: DeviceBeamSearch):
   { stepper: SequenceStepper; calibrationSeconds?: number } {
-  // A drafter on the model's device drafts there (WebGPU: the sequence's forwards and plans are awaited).
-  const sequence = { ...options, cache, deviceSearch: loaded.model.forwardSequencesAsync ? options.drafter?.deviceSearch : undefined };
+  // With `deviceSearch` the drafter drafts on the model's device (WebGPU: the sequence's forwards and plans are
+  // awaited).
+  const sequence = { ...options, cache, deviceSearch };
   if (!options.drafter) return { stepper: createAutoregressiveStepper(loaded.model, sequence) };
   if (options.beams !== undefined || options.beamLength !== undefined) {
     return { stepper: createRedrafterStepper(loaded.model, options.drafter.drafter, {

@@ -168,25 +168,44 @@ export interface LoadedDrafter {
   /** The drafter on the model's kernels; decoders use it one step at a time. */
   readonly drafter: Drafter;
   /**
-   * The same drafter on the model's device where it has one (WebGPU): the exact rule drafts there, from the hidden
-   * states the forward left on the GPU, one submission per draft.
+   * The same drafter on the model's device where it has one (WebGPU) and `drafterOn` allows it: the exact rule can
+   * draft there, from the hidden states the forward left on the GPU, one submission per draft.
    */
   readonly deviceSearch?: DeviceBeamSearch;
+  /** Where it was asked to draft on a model with a device (LoadDrafterOptions.drafterOn). */
+  readonly drafterOn: DrafterOn;
   dispose(): void;
+}
+
+/**
+ * Where a drafter drafts on a model with a device of its own (WebGPU): 'auto' (the default) times a draft on each
+ * side on first use and keeps the faster (engine/drafter-placement.ts), 'device' and 'host' decide.
+ */
+export type DrafterOn = 'auto' | 'device' | 'host';
+
+export interface LoadDrafterOptions {
+  drafterOn?: DrafterOn;
 }
 
 /**
  * Loads a drafter folder (Apple's format: config.json + model.safetensors) for a loaded model, checking its hidden
  * size and vocabulary against the model's. Pass `weights` instead of a path for a drafter built in memory.
  */
-export function loadDrafter(loaded: LoadedModel, source: string | DrafterWeights): LoadedDrafter {
+export function loadDrafter(loaded: LoadedModel, source: string | DrafterWeights, options: LoadDrafterOptions = {}):
+  LoadedDrafter {
+  const drafterOn = options.drafterOn ?? 'auto';
+  if (drafterOn !== 'auto' && drafterOn !== 'device' && drafterOn !== 'host') {
+    throw new RangeError(`drafterOn: expected "auto", "device" or "host", got "${String(drafterOn)}"`);
+  }
   const weights = typeof source === 'string' ? readDrafter(source, loaded.model.config) : source;
   if (typeof source !== 'string') checkDrafterAgainstModel(weights.config, loaded.model.config, 'drafter (in memory)');
   const drafter = createDrafter(loaded.kernels, weights, loaded.model.tokenEmbedding, MAX_BEAM_WIDTH);
   const onDevice = (loaded.model as Model & Partial<DeviceDrafting>).createDeviceBeamSearch;
   let deviceSearch: DeviceBeamSearch | undefined;
   try {
-    deviceSearch = onDevice?.call(loaded.model, weights, { maxWidth: MAX_BEAM_WIDTH, maxLength: MAX_BEAM_LENGTH });
+    if (drafterOn !== 'host') {
+      deviceSearch = onDevice?.call(loaded.model, weights, { maxWidth: MAX_BEAM_WIDTH, maxLength: MAX_BEAM_LENGTH });
+    }
   } catch (error) {
     drafter.dispose();
     throw error;
@@ -196,6 +215,7 @@ export function loadDrafter(loaded: LoadedModel, source: string | DrafterWeights
     weights,
     drafter,
     ...(deviceSearch ? { deviceSearch } : {}),
+    drafterOn,
     dispose: () => {
       drafter.dispose();
       deviceSearch?.dispose();

@@ -114,7 +114,8 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
   const pickAt: NodePicker = (node, length) => pickToken(state, firstLogits + node, history, length);
 
   const stats: DecoderStats = { draftSeconds: 0, verifySeconds: 0, bookkeepingSeconds: 0,
-    acceptedAtDepth: new Array<number>(L - 1).fill(0), shapes: {}, plainSeconds: 0 };
+    acceptedAtDepth: new Array<number>(L - 1).fill(0), shapes: {}, plainSeconds: 0,
+    drafterOn: deviceSearch ? 'device' : 'host' };
   // Stats keys made once per shape, so that counting a step allocates nothing.
   const keys = new Map<number, string>();
   const countShape = (beams: number, beamLength: number): void => {

@@ -488,6 +488,25 @@ function keptOfStep(model: Model, request: SequenceRequest, stepper: SequenceSte
 const modelTurns = new WeakMap<Model, Promise<void>>();
 
 /**
+ * Runs `work` on a model whose forward is asynchronous when the sequences before it have ended, holding the model
+ * meanwhile (calibrations and timings run forwards of their own: they must not interleave with a sequence's).
+ */
+export async function inModelTurn<T>(model: Model, work: () => Promise<T>): Promise<T> {
+  const previous = modelTurns.get(model) ?? Promise.resolve();
+  let release: () => void = () => undefined;
+  const turn = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  modelTurns.set(model, previous.then(() => turn));
+  await previous;
+  try {
+    return await work();
+  } finally {
+    release();
+  }
+}
+
+/**
  * A sequence on a model whose forward is asynchronous (WebGPU): its stepper runs alone, one awaited forward per step,
  * behind the model's earlier sequences (one at a time per model: the GPU model keeps one cache per forward). Same
  * contract as the scheduler's sequences.

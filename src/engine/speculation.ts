@@ -2,7 +2,7 @@
 // starts from what earlier ones measured (costs) and saw (acceptance). A controller starts from `saved` state (the
 // tuning file, written by `redrafter tune` and the CLI) where it is usable, else from a calibration run on first use.
 
-import { createBeamSearch } from '../drafter/beam-search.js';
+import { createBeamSearch, type DeviceBeamSearch } from '../drafter/beam-search.js';
 import type { LoadedDrafter, LoadedModel } from './load.js';
 import { createAcceptanceCounts, createSpeculationController, type AcceptanceCounts, type SpeculationController,
 } from './controller.js';
@@ -84,8 +84,10 @@ export function speculationController(loaded: LoadedModel, drafter: LoadedDrafte
 /**
  * Calibrates the drafter on a model whose forward is asynchronous (WebGPU) unless this process already has, so that
  * speculationController can be made synchronously afterwards; returns the seconds it took (0 if nothing was done).
+ * With `deviceSearch` the drafts are timed on the device, where they will run.
  */
-export async function prepareSpeculationController(loaded: LoadedModel, drafter: LoadedDrafter): Promise<number> {
+export async function prepareSpeculationController(loaded: LoadedModel, drafter: LoadedDrafter,
+  deviceSearch?: DeviceBeamSearch): Promise<number> {
   let entry = controllers.get(drafter);
   if (!entry) {
     entry = { byMode: new Map() };
@@ -95,7 +97,7 @@ export async function prepareSpeculationController(loaded: LoadedModel, drafter:
   const started = performance.now();
   const search = createBeamSearch(drafter.drafter, { maxWidth: CONTROLLER_WIDTHS[CONTROLLER_WIDTHS.length - 1],
     maxLength: CONTROLLER_MAX_LENGTH });
-  entry.calibration = (await calibrateCostsAsync(loaded.model, search, {}, drafter.deviceSearch)).toJSON();
+  entry.calibration = (await calibrateCostsAsync(loaded.model, search, {}, deviceSearch)).toJSON();
   return (performance.now() - started) / 1000;
 }
 

@@ -12,6 +12,7 @@ import { missing, stories260K } from '../../test/fixtures.js';
 import { bigramDrafter } from '../../test/drafters.js';
 import { testDevice } from './test-device.js';
 import type { EngineWebGpuModel } from './engine-model.js';
+import { drafterPlacement } from '../engine/drafter-placement.js';
 
 const device = await testDevice();
 const skip = device.skip || missing('stories260K', 'stories260K.bin');
@@ -122,8 +123,8 @@ test('WebGPU reads back what the step needs: argmax ids in greedy decoding, logi
       assert.ok(sampled.bytes >= 4 * vocab && sampled.bytes < 4 * vocab + 64,
         `sampling: ${sampled.bytes} bytes per forward`);
       // ReDrafter, greedy, with the drafter on the GPU: one id per node and no hidden state (the drafter reads it there).
-      const shipped = loadDrafter(loaded, defaultDrafterPath()!);
-      assert.ok(shipped.deviceSearch, 'a drafter loaded for a WebGPU model drafts on the GPU');
+      const shipped = loadDrafter(loaded, defaultDrafterPath()!, { drafterOn: 'device' });
+      assert.ok(shipped.deviceSearch, 'a drafter loaded for a WebGPU model can draft on the GPU');
       const onGpu = await perForward({ ...story, drafter: shipped, beams: 2, beamLength: 4 });
       assert.deepEqual(onGpu.ids, greedy.ids);
       assert.ok(onGpu.bytes <= 4 * (1 + 2 * 3) + 16, `greedy ReDrafter, drafter on the GPU: ${onGpu.bytes} bytes per forward`);
@@ -146,9 +147,10 @@ test('WebGPU reads back what the step needs: argmax ids in greedy decoding, logi
 test('the drafter on the GPU: ReDrafter ids equal plain decoding, and it drafts what the host drafter drafts', { skip },
   async (t) => {
     await withGpuModel(async (loaded) => {
-      const shipped = loadDrafter(loaded, defaultDrafterPath()!);
+      const shipped = loadDrafter(loaded, defaultDrafterPath()!, { drafterOn: 'device' });
       assert.ok(shipped.deviceSearch);
-      const onHost = { ...shipped, deviceSearch: undefined };
+      const onHost = loadDrafter(loaded, defaultDrafterPath()!, { drafterOn: 'host' });
+      assert.equal(onHost.deviceSearch, undefined);
       let gpuTokens = 0;
       let hostTokens = 0;
       let gpuSteps = 0;
@@ -163,6 +165,8 @@ test('the drafter on the GPU: ReDrafter ids equal plain decoding, and it drafts 
         const label = `"${prompt}" W=${W} L=${L} ${JSON.stringify(sampling)}`;
         assert.deepEqual(gpuDrafted.ids, plain.ids, label);
         assert.deepEqual(hostDrafted.ids, plain.ids, label);
+        assert.equal(gpuDrafted.stats.redrafter?.drafterOn, 'device');
+        assert.equal(hostDrafted.stats.redrafter?.drafterOn, 'host');
         gpuTokens += gpuDrafted.ids.length;
         hostTokens += hostDrafted.ids.length;
         gpuSteps += gpuDrafted.stats.committedPerStep.length;
@@ -176,6 +180,18 @@ test('the drafter on the GPU: ReDrafter ids equal plain decoding, and it drafts 
       // The speculation controller calibrates the GPU drafter's cost and drafts there too.
       const auto = await generateText(loaded, { prompt: PROMPTS[1], maxTokens: 24, drafter: shipped });
       assert.deepEqual(auto.ids, (await generateText(loaded, { prompt: PROMPTS[1], maxTokens: 24 })).ids);
+      assert.equal(auto.stats.redrafter?.drafterOn, 'device');
+      // By default a draft is timed on each side on first use and the faster one kept (on SwiftShader: the host).
+      const placed = loadDrafter(loaded, defaultDrafterPath()!);
+      const chosen = await generateText(loaded, { prompt: PROMPTS[1], maxTokens: 24, drafter: placed, beams: 2, beamLength: 4 });
+      assert.deepEqual(chosen.ids, auto.ids);
+      const placement = await drafterPlacement(loaded, placed);
+      assert.ok(placement.hostMs > 0 && placement.deviceMs > 0, JSON.stringify(placement));
+      assert.equal(chosen.stats.redrafter?.drafterOn, placement.deviceMs < placement.hostMs ? 'device' : 'host',
+        JSON.stringify(placement));
+      t.diagnostic(`one 4×5 draft: ${placement.hostMs.toFixed(2)} ms on the host, ${placement.deviceMs.toFixed(2)} ms on the GPU`);
+      placed.dispose();
+      onHost.dispose();
       shipped.dispose();
     });
   });

@@ -35,7 +35,8 @@ test('bench:gpu --quick runs on this adapter and reports forward time, bound, gr
     }
     const report = JSON.parse(readFileSync(json, 'utf8')) as { bandwidth: number; results: { forwardMs: number; boundMs: number;
       greedyTokensPerSecond: number; bytesRead: number; tree: { nodes: number; ms: number }[];
-      engine: { mode: string; plainBytesPerStep: number; trees: { tokensPerStep: number; bytesPerStep: number }[] }[] }[] };
+      engine: { mode: string; plainBytesPerStep: number; trees: { drafterOn: string; tokensPerStep: number; bytesPerStep: number;
+        draftMsPerStep: number }[] }[] }[] };
     assert.ok(report.bandwidth > 0);
     assert.equal(report.results.length, 2);
     for (const result of report.results) {
@@ -43,8 +44,12 @@ test('bench:gpu --quick runs on this adapter and reports forward time, bound, gr
       assert.equal(result.bytesRead, 4, 'a plain step reads back one argmax id');
       assert.deepEqual(result.tree.map((t) => t.nodes), [1, 2, 4, 8]);
       assert.equal(result.engine.length, 2);
-      // The inflated shipped drafter accepts drafts on the inflated model (greedy).
-      assert.ok(result.engine[0].trees[0].tokensPerStep > 1.5, JSON.stringify(result.engine[0]));
+      // The inflated shipped drafter accepts drafts on the inflated model (greedy), on the GPU as on the host; drafting
+      // on the GPU reads back no hidden state.
+      const [gpu1x6, , host1x6] = result.engine[0].trees;
+      assert.ok(gpu1x6.drafterOn === 'gpu' && host1x6.drafterOn === 'host', JSON.stringify(result.engine[0]));
+      assert.ok(gpu1x6.tokensPerStep > 1.5 && host1x6.tokensPerStep > 1.5, JSON.stringify(result.engine[0]));
+      assert.ok(gpu1x6.bytesPerStep < host1x6.bytesPerStep && gpu1x6.draftMsPerStep > 0, JSON.stringify(result.engine[0]));
       // Greedy reads ids (and a tree's hidden states), T = 1 the logits rows: the table shows what crossed the bus.
       const [greedy, sampled] = result.engine;
       assert.ok(greedy.mode === 'greedy' && greedy.plainBytesPerStep < sampled.plainBytesPerStep / 10,
