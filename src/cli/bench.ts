@@ -8,7 +8,7 @@ import { decodingMode, writeTuning } from '../engine/tuning.js';
 import { controllerState, speculationController } from '../engine/speculation.js';
 import { calibrateCosts, CONTROLLER_MAX_LENGTH, CONTROLLER_WIDTHS } from '../engine/speculation-costs.js';
 import { createBeamSearch } from '../drafter/beam-search.js';
-import { addModelOptions, openModel, resolveDrafterPath, type ModelFlags } from './model-options.js';
+import { addModelOptions, drafterOptions, openModel, resolveDrafterPath, type ModelFlags } from './model-options.js';
 import { decimal, format, integer } from './options.js';
 
 /** Story openings not used for training the default drafter (its training prompts come from src/train). */
@@ -52,7 +52,7 @@ export function registerBench(program: Command): void {
     .option('-L, --beam-length <n>', 'beam length L of a fixed tree, counting g0', integer(2, 16))
     .action(async (flags: BenchFlags) => {
       const loaded = await openModel(flags);
-      const drafter = loadDrafter(loaded, resolveDrafterPath(flags.drafter));
+      const drafter = loadDrafter(loaded, resolveDrafterPath(flags.drafter), drafterOptions(flags));
       const fixed = flags.beams !== undefined || flags.beamLength !== undefined;
       const shape = fixed ? { beams: flags.beams ?? 4, beamLength: flags.beamLength ?? 5 } : {};
       try {
@@ -87,7 +87,7 @@ export function registerBench(program: Command): void {
       const widths = flags.widths === 'none' ? [] : list(flags.widths, 'widths', 1, 64);
       const lengths = list(flags.lengths, 'lengths', 2, 16);
       const loaded = await openModel(flags);
-      const drafter = loadDrafter(loaded, resolveDrafterPath(flags.drafter));
+      const drafter = loadDrafter(loaded, resolveDrafterPath(flags.drafter), drafterOptions(flags));
       const mode = decodingMode(flags.temperature);
       const log = (line: string): void => {
         if (flags.format === 'text') process.stderr.write(line + '\n');

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { generate } from '../engine/generate.js';
 import { loadDrafter, type LoadedModel } from '../engine/load.js';
 import type { RedrafterStep } from '../engine/redrafter.js';
-import { addModelOptions, openModel, resolveDrafterPath, type ModelFlags } from './model-options.js';
+import { addModelOptions, drafterOptions, openModel, resolveDrafterPath, type ModelFlags } from './model-options.js';
 import { decimal, format, idList, integer } from './options.js';
 
 interface DraftFlags extends ModelFlags {
@@ -32,7 +32,7 @@ export function registerDraft(program: Command): void {
     .option('--format <format>', 'text (a tree) or json', format, 'text')
     .action(async (prompt: string, flags: DraftFlags) => {
       const loaded = await openModel(flags);
-      const drafter = loadDrafter(loaded, resolveDrafterPath(flags.drafter));
+      const drafter = loadDrafter(loaded, resolveDrafterPath(flags.drafter), drafterOptions(flags));
       try {
         let step: RedrafterStep | undefined;
         const generation = generate(loaded, {

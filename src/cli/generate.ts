@@ -9,7 +9,7 @@ import { decodingMode, readTuning, writeTuning } from '../engine/tuning.js';
 import { controllerState, prepareSpeculationController, speculationController } from '../engine/speculation.js';
 import type { SpeculationController } from '../engine/controller.js';
 import { defaultDrafterPath } from '../engine/default-model.js';
-import { addModelOptions, openModel, type ModelFlags } from './model-options.js';
+import { addModelOptions, drafterOptions, openModel, type ModelFlags } from './model-options.js';
 import { acceptance, collect, decimal, format, idList, integer } from './options.js';
 import { shapesText } from './bench.js';
 
@@ -63,7 +63,7 @@ export function registerGenerate(program: Command): void {
       const loaded = await openModel(flags);
       // The default model decodes with its shipped drafter unless told otherwise.
       const drafterPath = flags.drafter ?? (flags.model === undefined ? defaultDrafterPath() : undefined);
-      const drafter = drafterPath && drafterPath !== 'none' ? loadDrafter(loaded, drafterPath) : undefined;
+      const drafter = drafterPath && drafterPath !== 'none' ? loadDrafter(loaded, drafterPath, drafterOptions(flags)) : undefined;
       const fixed = flags.beams !== undefined || flags.beamLength !== undefined;
       const mode = decodingMode(flags.temperature);
       // Costs differ by backend: a WebGPU run keeps its own tuning entries.

@@ -1,7 +1,7 @@
-// --model / --tokenizer / --threads / --context / --backend handling shared by the commands.
+// --model / --tokenizer / --threads / --context / --backend / --drafter-on handling shared by the commands.
 
 import { Option, type Command } from 'commander';
-import { loadModel, type LoadedModel } from '../engine/load.js';
+import { loadModel, type DrafterOn, type LoadDrafterOptions, type LoadedModel } from '../engine/load.js';
 import { defaultDrafterPath, resolveDefaultModel } from '../engine/default-model.js';
 import { integer } from './options.js';
 
@@ -11,6 +11,7 @@ export interface ModelFlags {
   threads?: number | 'auto';
   context?: number;
   backend?: 'wasm' | 'webgpu';
+  drafterOn?: DrafterOn;
 }
 
 export function addModelOptions(command: Command): Command {
@@ -20,8 +21,16 @@ export function addModelOptions(command: Command): Command {
     .option('--threads <n>', 'computing threads, or "auto": every core for models big enough to gain from them, ' +
       'else 1', threadCount, 'auto')
     .option('--context <n>', 'context length (default: the model\'s, at most 4096)', integer(1))
-    .addOption(new Option('--backend <name>', 'where the forward runs: wasm, or webgpu (dawn.node; the drafter stays ' +
-      'on the WebAssembly kernels)').choices(['wasm', 'webgpu']).default('wasm'));
+    .addOption(new Option('--backend <name>', 'where the forward runs: wasm, or webgpu (dawn.node)')
+      .choices(['wasm', 'webgpu']).default('wasm'))
+    .addOption(new Option('--drafter-on <where>', 'with --backend webgpu, where the drafter drafts: auto (a draft timed on ' +
+      'each side on first use, the faster kept), device (the GPU) or host (the WebAssembly kernels)')
+      .choices(['auto', 'device', 'host']).default('auto'));
+}
+
+/** loadDrafter's options from the flags. */
+export function drafterOptions(flags: ModelFlags): LoadDrafterOptions {
+  return { drafterOn: flags.drafterOn ?? 'auto' };
 }
 
 function threadCount(value: string): number | 'auto' {

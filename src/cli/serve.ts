@@ -7,7 +7,7 @@ import { defaultDrafterPath } from '../engine/default-model.js';
 import { readTuning, type DecodingMode } from '../engine/tuning.js';
 import { speculationController } from '../engine/speculation.js';
 import { createServer } from '../server/index.js';
-import { addModelOptions, openModel, type ModelFlags } from './model-options.js';
+import { addModelOptions, drafterOptions, openModel, type ModelFlags } from './model-options.js';
 import { integer } from './options.js';
 
 interface ServeFlags extends ModelFlags {
@@ -62,7 +62,7 @@ export function registerServe(program: Command): void {
       const drafterPath = flags.drafter ?? (flags.model === undefined ? defaultDrafterPath() : undefined);
       const drafter = loading.then((loaded): LoadedDrafter | undefined => {
         if (!drafterPath || drafterPath === 'none') return undefined;
-        const result = loadDrafter(loaded, drafterPath);
+        const result = loadDrafter(loaded, drafterPath, drafterOptions(flags));
         // Start the speculation controllers from what earlier runs here measured (the tuning file), as generate does.
         const modelKey = (flags.model ?? loaded.path) + (loaded.backend === 'webgpu' ? ' (webgpu)' : '');
         for (const mode of ['greedy', 'sampled'] satisfies DecodingMode[]) {

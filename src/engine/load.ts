@@ -40,7 +40,8 @@ export interface LoadOptions {
   weights?: 'native' | 'f32';
   /**
    * Where the model's forward runs (default 'wasm'): the WebAssembly kernels, or WebGPU (in Node through the optional
-   * `webgpu` package, dawn.node; the drafter, sampler and verification stay on the WebAssembly kernels).
+   * `webgpu` package, dawn.node; the sampler and verification stay on the host, the drafter drafts where it is faster:
+   * LoadDrafterOptions.drafterOn).
    */
   backend?: 'wasm' | 'webgpu';
   /** How to open the WebGPU model (default: dawn.node in Node; the browser build passes navigator.gpu's). */

@@ -1,10 +1,11 @@
 // The WebGPU model as the engine's steppers see a model (model/model.ts `Model`): the same batch rows, logits rows and
 // hidden states, but the forward is asynchronous (`forwardSequencesAsync`), so generate() awaits it instead of
 // running it in the batch scheduler. One sequence per forward: the GPU model keeps one contiguous cache per sequence
-// (no paged pool on the GPU yet). The drafter, the sampler and the verification run on the host, on the WebAssembly
-// kernels, from what the forward reads back: the requested logits rows (only the last row's when that is all the
-// step asks for), or just their argmax ids where the sequence decodes greedily without log-probabilities (one id per
-// row instead of vocabSize floats: Model.argmaxRow); every row's hidden state where a drafter reads it, none else.
+// (no paged pool on the GPU yet). The sampler and the verification run on the host from what the forward reads back:
+// the requested logits rows (only the last row's when that is all the step asks for), or just their argmax ids where
+// the sequence decodes greedily without log-probabilities (one id per row instead of vocabSize floats:
+// Model.argmaxRow); every row's hidden state where a drafter on the host reads it, none else. The drafter can also
+// run here (createDeviceBeamSearch: webgpu/drafter.ts), drafting from the hidden states the forward left on the GPU.
 
 import type { Kernels } from '../kernels/types.js';
 import type { KvCache } from '../model/kv-cache.js';
