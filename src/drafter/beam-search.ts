@@ -39,7 +39,18 @@ export interface DeviceBeamSearch {
   readonly maxWidth: number;
   readonly maxLength: number;
   searchFromRow(row: number, g0: number, width: number, length: number): Promise<BeamSearchResult>;
+  /**
+   * A sequence's context vector kept on the device: `capture(row)` copies row `row` of the latest forward's hidden
+   * states there (queued before any later forward), so the sequence can draft from it after other forwards ran.
+   */
+  createContext(): DeviceContext;
+  search(context: DeviceContext, g0: number, width: number, length: number): Promise<BeamSearchResult>;
   dispose(): void;
+}
+
+export interface DeviceContext {
+  capture(row: number): void;
+  free(): void;
 }
 
 /** A model that can run a drafter on its own device (the WebGPU engine model). */

@@ -64,7 +64,7 @@ export interface SequenceStepper {
   plan(batch: StepBatch, budget: number, otherRows: number, otherTokens: number, peers: number): number;
   /**
    * Where planning awaits the device (a drafter on the GPU): plan's asynchronous form, which then replaces it. Only
-   * sequences whose forward is awaited too (createSoloSequence) use it; the batch scheduler never awaits.
+   * the scheduler's steps on a model whose forward is awaited too (WebGPU) use it; on WebAssembly none awaits.
    */
   readonly planAsync?: (batch: StepBatch, budget: number, otherRows: number, otherTokens: number, peers: number) =>
     Promise<number>;

@@ -7,7 +7,7 @@ import type { LoadedDrafter, LoadedModel } from './load.js';
 import type { ChatMessage } from '../tokenizer/types.js';
 import { createAutoregressiveStepper, type DecoderStats, type SequenceStepper } from './decoder.js';
 import { createRedrafterStepper, type AcceptanceRule, type RedrafterStep } from './redrafter.js';
-import { createSoloSequence, inModelTurn, schedulerFor, type SequenceRequest } from './scheduler.js';
+import { inModelTurn, schedulerFor, type SequenceRequest } from './scheduler.js';
 import { drafterPlacement } from './drafter-placement.js';
 import type { DeviceBeamSearch } from '../drafter/beam-search.js';
 import { CONTROLLER_MAX_NODES } from './speculation-costs.js';
@@ -171,9 +171,8 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
         return made.stepper;
       },
     };
-    // A GPU model's forward is awaited, one sequence at a time (where the drafter drafts decided, and its speculation
-    // controller calibrated by awaited forwards, first, in the model's turn); the WebAssembly model's go through the
-    // scheduler.
+    // On a GPU model (forwards awaited), where the drafter drafts is decided and its speculation controller calibrated
+    // by awaited forwards first, in the model's turn (no step of the scheduler runs meanwhile).
     let asyncCalibration = 0;
     let deviceSearch: DeviceBeamSearch | undefined;
     const drafter = options.drafter;
@@ -185,7 +184,7 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
         }
       });
     }
-    const sequence = model.forwardSequencesAsync ? createSoloSequence(model, request) : schedulerFor(loaded).add(request);
+    const sequence = schedulerFor(loaded).add(request);
     const textDecoder = tokenizer?.createDecoder();
     const stepTokens = new Int32Array(MAX_TOKENS_PER_STEP);
     // Text not yet released because it may be the start of a stop string.

@@ -96,9 +96,12 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
   const keep = new Int32Array(L);
   const committedLogitRows = new Int32Array(L);
   // h: the final-norm hidden state of the last committed token (spec §5.3), copied to the host, or (drafting on the
-  // device) its row in the latest forward.
+  // device) kept there.
   const context = new Float32Array(dim);
-  let contextRow = 0;
+  const deviceContext = deviceSearch?.createContext();
+  // A device search's result is shared by every sequence drafting with it: this step's beams are copied here.
+  const ownBeams: BeamSearchResult = { width: 0, length: 0, beams: new Int32Array(W * L), scores: new Float32Array(W),
+    logQ: null };
   // This step's rows in the batch: tree nodes are rows firstRow .. firstRow + P − 1 (logits for all of them, in
   // order, from the batch's output row firstLogits); a plain step is row firstRow.
   let firstRow = 0;
@@ -130,8 +133,10 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
   const stepShape: TreeShape = { beams: W, beamLength: L };
 
   const setContext = (row: number): void => {
-    contextRow = row;
-    if (deviceSearch) return;
+    if (deviceContext) {
+      deviceContext.capture(row);
+      return;
+    }
     const hidden = model.output.hidden;
     for (let i = 0; i < dim; i++) context[i] = hidden[row * dim + i];
   };
@@ -282,8 +287,12 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
       const rows = planShape(batch, budget, otherRows, otherTokens, peers);
       if (rows >= 0) return rows;
       const started = performance.now();
-      return planTree(batch, await deviceSearch.searchFromRow(contextRow, history[state.length - 1], width, length),
-        started);
+      const drafted = await deviceSearch.search(deviceContext!, history[state.length - 1], width, length);
+      ownBeams.width = drafted.width;
+      ownBeams.length = drafted.length;
+      ownBeams.beams.set(drafted.beams.subarray(0, width * length));
+      ownBeams.scores.set(drafted.scores.subarray(0, width));
+      return planTree(batch, ownBeams, started);
     }),
     complete(batch, out) {
       if (prefill.active) {
@@ -300,6 +309,7 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
     },
     dispose() {
       policy?.finish();
+      deviceContext?.free();
       if (state.ownsCache) cache.free();
     },
   };

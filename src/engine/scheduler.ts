@@ -13,11 +13,16 @@
 // runs exactly as fast as a plain decode loop (no timers, no event-loop turn per step); when a step brings a consumer
 // nothing (its prompt is still being fed, or it waits for admission) it yields to the event loop before the next, so
 // servers stay responsive. A sequence more than RUN_AHEAD tokens ahead of its consumer sits out steps.
+//
+// A model whose forward is asynchronous (WebGPU) is scheduled the same way, one step in flight at a time, each step
+// awaited in the model's turn (inModelTurn): its plans may await the device (a drafter there), then its forward. Its
+// KV caches are the model's own (contiguous, on the device; no prefix reuse), each a whole context, counted against
+// the same block budget.
 
 import type { LoadedModel } from './load.js';
 import type { Model } from '../model/model.js';
 import type { KvCache } from '../model/kv-cache.js';
-import { createKvPool, DEFAULT_BLOCK_SIZE, type KvPool, type PagedKvCache } from '../model/kv-pool.js';
+import { createKvPool, DEFAULT_BLOCK_SIZE } from '../model/kv-pool.js';
 import type { SequenceStepper } from './decoder.js';
 import { createStepBatch } from './step-batch.js';
 import { CONTROLLER_MAX_NODES } from './speculation-costs.js';
@@ -85,9 +90,27 @@ export interface SchedulerStats {
   rows: number;
 }
 
+/**
+ * The KV memory the scheduler draws on: model/kv-pool.ts's paged pool on WebAssembly; on a model with its own caches
+ * (WebGPU) an account of whole-context caches in the same blocks.
+ */
+export interface SchedulerKvPool {
+  readonly blockSize: number;
+  readonly blocks: number;
+  readonly bytesPerBlock: number;
+  readonly usedBlocks: number;
+  readonly cachedBlocks: number;
+  readonly reservedBlocks: number;
+  reserve(blocks: number): boolean;
+  release(blocks: number): void;
+  createCache(capacity: number): KvCache;
+  clearCached(): void;
+  dispose(): void;
+}
+
 export interface Scheduler {
   readonly model: Model;
-  readonly pool: KvPool;
+  readonly pool: SchedulerKvPool;
   readonly maxSequences: number;
   add(request: SequenceRequest): ScheduledSequence;
   stats(): SchedulerStats;
@@ -104,7 +127,7 @@ const MAX_DEFAULT_BUDGET = 2 ** 30;
 interface Entry extends ScheduledSequence {
   request: SequenceRequest;
   blocks: number;
-  cache: PagedKvCache | null;
+  cache: KvCache | null;
   stepperOrNull: SequenceStepper | null;
   ended: boolean;
   committed: number;
@@ -190,11 +213,13 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
   const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
   const bytesPerBlock = nLayers * 2 * nKvHeads * headDim * 4 * blockSize;
   const sequenceBlocks = Math.ceil((model.contextLength + CONTROLLER_MAX_NODES) / blockSize) + 1;
+  const onDevice = model.forwardSequencesAsync !== undefined;
   let budget = options.kvBudgetBytes;
   if (budget === undefined) {
-    // What the WebAssembly memory (4 GiB, the weights already in it) can still take, less room for scratch buffers.
-    const room = 4 * 2 ** 30 - model.kernels.heap.memory.buffer.byteLength - 2 ** 28;
-    budget = Math.max(sequenceBlocks * bytesPerBlock, Math.min(MAX_DEFAULT_BUDGET, room,
+    // What the WebAssembly memory (4 GiB, the weights already in it) can still take, less room for scratch buffers;
+    // a device's caches are not in it.
+    const room = onDevice ? Infinity : 4 * 2 ** 30 - model.kernels.heap.memory.buffer.byteLength - 2 ** 28;
+    budget = Math.max(sequenceBlocks * bytesPerBlock, Math.min(onDevice ? Infinity : MAX_DEFAULT_BUDGET, room,
       maxSequences * sequenceBlocks * bytesPerBlock));
   }
   if (!(Number.isFinite(budget) && budget > 0)) throw new RangeError(`kvBudgetBytes: expected a positive number, got ${budget}`);
@@ -203,7 +228,13 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
     throw new RangeError(`kvBudgetBytes: ${budget} bytes hold ${blocks} KV blocks of ${bytesPerBlock} bytes ` +
       `(${blockSize} tokens); at least 2 are needed`);
   }
-  const pool = createKvPool(model.kernels.heap, nLayers, nKvHeads * headDim, { blocks, blockSize });
+  const pool: SchedulerKvPool = onDevice ? deviceCacheAccount(model, blocks, blockSize, bytesPerBlock)
+    : createKvPool(model.kernels.heap, nLayers, nKvHeads * headDim, { blocks, blockSize });
+  // A device cache holds a whole context from the start: that is what a sequence there reserves.
+  const blocksOf = (request: SequenceRequest): number => onDevice
+    ? Math.ceil((model.contextLength + request.extraSlots) / blockSize)
+    : Math.ceil((Math.min(request.promptIds.length + request.maxTokens, model.contextLength) + request.extraSlots) /
+      blockSize) + 1;
   const batch = createStepBatch();
   const running: Entry[] = [];
   const waiting: Entry[] = [];
@@ -265,63 +296,76 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
     return false;
   }
 
-  /** One forward over every running sequence that is not too far ahead of its consumer. */
-  function step(): void {
+  // A step's plans, in order: prompt chunks first (arrival order, within what the decoding rows leave of the step's
+  // rows); then sequences with settled shapes (plain decoding, fixed trees); then the adaptive ones, each weighing its
+  // tree against those rows and its adaptive peers taking the same shape, so the order they choose in does not
+  // matter. nextPlan() gives the next sequence to plan and its arguments (in `call`), recordPlan() what it planned.
+  const call = { entry: null as Entry | null, budget: 0, otherRows: 0, otherTokens: 0, peers: 0 };
+  let phase = 0;
+  let cursor = 0;
+  let promptRows = 0;
+  let adaptive = 0;
+  let settledTokens = 0;
+  let settledRows = 0;
+
+  /** Admits and gathers this step's sequences; false when none runs. */
+  function beginStep(): boolean {
     admit();
     batch.reset();
     // This step's sequences, copied: a failing one leaves `running` while the step goes on.
     stepping.length = 0;
     let decoding = 0;
+    adaptive = 0;
     for (const entry of running) {
       entry.planned = 0;
       stepping.push(entry);
-      if (!entry.stepperOrNull!.prefilling && entry.tokens.size < RUN_AHEAD) decoding++;
-    }
-    // Prompt chunks first, in arrival order, within what the decoding rows leave of the step's rows.
-    let promptRows = Math.max(stepRows - decoding, Math.min(stepRows, 16));
-    for (const entry of stepping) {
       const stepper = entry.stepperOrNull!;
-      if (!stepper.prefilling || promptRows <= 0) continue;
-      try {
-        entry.planned = stepper.plan(batch, promptRows, 0, 0, 0);
-        promptRows -= entry.planned;
-      } catch (error) {
-        fail(entry, error);
+      if (!stepper.prefilling && entry.tokens.size < RUN_AHEAD) {
+        decoding++;
+        if (stepper.adaptive) adaptive++;
       }
     }
-    // Sequences with settled shapes first (plain decoding, fixed trees); then the adaptive ones, each weighing its
-    // tree against those rows and its adaptive peers taking the same shape, so the order they choose in does not
-    // matter.
-    let adaptive = 0;
-    let settledTokens = 0;
-    for (const entry of stepping) {
-      const stepper = entry.stepperOrNull!;
-      if (entry.ended || stepper.prefilling || entry.tokens.size >= RUN_AHEAD) continue;
-      if (stepper.adaptive) {
-        adaptive++;
-        continue;
-      }
-      try {
-        entry.planned = stepper.plan(batch, 0, 0, 0, 0);
-        settledTokens++;
-      } catch (error) {
-        fail(entry, error);
+    promptRows = Math.max(stepRows - decoding, Math.min(stepRows, 16));
+    phase = 0;
+    cursor = 0;
+    settledTokens = 0;
+    return stepping.length > 0;
+  }
+
+  function nextPlan(): boolean {
+    for (; phase < 3; phase++, cursor = 0) {
+      if (phase === 2 && cursor === 0) settledRows = batch.count;
+      while (cursor < stepping.length) {
+        const entry = stepping[cursor++];
+        const stepper = entry.stepperOrNull!;
+        if (entry.ended) continue;
+        if (phase === 0) {
+          if (!stepper.prefilling || promptRows <= 0) continue;
+          call.budget = promptRows;
+          call.otherRows = call.otherTokens = call.peers = 0;
+        } else {
+          if (stepper.prefilling || entry.tokens.size >= RUN_AHEAD || stepper.adaptive !== (phase === 2)) continue;
+          call.budget = 0;
+          call.otherRows = phase === 2 ? settledRows : 0;
+          call.otherTokens = phase === 2 ? settledTokens : 0;
+          call.peers = phase === 2 ? adaptive - 1 : 0;
+        }
+        call.entry = entry;
+        return true;
       }
     }
-    const settledRows = batch.count;
-    for (const entry of stepping) {
-      const stepper = entry.stepperOrNull!;
-      if (entry.ended || stepper.prefilling || entry.tokens.size >= RUN_AHEAD || !stepper.adaptive) continue;
-      try {
-        entry.planned = stepper.plan(batch, 0, settledRows, settledTokens, adaptive - 1);
-      } catch (error) {
-        fail(entry, error);
-      }
-    }
-    if (batch.count === 0) return;
-    const started = performance.now();
-    model.forwardSequences(batch);
-    batch.forwardSeconds = (performance.now() - started) / 1000;
+    return false;
+  }
+
+  function recordPlan(planned: number): void {
+    const entry = call.entry!;
+    entry.planned = planned;
+    if (phase === 0) promptRows -= planned;
+    else if (phase === 1) settledTokens++;
+  }
+
+  /** After the forward: every planned sequence commits its tokens. */
+  function completeStep(): void {
     steps++;
     rows += batch.count;
     for (const entry of stepping) {
@@ -344,10 +388,56 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
     }
   }
 
+  /** One forward over every running sequence that is not too far ahead of its consumer. */
+  function step(): void {
+    if (!beginStep()) return;
+    while (nextPlan()) {
+      const { entry, budget, otherRows, otherTokens, peers } = call;
+      try {
+        recordPlan(entry!.stepperOrNull!.plan(batch, budget, otherRows, otherTokens, peers));
+      } catch (error) {
+        fail(entry!, error);
+      }
+    }
+    if (batch.count === 0) return;
+    const started = performance.now();
+    model.forwardSequences(batch);
+    batch.forwardSeconds = (performance.now() - started) / 1000;
+    completeStep();
+  }
+
+  /** step() on a model whose forward (and perhaps a stepper's plan) is awaited, in the model's turn. */
+  async function stepAsync(): Promise<void> {
+    if (!beginStep()) return;
+    while (nextPlan()) {
+      const { entry, budget, otherRows, otherTokens, peers } = call;
+      const stepper = entry!.stepperOrNull!;
+      try {
+        recordPlan(stepper.planAsync ? await stepper.planAsync(batch, budget, otherRows, otherTokens, peers)
+          : stepper.plan(batch, budget, otherRows, otherTokens, peers));
+      } catch (error) {
+        fail(entry!, error);
+      }
+    }
+    if (batch.count === 0) return;
+    const started = performance.now();
+    await model.forwardSequencesAsync!(batch);
+    batch.forwardSeconds = (performance.now() - started) / 1000;
+    completeStep();
+  }
+
+  // On an asynchronous model: the step in flight, which every consumer waits for instead of starting another.
+  let inFlight: Promise<void> | null = null;
+  const runStepAsync = (): Promise<void> => {
+    inFlight ??= inModelTurn(model, stepAsync).finally(() => {
+      inFlight = null;
+    });
+    return inFlight;
+  };
+
   function add(request: SequenceRequest): ScheduledSequence {
     if (disposed) throw new Error('scheduler: disposed');
-    const needed = Math.min(request.promptIds.length + request.maxTokens, model.contextLength) + request.extraSlots;
-    const blocksNeeded = Math.ceil(needed / blockSize) + 1;
+    const blocksNeeded = blocksOf(request);
     if (blocksNeeded > pool.blocks) {
       throw new RangeError(`KV budget: the sequence needs ${blocksNeeded} blocks of ${blockSize} tokens ` +
         `(${request.promptIds.length} prompt + ${request.maxTokens} generated tokens), the pool has ${pool.blocks} ` +
@@ -406,7 +496,8 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
             await yieldToEventLoop();
             continue;
           }
-          step();
+          if (onDevice) await runStepAsync();
+          else step();
           if (entry.tokens.size > 0 || entry.ended) continue;
           await yieldToEventLoop();
         }
@@ -442,6 +533,52 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
       pool.clearCached();
       pool.dispose();
     },
+  };
+}
+
+/**
+ * The KV account of a model with its own caches (WebGPU): each cache is the model's (createCache, on the device) and
+ * holds a whole context, so a sequence reserves that many blocks; nothing is kept for reuse.
+ */
+function deviceCacheAccount(model: Model, blocks: number, blockSize: number, bytesPerBlock: number): SchedulerKvPool {
+  let reserved = 0;
+  let used = 0;
+  const blocksOf = (capacity: number): number => Math.ceil(capacity / blockSize);
+  return {
+    blockSize,
+    blocks,
+    bytesPerBlock,
+    get usedBlocks() {
+      return used;
+    },
+    cachedBlocks: 0,
+    get reservedBlocks() {
+      return reserved;
+    },
+    reserve(count) {
+      if (reserved + count > blocks) return false;
+      reserved += count;
+      return true;
+    },
+    release(count) {
+      reserved = Math.max(0, reserved - count);
+    },
+    createCache(capacity) {
+      const cache = model.createCache(capacity);
+      used += blocksOf(capacity);
+      const free = cache.free.bind(cache);
+      let freed = false;
+      cache.free = () => {
+        if (!freed) {
+          freed = true;
+          used -= blocksOf(capacity);
+        }
+        free();
+      };
+      return cache;
+    },
+    clearCached() {},
+    dispose() {},
   };
 }
 
@@ -506,96 +643,3 @@ export async function inModelTurn<T>(model: Model, work: () => Promise<T>): Prom
   }
 }
 
-/**
- * A sequence on a model whose forward is asynchronous (WebGPU): its stepper runs alone, one awaited forward per step,
- * behind the model's earlier sequences (one at a time per model: the GPU model keeps one cache per forward). Same
- * contract as the scheduler's sequences.
- */
-export function createSoloSequence(model: Model, request: SequenceRequest): ScheduledSequence {
-  const forwardAsync = model.forwardSequencesAsync;
-  if (!forwardAsync) throw new Error('createSoloSequence: the model has no asynchronous forward');
-  const batch = createStepBatch();
-  let stepper: SequenceStepper | null = null;
-  let cache: KvCache | null = null;
-  let ended = false;
-  let committed = 0;
-  let returned: EmittedLogprob[] = [];
-  let release: () => void = () => undefined;
-  // Wait for the model's previous sequence to end.
-  const previous = modelTurns.get(model) ?? Promise.resolve();
-  const turn = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  modelTurns.set(model, previous.then(() => turn));
-  let started = false;
-
-  const end = (): void => {
-    if (ended) return;
-    ended = true;
-    try {
-      stepper?.dispose();
-      cache?.free();
-    } finally {
-      release();
-    }
-  };
-
-  return {
-    get stepper() {
-      return stepper;
-    },
-    get cachedPromptTokens() {
-      return 0;
-    },
-    async next(out) {
-      if (ended) return 0;
-      if (!started) {
-        started = true;
-        await previous;
-        if (request.signal?.aborted) {
-          end();
-          return 0;
-        }
-        try {
-          cache = model.createCache(model.contextLength + request.extraSlots);
-          stepper = request.createStepper(cache);
-          stepper.start(request.promptIds);
-        } catch (error) {
-          end();
-          throw error;
-        }
-      }
-      const current = stepper!;
-      try {
-        for (;;) {
-          if (request.signal?.aborted) {
-            end();
-            return 0;
-          }
-          batch.reset();
-          if (current.planAsync) await current.planAsync(batch, 256, 0, 0, 0);
-          else current.plan(batch, 256, 0, 0, 0);
-          const began = performance.now();
-          await forwardAsync.call(model, batch);
-          batch.forwardSeconds = (performance.now() - began) / 1000;
-          const count = current.complete(batch, out);
-          if (count === 0) continue;
-          if (request.logprobs !== undefined) returned = [];
-          const kept = keptOfStep(model, request, current, out, count, committed, returned);
-          committed += kept;
-          if (request.stopTokens.has(out[kept - 1]) || committed >= request.maxTokens) end();
-          return kept;
-        }
-      } catch (error) {
-        end();
-        throw error;
-      }
-    },
-    cancel: end,
-    takeLogprobs() {
-      const taken = returned;
-      returned = [];
-      return taken;
-    },
-  };
-}

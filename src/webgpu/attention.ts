@@ -17,14 +17,15 @@ import type { KernelShape } from './matmul.js';
 export const BATCH_FIELDS = { tokens: 0, positions: 1, prefix: 2, extraStart: 3, extraCount: 4, extraSlots: 5 } as const;
 
 /**
- * Bindings: params, q [rows, heads·headDim], cache (this layer: K at 0, V at valuesOffset, [capacity, kvDim] each),
+ * A dispatch covers rows rowStart .. rowStart + rows − 1 of the batch (a forward over several sequences runs one per
+ * sequence, each with its own cache). Bindings: params, q [rows, heads·headDim], cache (this layer: K at 0, V at valuesOffset, [capacity, kvDim] each),
  * batch (BATCH_FIELDS), scores (scratch, [rows·heads, scoreStride]), out [rows, heads·headDim].
  */
 export function attentionShader(shape: KernelShape): string {
   const size = shape.workgroup;
   return `
 struct Params { rows: u32, heads: u32, kvHeads: u32, headDim: u32, scale: f32, valuesOffset: u32, stride: u32,
-  scoreStride: u32, groupsX: u32 }
+  scoreStride: u32, groupsX: u32, rowStart: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(2) var<storage, read> cache: array<f32>;
@@ -40,10 +41,12 @@ fn slotOf(r: u32, prefix: u32, j: u32) -> u32 {
 
 @compute @workgroup_size(${size})
 fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-  let task = group.x + group.y * p.groupsX;
-  if (task >= p.rows * p.heads) { return; }
-  let r = task / p.heads;
-  let h = task % p.heads;
+  let local = group.x + group.y * p.groupsX;
+  if (local >= p.rows * p.heads) { return; }
+  // This dispatch's rows are rowStart .. rowStart + rows − 1 of the batch (one sequence's, attending its cache).
+  let r = p.rowStart + local / p.heads;
+  let h = local % p.heads;
+  let task = r * p.heads + h;
   let kvDim = p.kvHeads * p.headDim;
   let kvOffset = (h / (p.heads / p.kvHeads)) * p.headDim;
   let qBase = task * p.headDim;

@@ -5,7 +5,7 @@
 // up and L − 1 round trips of W·V logits. Every step computes all W rows (at step 1 they are W identical copies of
 // beam 0, as the search's dead copies are), so each kernel has one size per draft.
 
-import type { BeamSearchResult, DeviceBeamSearch } from '../drafter/beam-search.js';
+import type { BeamSearchResult, DeviceBeamSearch, DeviceContext } from '../drafter/beam-search.js';
 import { validateBeamShape } from '../drafter/beam-search.js';
 import type { DrafterWeights } from '../drafter/checkpoint.js';
 import { drafterTensorShapes } from '../drafter/config.js';
@@ -136,17 +136,35 @@ export function createGpuBeamSearch(inputs: GpuDrafterInputs, weights: DrafterWe
     return grid;
   };
 
-  async function searchFromRow(row: number, g0: number, width: number, length: number): Promise<BeamSearchResult> {
+  /** Row `row` of the latest forward's hidden states, checked. */
+  const hiddenRow = (row: number): GPUBuffer => {
+    const hidden = inputs.hiddenStates();
+    if (!(Number.isInteger(row) && row >= 0 && (row + 1) * H * 4 <= hidden.size)) {
+      throw new RangeError(`GPU beam search: hidden row ${row} is outside the forward's ${Math.floor(hidden.size / (H * 4))} rows`);
+    }
+    return hidden;
+  };
+  const contexts = new WeakSet<DeviceContext>();
+  const contextBuffers = new WeakMap<DeviceContext, GPUBuffer>();
+
+  function searchFromRow(row: number, g0: number, width: number, length: number): Promise<BeamSearchResult> {
+    return draft(hiddenRow(row), row * H * 4, g0, width, length);
+  }
+
+  function search(context: DeviceContext, g0: number, width: number, length: number): Promise<BeamSearchResult> {
+    const buffer = contextBuffers.get(context);
+    if (!contexts.has(context) || buffer === undefined) throw new Error('GPU beam search: the context was freed or is not this search\'s');
+    return draft(buffer, 0, g0, width, length);
+  }
+
+  /** Drafts from the context vector at byte `offset` of `source`. */
+  async function draft(source: GPUBuffer, offset: number, g0: number, width: number, length: number): Promise<BeamSearchResult> {
     validateBeamShape(width, length);
     if (disposed) throw new Error('GPU beam search: disposed');
     if (width > maxWidth || length > maxLength) {
       throw new RangeError(`GPU beam search: ${width} × ${length} exceeds the prepared ${maxWidth} × ${maxLength}`);
     }
     if (!(Number.isInteger(g0) && g0 >= 0 && g0 < V)) throw new RangeError(`GPU beam search: g0 ${g0} is not a token of the ${V}-token vocabulary`);
-    const hidden = inputs.hiddenStates();
-    if (!(Number.isInteger(row) && row >= 0 && (row + 1) * H * 4 <= hidden.size)) {
-      throw new RangeError(`GPU beam search: hidden row ${row} is outside the forward's ${Math.floor(hidden.size / (H * 4))} rows`);
-    }
     if (busy) throw new Error('GPU beam search: one search at a time (await the previous one)');
     busy = true;
     try {
@@ -184,7 +202,7 @@ export function createGpuBeamSearch(inputs: GpuDrafterInputs, weights: DrafterWe
       params.flush();
 
       const encoder = device.createCommandEncoder({ label: 'draft' });
-      encoder.copyBufferToBuffer(hidden, row * H * 4, context, 0, H * 4);
+      encoder.copyBufferToBuffer(source, offset, context, 0, H * 4);
       encoder.clearBuffer(previous, 0, width * H * 4);
       const pass = encoder.beginComputePass({ label: 'draft' });
       const run = (pipeline: GPUComputePipeline, group: GPUBindGroup, grid: [number, number]): void => {
@@ -236,6 +254,28 @@ export function createGpuBeamSearch(inputs: GpuDrafterInputs, weights: DrafterWe
     maxWidth,
     maxLength,
     searchFromRow,
+    search,
+    createContext() {
+      if (disposed) throw new Error('GPU beam search: disposed');
+      const buffer = device.createBuffer({ label: 'drafter sequence context', size: Math.max(16, H * 4),
+        usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+      const handle: DeviceContext = {
+        capture(row) {
+          if (!contexts.has(handle)) throw new Error('GPU beam search: the context was freed');
+          const encoder = device.createCommandEncoder({ label: 'capture context' });
+          encoder.copyBufferToBuffer(hiddenRow(row), row * H * 4, buffer, 0, H * 4);
+          device.queue.submit([encoder.finish()]);
+        },
+        free() {
+          if (!contexts.delete(handle)) return;
+          contextBuffers.delete(handle);
+          buffer.destroy();
+        },
+      };
+      contexts.add(handle);
+      contextBuffers.set(handle, buffer);
+      return handle;
+    },
     dispose() {
       if (disposed) return;
       disposed = true;

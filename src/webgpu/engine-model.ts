@@ -1,7 +1,8 @@
 // The WebGPU model as the engine's steppers see a model (model/model.ts `Model`): the same batch rows, logits rows and
 // hidden states, but the forward is asynchronous (`forwardSequencesAsync`), so generate() awaits it instead of
-// running it in the batch scheduler. One sequence per forward: the GPU model keeps one contiguous cache per sequence
-// (no paged pool on the GPU yet). The sampler and the verification run on the host from what the forward reads back:
+// running it in the batch scheduler's steps synchronously. A forward may hold rows of several sequences (each a
+// segment of consecutive rows writing consecutive slots of its own cache): the GPU model keeps one contiguous cache
+// per sequence (no paged pool on the GPU yet). The sampler and the verification run on the host from what the forward reads back:
 // the requested logits rows (only the last row's when that is all the step asks for), or just their argmax ids where
 // the sequence decodes greedily without log-probabilities (one id per row instead of vocabSize floats:
 // Model.argmaxRow); every row's hidden state where a drafter on the host reads it, none else. The drafter can also
@@ -13,7 +14,7 @@ import type { ForwardBatch, ForwardOutput, Model, SequenceBatch } from '../model
 import type { Checkpoint } from '../model/checkpoint.js';
 import type { WebGpuDevice } from './device.js';
 import type { GpuKvCache } from './kv-cache.js';
-import { createWebGpuModel, type WebGpuModel } from './model.js';
+import { createWebGpuModel, type GpuSegment, type WebGpuModel } from './model.js';
 import type { DeviceDrafting } from '../drafter/beam-search.js';
 import { createGpuBeamSearch } from './drafter.js';
 
@@ -81,8 +82,12 @@ export function engineModelOfWebGpu(gpu: WebGpuModel, kernels: Kernels): EngineW
   const synchronous = (): never => {
     throw new Error('WebGPU model: forwards are asynchronous; use forwardSequencesAsync');
   };
-  const single: ForwardBatch = { count: 0, tokens: new Int32Array(0), positions: new Int32Array(0), writeSlot: 0,
+  const rows: ForwardBatch = { count: 0, tokens: new Int32Array(0), positions: new Int32Array(0), writeSlot: 0,
     prefixLengths: new Int32Array(0), logits: 'none' };
+  // The forward's segments (one per sequence), reused.
+  const segments: GpuSegment[] = [];
+  const segmentPool: GpuSegment[] = [];
+  const seen = new Set<GpuKvCache>();
 
   return {
     gpu,
@@ -108,10 +113,13 @@ export function engineModelOfWebGpu(gpu: WebGpuModel, kernels: Kernels): EngineW
     },
     argmaxRow(row) {
       const at = rowOfLogits[row];
-      if (!idsOnly || !(row >= 0 && at >= 0 && at < argmax.length)) {
+      // In a batch where some sequence reads the values, every row's values came back: the argmax is taken here, by
+      // the kernel's rule (the first largest; NaN never).
+      const fromValues = !idsOnly && row >= 0 && at >= 0 && (at + 1) * vocab <= output.logits.length;
+      if (!fromValues && (!idsOnly || !(row >= 0 && at >= 0 && at < argmax.length))) {
         throw new RangeError(`argmaxRow: row ${row}'s argmax was not read back by the latest forward`);
       }
-      const id = argmax[at];
+      const id = fromValues ? firstLargest(output.logits, at * vocab, vocab) : argmax[at];
       // The kernel's "no candidate" (every logit −Infinity or NaN) as the sampler reports it.
       if (!(id >= 0 && id < vocab)) {
         throw new RangeError('logits: every logit is -Infinity or NaN, there is no token to pick');
@@ -124,13 +132,29 @@ export function engineModelOfWebGpu(gpu: WebGpuModel, kernels: Kernels): EngineW
       tokenEmbedding: gpu.tokenEmbeddingBuffer, hiddenStates: () => gpu.hiddenStates() }, weights, options),
     async forwardSequencesAsync(batch: SequenceBatch): Promise<ForwardOutput> {
       const n = batch.count;
-      if (batch.caches.length !== 1) {
-        throw new RangeError(`WebGPU model: one sequence per forward, got rows of ${batch.caches.length} caches`);
-      }
-      for (let i = 1; i < n; i++) {
-        if (batch.writeSlots[i] !== batch.writeSlots[0] + i) {
-          throw new RangeError('WebGPU model: a forward writes consecutive slots');
+      // Segments: runs of rows of one cache writing consecutive slots. Each sequence brings one.
+      segments.length = 0;
+      seen.clear();
+      for (let i = 0; i < n; i++) {
+        const view = batch.caches[batch.cacheOf[i]] as HostViewOfGpuCache | undefined;
+        const cache = view?.gpu;
+        if (cache === undefined) throw new RangeError('WebGPU model: the cache was not made by this model');
+        const last = segments[segments.length - 1];
+        if (last !== undefined && last.cache === cache) {
+          if (batch.writeSlots[i] !== last.writeSlot + last.count) {
+            throw new RangeError('WebGPU model: a sequence\'s rows write consecutive slots');
+          }
+          last.count++;
+          continue;
         }
+        if (seen.has(cache)) throw new RangeError('WebGPU model: a sequence\'s rows must be consecutive in the batch');
+        seen.add(cache);
+        const segment = segmentPool[segments.length] ??= { cache, first: 0, count: 0, writeSlot: 0 };
+        segment.cache = cache;
+        segment.first = i;
+        segment.count = 1;
+        segment.writeSlot = batch.writeSlots[i];
+        segments.push(segment);
       }
       // The GPU forward computes the last row's logits or every row's: only the last when that is all the batch asks
       // for (a prefill chunk, a plain step), else every row's (then logitsRow maps the request to its row).
@@ -141,20 +165,17 @@ export function engineModelOfWebGpu(gpu: WebGpuModel, kernels: Kernels): EngineW
       if (lastOnly) rowOfLogits[0] = 0;
       else if (batch.logits === 'rows') for (let j = 0; j < wanted; j++) rowOfLogits[j] = batch.logitRows![j];
       else for (let j = 0; j < wanted; j++) rowOfLogits[j] = j;
-      single.count = n;
-      single.tokens = batch.tokens;
-      single.positions = batch.positions;
-      single.writeSlot = batch.writeSlots[0];
-      single.prefixLengths = batch.prefixLengths;
-      single.extraStarts = batch.extraStarts;
-      single.extraSlots = batch.extraSlots;
-      single.logits = wanted === 0 ? 'none' : lastOnly ? 'last' : 'all';
-      const cache = (batch.caches[0] as HostViewOfGpuCache).gpu;
-      if (cache === undefined) throw new RangeError('WebGPU model: the cache was not made by this model');
+      rows.count = n;
+      rows.tokens = batch.tokens;
+      rows.positions = batch.positions;
+      rows.prefixLengths = batch.prefixLengths;
+      rows.extraStarts = batch.extraStarts;
+      rows.extraSlots = batch.extraSlots;
+      rows.logits = wanted === 0 ? 'none' : lastOnly ? 'last' : 'all';
       // Pure greedy decoding reads one id per row instead of vocabSize floats, and a sequence without a drafter
       // no hidden states (StepBatch.declareReads).
       idsOnly = batch.logitsAs === 'argmax';
-      const result = await gpu.forward(cache, single, { logits: idsOnly ? 'argmax' : 'values',
+      const result = await gpu.forwardSegments(segments, rows, { logits: idsOnly ? 'argmax' : 'values',
         hidden: batch.hiddenNeeded === false ? 'none' : 'all' });
       output.logits = result.logits;
       output.hidden = result.hidden;
@@ -170,6 +191,20 @@ export function engineModelOfWebGpu(gpu: WebGpuModel, kernels: Kernels): EngineW
       kernels.heap.free(embeddingPtr);
     },
   };
+}
+
+/** The first index of the largest of values[start .. start + n) (NaN never), or −1 when there is none. */
+function firstLargest(values: Float32Array, start: number, n: number): number {
+  let best = -1;
+  let bestValue = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const v = values[start + i];
+    if (v > bestValue) {
+      bestValue = v;
+      best = i;
+    }
+  }
+  return best;
 }
 
 /** A WebGPU model opened for the engine: loadModel's result on the webgpu backend. */

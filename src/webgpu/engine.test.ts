@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { loadDrafter, loadModel, type LoadedModel } from '../engine/load.js';
 import { generateText, type GenerateOptions } from '../engine/generate.js';
+import { schedulerFor } from '../engine/scheduler.js';
 import { randomDrafter } from '../drafter/checkpoint.js';
 import { defaultDrafterPath } from '../engine/default-model.js';
 import { missing, stories260K } from '../../test/fixtures.js';
@@ -196,13 +197,35 @@ test('the drafter on the GPU: ReDrafter ids equal plain decoding, and it drafts 
     });
   });
 
-test('concurrent generations on a WebGPU model run one after another, each as alone', { skip }, async () => {
+test('concurrent generations on a WebGPU model share forwards, each emitting what it emits alone', { skip }, async () => {
   await withGpuModel(async (loaded) => {
-    const requests: GenerateOptions[] = PROMPTS.slice(0, 4).map((prompt, i) => ({ prompt, maxTokens: 12, seed: i,
-      temperature: i % 2 ? 0.9 : 0 }));
-    const alone: number[][] = [];
-    for (const options of requests) alone.push((await generateText(loaded, options)).ids);
+    const totals = (loaded.model as EngineWebGpuModel).totals;
+    const onGpu = loadDrafter(loaded, defaultDrafterPath()!, { drafterOn: 'device' });
+    const onHost = loadDrafter(loaded, defaultDrafterPath()!, { drafterOn: 'host' });
+    // Plain and ReDrafter (drafted on the GPU and on the host), greedy and seeded, one with log-probabilities.
+    const requests: GenerateOptions[] = PROMPTS.slice(0, 6).map((prompt, i) => ({ prompt, maxTokens: 12 + 3 * i, seed: i,
+      temperature: i % 2 ? 0.9 : 0, ...(i % 3 === 1 ? { drafter: onGpu, beams: 2, beamLength: 4 } : {}),
+      ...(i % 3 === 2 ? { drafter: onHost, beams: 1, beamLength: 5 } : {}), ...(i === 3 ? { logprobs: 2 } : {}) }));
+    const alone: Awaited<ReturnType<typeof generateText>>[] = [];
+    let aloneForwards = 0;
+    for (const options of requests) {
+      const before = totals.forwards;
+      alone.push(await generateText(loaded, options));
+      aloneForwards += totals.forwards - before;
+    }
+    const before = totals.forwards;
     const together = await Promise.all(requests.map((options) => generateText(loaded, options)));
-    together.forEach((result, i) => assert.deepEqual(result.ids, alone[i], `request ${i}`));
+    const togetherForwards = totals.forwards - before;
+    together.forEach((result, i) => {
+      assert.deepEqual(result.ids, alone[i].ids, `request ${i}`);
+      assert.deepEqual(result.logprobs, alone[i].logprobs, `request ${i}: log-probabilities`);
+    });
+    assert.ok(togetherForwards < aloneForwards / 2,
+      `batched: ${togetherForwards} forwards for what took ${aloneForwards} one sequence at a time`);
+    const stats = schedulerFor(loaded).stats();
+    assert.equal(stats.running, 0);
+    assert.equal(stats.usedBlocks, 0, 'every GPU cache was freed');
+    onGpu.dispose();
+    onHost.dispose();
   });
 });

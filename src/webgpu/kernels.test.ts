@@ -213,7 +213,7 @@ test('attention over cache prefix + listed slots matches the reference; a query 
     const maxKeys = Math.max(...selected.map((r) => queries[r].prefix + queries[r].extras.length));
     const grid = workgroupGrid(selected.length * heads, 65535);
     return runKernel(pipelines.kernel('attention'),
-      [selected.length, heads, kvHeads, headDim, 1 / Math.sqrt(headDim), capacity * kvDim, stride, maxKeys, grid[0]], [4],
+      [selected.length, heads, kvHeads, headDim, 1 / Math.sqrt(headDim), capacity * kvDim, stride, maxKeys, grid[0], 0], [4],
       [store(qRows), store(cache), store(batch), store(new Float32Array(selected.length * heads * maxKeys)), out], grid, out, qRows.length);
   };
   const all = await run([0, 1, 2]);

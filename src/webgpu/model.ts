@@ -52,6 +52,21 @@ export interface WebGpuModel extends AsyncModel<GpuKvCache> {
    * read back; valid until the next forward (the buffer is replaced when a larger batch arrives).
    */
   hiddenStates(): GPUBuffer;
+  /**
+   * One forward over the rows of several sequences: segment j is rows first .. first + count − 1 of `batch`, writing
+   * slots writeSlot .. writeSlot + count − 1 of its own cache and attending only that cache (prefix lengths and extra
+   * slots are that cache's). Weights are read once for all rows; the kernels are batch-invariant, so each row gets
+   * the bits it gets alone. `batch.writeSlot` is unused; logits and readback as in `forward`.
+   */
+  forwardSegments(segments: readonly GpuSegment[], batch: ForwardBatch, read?: ReadbackRequest): Promise<AsyncForwardOutput>;
+}
+
+/** Rows of one sequence in a forward over several (WebGpuModel.forwardSegments). */
+export interface GpuSegment {
+  cache: GpuKvCache;
+  first: number;
+  count: number;
+  writeSlot: number;
 }
 
 interface LayerWeights {
@@ -60,12 +75,17 @@ interface LayerWeights {
   bq: GPUBuffer; bk: GPUBuffer; bv: GPUBuffer;
 }
 
-// Uniform slots, one per distinct set of sizes (shared by the layers, whose sizes are the same).
-const SLOT = { embed: 0, norm: 1, q: 2, k: 3, v: 4, ropeQ: 5, ropeK: 6, attention: 7, o: 8, up: 9, swiglu: 10, down: 11,
-  classifier: 12, argmax: 13 } as const;
-const SLOT_COUNT = 14;
+// Uniform slots, one per distinct set of sizes (shared by the layers, whose sizes are the same). The kernels that
+// touch a cache (k and v projections, k rotation, attention) have one set per segment, in their own slots.
+const SLOT = { embed: 0, norm: 1, q: 2, ropeQ: 3, o: 4, up: 5, swiglu: 6, down: 7, classifier: 8, argmax: 9 } as const;
+const SLOT_COUNT = 10;
+const SEGMENT_SLOT = { k: 0, v: 1, ropeK: 2, attention: 3 } as const;
+const SLOTS_PER_SEGMENT = 4;
 
-/** Bind groups that name a cache's buffers, per layer: k and v projections, k rotation, attention. */
+/**
+ * Bind groups that name a cache's buffers for one segment position of a forward, per layer: k and v projections,
+ * k rotation, attention.
+ */
 interface CacheBindings { version: number; k: GPUBindGroup[]; v: GPUBindGroup[]; ropeK: GPUBindGroup[]; attention: GPUBindGroup[] }
 
 export function createWebGpuModel(device: GPUDevice, checkpoint: Checkpoint, options: WebGpuModelOptions = {}): WebGpuModel {
@@ -136,6 +156,11 @@ export function createWebGpuModel(device: GPUDevice, checkpoint: Checkpoint, opt
 
   const params = createParamSlots(device, SLOT_COUNT, 'kernel sizes');
   owned.push(params.buffer);
+  // Per-segment sizes, grown (by remaking, with every cache's bind groups) when a forward has more segments.
+  let segmentParams = createParamSlots(device, 4 * SLOTS_PER_SEGMENT, 'segment sizes');
+  let segmentCapacity = 4;
+  let segmentVersion = 0;
+  const segmentSlot = (segment: number, kind: number): number => segment * SLOTS_PER_SEGMENT + kind;
 
   // Scratch for `rows` tokens, grown (never shrunk); the bind groups that name scratch buffers are rebuilt with it.
   const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -201,21 +226,29 @@ export function createWebGpuModel(device: GPUDevice, checkpoint: Checkpoint, opt
   };
   allocate(options.rows ?? 64, 0, 0);
 
-  const cacheBindings = new WeakMap<GpuKvCache, CacheBindings>();
-  const bindingsFor = (cache: GpuKvCache): CacheBindings => {
-    let found = cacheBindings.get(cache);
-    if (found === undefined || found.version !== version) {
+  // By cache, then by the segment position it takes in a forward (its uniform slots).
+  const cacheBindings = new WeakMap<GpuKvCache, CacheBindings[]>();
+  const bindingsFor = (cache: GpuKvCache, segment: number): CacheBindings => {
+    let byPosition = cacheBindings.get(cache);
+    if (byPosition === undefined) {
+      byPosition = [];
+      cacheBindings.set(cache, byPosition);
+    }
+    let found = byPosition[segment];
+    const current = version * 65536 + segmentVersion;
+    if (found === undefined || found.version !== current) {
       const rope = pipelines.kernel('rope');
       const attention = pipelines.kernel('attention');
+      const slot = (kind: number): GPUBufferBinding => segmentParams.binding(segmentSlot(segment, kind));
       found = {
-        version,
-        k: layers.map((w, l) => bind(matmulPipeline(w.wk), `wk ${l}`, [params.binding(SLOT.k), xb, w.wk.buffer, w.bk, cache.layers[l]])),
-        v: layers.map((w, l) => bind(matmulPipeline(w.wv), `wv ${l}`, [params.binding(SLOT.v), xb, w.wv.buffer, w.bv, cache.layers[l]])),
-        ropeK: layers.map((_, l) => bind(rope, `rope k ${l}`, [params.binding(SLOT.ropeK), batchBuffer, ropeTable, cache.layers[l]])),
+        version: current,
+        k: layers.map((w, l) => bind(matmulPipeline(w.wk), `wk ${l}`, [slot(SEGMENT_SLOT.k), xb, w.wk.buffer, w.bk, cache.layers[l]])),
+        v: layers.map((w, l) => bind(matmulPipeline(w.wv), `wv ${l}`, [slot(SEGMENT_SLOT.v), xb, w.wv.buffer, w.bv, cache.layers[l]])),
+        ropeK: layers.map((_, l) => bind(rope, `rope k ${l}`, [slot(SEGMENT_SLOT.ropeK), batchBuffer, ropeTable, cache.layers[l]])),
         attention: layers.map((_, l) => bind(attention, `attention ${l}`,
-          [params.binding(SLOT.attention), q, cache.layers[l], batchBuffer, scores, att])),
+          [slot(SEGMENT_SLOT.attention), q, cache.layers[l], batchBuffer, scores, att])),
       };
-      cacheBindings.set(cache, found);
+      byPosition[segment] = found;
     }
     return found;
   };
@@ -227,24 +260,69 @@ export function createWebGpuModel(device: GPUDevice, checkpoint: Checkpoint, opt
   let hostHidden = new Float32Array(0);
   let hostIds = new Int32Array(0);
 
-  /** Sets a matmul slot; returns its workgroup grid. */
+  /** Sets a matmul slot (of `slots`: the forward's or the segments'); returns its workgroup grid. */
   const matmulSizes = (slot: number, count: number, inDim: number, outDim: number, xOffset: number, outOffset: number,
-    flags: number): [number, number] => {
+    flags: number, slots = params): [number, number] => {
     const grid = workgroupGrid(Math.ceil(outDim / matmulColumns(kernelShape)), maxGroups);
-    params.u32(slot).set([count, inDim, outDim, xOffset, outOffset, flags, grid[0]], 0);
+    slots.u32(slot).set([count, inDim, outDim, xOffset, outOffset, flags, grid[0]], 0);
     return grid;
   };
+  const segmentBindings: CacheBindings[] = [];
+  // Each segment's grids, reused across forwards.
+  type SegmentGrids = { k: [number, number]; v: [number, number]; ropeK: [number, number]; attention: [number, number] };
+  const segmentGrids: SegmentGrids[] = [];
+  const single: GpuSegment[] = [{ cache: undefined as unknown as GpuKvCache, first: 0, count: 0, writeSlot: 0 }];
+  // A segment's rows as a batch of their own, for validation against its cache.
+  const segmentView: ForwardBatch = { count: 0, tokens: new Int32Array(0), positions: new Int32Array(0), writeSlot: 0,
+    prefixLengths: new Int32Array(0), logits: 'none' };
   const elementGrid = (elements: number): [number, number] => workgroupGrid(Math.ceil(elements / kernelShape.workgroup), maxGroups);
 
-  async function forward(cache: GpuKvCache, batch: ForwardBatch, read: ReadbackRequest = {}): Promise<AsyncForwardOutput> {
+  function forward(cache: GpuKvCache, batch: ForwardBatch, read: ReadbackRequest = {}): Promise<AsyncForwardOutput> {
+    single[0].cache = cache;
+    single[0].count = batch.count;
+    single[0].writeSlot = batch.writeSlot;
+    return forwardSegments(single, batch, read);
+  }
+
+  async function forwardSegments(segments: readonly GpuSegment[], batch: ForwardBatch, read: ReadbackRequest = {}):
+    Promise<AsyncForwardOutput> {
     const started = performance.now();
-    if (cache.freed) throw new Error('forward: the cache has been freed');
-    if (cache.nLayers !== nLayers || cache.kvDim !== kvDim) {
-      throw new RangeError(`forward: the cache was made for ${cache.nLayers} layers of ${cache.kvDim} KV values, ` +
-        `this model has ${nLayers} of ${kvDim}`);
-    }
-    checkBatch(cache.capacity, vocabSize, contextLength, batch);
     const n = batch.count;
+    if (!Number.isInteger(n) || n <= 0) throw new RangeError(`forward: count must be a positive integer, got ${n}`);
+    if (segments.length === 0) throw new RangeError('forward: no segment');
+    let covered = 0;
+    for (const [j, segment] of segments.entries()) {
+      const { cache } = segment;
+      if (cache.freed) throw new Error(`forward: the cache of segment ${j} has been freed`);
+      if (cache.nLayers !== nLayers || cache.kvDim !== kvDim) {
+        throw new RangeError(`forward: the cache was made for ${cache.nLayers} layers of ${cache.kvDim} KV values, ` +
+          `this model has ${nLayers} of ${kvDim}`);
+      }
+      if (segment.first !== covered || !(Number.isInteger(segment.count) && segment.count > 0)) {
+        throw new RangeError(`forward: segment ${j} covers rows ${segment.first}..${segment.first + segment.count - 1}, ` +
+          `expected consecutive non-empty segments from row ${covered}`);
+      }
+      covered += segment.count;
+      if (covered > n) throw new RangeError(`forward: the segments cover ${covered} rows, the batch has ${n}`);
+      // The segment's rows against its own cache (the extra slots they list are that cache's).
+      const first = segment.first;
+      const extraBase = batch.extraStarts ? batch.extraStarts[first] : 0;
+      segmentView.count = segment.count;
+      segmentView.tokens = batch.tokens.subarray(first, first + segment.count);
+      segmentView.positions = batch.positions.subarray(first, first + segment.count);
+      segmentView.prefixLengths = batch.prefixLengths.subarray(first, first + segment.count);
+      segmentView.writeSlot = segment.writeSlot;
+      if (batch.extraStarts && batch.extraSlots) {
+        const starts = batch.extraStarts.subarray(first, first + segment.count + 1).map((start) => start - extraBase);
+        segmentView.extraStarts = starts;
+        segmentView.extraSlots = batch.extraSlots.subarray(extraBase, extraBase + starts[segment.count]);
+      } else {
+        segmentView.extraStarts = undefined;
+        segmentView.extraSlots = undefined;
+      }
+      checkBatch(cache.capacity, vocabSize, contextLength, segmentView);
+    }
+    if (covered !== n) throw new RangeError(`forward: the segments cover ${covered} rows, the batch has ${n}`);
     const extraCount = batch.extraStarts ? batch.extraStarts[n] : 0;
     let maxKeys = 1;
     for (let i = 0; i < n; i++) {
@@ -252,7 +330,12 @@ export function createWebGpuModel(device: GPUDevice, checkpoint: Checkpoint, opt
       maxKeys = Math.max(maxKeys, batch.prefixLengths[i] + extras);
     }
     allocate(n, extraCount, n * nHeads * maxKeys);
-    const b = bindingsFor(cache);
+    if (segments.length > segmentCapacity) {
+      segmentParams.buffer.destroy();
+      segmentCapacity = Math.max(segments.length, 2 * segmentCapacity);
+      segmentParams = createParamSlots(device, segmentCapacity * SLOTS_PER_SEGMENT, 'segment sizes');
+      segmentVersion++;
+    }
 
     // The batch: tokens, positions, prefix lengths, extra starts and counts (stride `rows`), then the extra slots.
     const stride = rows;
@@ -287,16 +370,28 @@ export function createWebGpuModel(device: GPUDevice, checkpoint: Checkpoint, opt
     params.f32(SLOT.norm)[2] = config.normEps;
     const qkvFlags = config.qkvBias ? MATMUL_BIAS : 0;
     const qGrid = matmulSizes(SLOT.q, n, dim, qDim, 0, 0, qkvFlags);
-    const kGrid = matmulSizes(SLOT.k, n, dim, kvDim, 0, batch.writeSlot * kvDim, qkvFlags);
-    const vGrid = matmulSizes(SLOT.v, n, dim, kvDim, 0, cache.valuesOffset + batch.writeSlot * kvDim, qkvFlags);
     const layout = config.ropeLayout === 'pairs' ? 0 : 1;
     const ropeQGrid = elementGrid(n * nHeads * headDim / 2);
     params.u32(SLOT.ropeQ).set([n, nHeads, headDim, layout, 0, ropeQGrid[0], BATCH_FIELDS.positions * stride]);
-    const ropeKGrid = elementGrid(n * nKvHeads * headDim / 2);
-    params.u32(SLOT.ropeK).set([n, nKvHeads, headDim, layout, batch.writeSlot * kvDim, ropeKGrid[0], BATCH_FIELDS.positions * stride]);
-    const attentionGrid = workgroupGrid(n * nHeads, maxGroups);
-    params.u32(SLOT.attention).set([n, nHeads, nKvHeads, headDim, 0, cache.valuesOffset, stride, maxKeys, attentionGrid[0]]);
-    params.f32(SLOT.attention)[4] = 1 / Math.sqrt(headDim);
+    // Per segment: k and v of its rows into its cache's slots, their rotation there, its rows' attention over it.
+    const cacheGroups = segmentBindings;
+    cacheGroups.length = segments.length;
+    for (const [j, { cache, first, count, writeSlot }] of segments.entries()) {
+      cacheGroups[j] = bindingsFor(cache, j);
+      const grids = (segmentGrids[j] ??= { k: [0, 0], v: [0, 0], ropeK: [0, 0], attention: [0, 0] });
+      grids.k = matmulSizes(segmentSlot(j, SEGMENT_SLOT.k), count, dim, kvDim, first * dim, writeSlot * kvDim, qkvFlags,
+        segmentParams);
+      grids.v = matmulSizes(segmentSlot(j, SEGMENT_SLOT.v), count, dim, kvDim, first * dim,
+        cache.valuesOffset + writeSlot * kvDim, qkvFlags, segmentParams);
+      grids.ropeK = elementGrid(count * nKvHeads * headDim / 2);
+      segmentParams.u32(segmentSlot(j, SEGMENT_SLOT.ropeK)).set([count, nKvHeads, headDim, layout, writeSlot * kvDim,
+        grids.ropeK[0], BATCH_FIELDS.positions * stride + first]);
+      grids.attention = workgroupGrid(count * nHeads, maxGroups);
+      const attention = segmentSlot(j, SEGMENT_SLOT.attention);
+      segmentParams.u32(attention).set([count, nHeads, nKvHeads, headDim, 0, cache.valuesOffset, stride, maxKeys,
+        grids.attention[0], first]);
+      segmentParams.f32(attention)[4] = 1 / Math.sqrt(headDim);
+    }
     const oGrid = matmulSizes(SLOT.o, n, qDim, dim, 0, 0, MATMUL_ACCUMULATE);
     const upGrid = matmulSizes(SLOT.up, n, dim, hiddenDim, 0, 0, 0);
     const swigluGrid = elementGrid(n * hiddenDim);
@@ -305,6 +400,7 @@ export function createWebGpuModel(device: GPUDevice, checkpoint: Checkpoint, opt
     const classifierGrid = matmulSizes(SLOT.classifier, logitRows, dim, vocabSize, batch.logits === 'last' ? (n - 1) * dim : 0, 0, 0);
     params.u32(SLOT.argmax).set([logitRows, vocabSize]);
     params.flush();
+    segmentParams.flush();
 
     const encoder = device.createCommandEncoder({ label: 'forward' });
     const pass = encoder.beginComputePass({ label: 'forward' });
@@ -323,11 +419,15 @@ export function createWebGpuModel(device: GPUDevice, checkpoint: Checkpoint, opt
       // added onto the residual stream.
       run(norm, g.attnNorm, [n, 1]);
       run(matmulPipeline(w.wq), g.q, qGrid);
-      run(matmulPipeline(w.wk), b.k[l], kGrid);
-      run(matmulPipeline(w.wv), b.v[l], vGrid);
       run(rope, g.ropeQ, ropeQGrid);
-      run(rope, b.ropeK[l], ropeKGrid);
-      run(pipelines.kernel('attention'), b.attention[l], attentionGrid);
+      for (let j = 0; j < segments.length; j++) {
+        const b = cacheGroups[j];
+        const grids = segmentGrids[j];
+        run(matmulPipeline(w.wk), b.k[l], grids.k);
+        run(matmulPipeline(w.wv), b.v[l], grids.v);
+        run(rope, b.ropeK[l], grids.ropeK);
+        run(pipelines.kernel('attention'), b.attention[l], grids.attention);
+      }
       run(matmulPipeline(w.wo), g.o, oGrid);
       // Feed-forward: SwiGLU, down projection added onto the residual stream.
       run(norm, g.ffnNorm, [n, 1]);
@@ -402,7 +502,9 @@ export function createWebGpuModel(device: GPUDevice, checkpoint: Checkpoint, opt
     hiddenStates: () => hidden,
     createCache: (capacity) => createGpuKvCache(device, nLayers, kvDim, capacity),
     forward,
+    forwardSegments,
     dispose() {
+      segmentParams.buffer.destroy();
       for (const buffer of [...owned, ...scratch]) buffer.destroy();
       staging?.destroy();
       owned.length = 0;
