@@ -271,16 +271,19 @@ export function createWebGpuModel(device: GPUDevice, checkpoint: Checkpoint, opt
   // Each segment's grids, reused across forwards.
   type SegmentGrids = { k: [number, number]; v: [number, number]; ropeK: [number, number]; attention: [number, number] };
   const segmentGrids: SegmentGrids[] = [];
-  const single: GpuSegment[] = [{ cache: undefined as unknown as GpuKvCache, first: 0, count: 0, writeSlot: 0 }];
+  // forward()'s one segment, reused.
+  const single: GpuSegment[] = [];
   // A segment's rows as a batch of their own, for validation against its cache.
   const segmentView: ForwardBatch = { count: 0, tokens: new Int32Array(0), positions: new Int32Array(0), writeSlot: 0,
     prefixLengths: new Int32Array(0), logits: 'none' };
   const elementGrid = (elements: number): [number, number] => workgroupGrid(Math.ceil(elements / kernelShape.workgroup), maxGroups);
 
   function forward(cache: GpuKvCache, batch: ForwardBatch, read: ReadbackRequest = {}): Promise<AsyncForwardOutput> {
-    single[0].cache = cache;
-    single[0].count = batch.count;
-    single[0].writeSlot = batch.writeSlot;
+    const segment = single[0] ??= { cache, first: 0, count: 0, writeSlot: 0 };
+    segment.cache = cache;
+    segment.count = batch.count;
+    segment.writeSlot = batch.writeSlot;
+    single.length = 1;
     return forwardSegments(single, batch, read);
   }
 
