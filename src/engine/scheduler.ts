@@ -22,7 +22,7 @@
 import type { LoadedModel } from './load.js';
 import type { Model } from '../model/model.js';
 import type { KvCache } from '../model/kv-cache.js';
-import { createKvPool, DEFAULT_BLOCK_SIZE } from '../model/kv-pool.js';
+import { createBlockReservations, createKvPool, DEFAULT_BLOCK_SIZE } from '../model/kv-pool.js';
 import type { SequenceStepper } from './decoder.js';
 import { createStepBatch } from './step-batch.js';
 import { CONTROLLER_MAX_NODES } from './speculation-costs.js';
@@ -541,7 +541,7 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
  * holds a whole context, so a sequence reserves that many blocks; nothing is kept for reuse.
  */
 function deviceCacheAccount(model: Model, blocks: number, blockSize: number, bytesPerBlock: number): SchedulerKvPool {
-  let reserved = 0;
+  const reservations = createBlockReservations(blocks);
   let used = 0;
   const blocksOf = (capacity: number): number => Math.ceil(capacity / blockSize);
   return {
@@ -553,16 +553,10 @@ function deviceCacheAccount(model: Model, blocks: number, blockSize: number, byt
     },
     cachedBlocks: 0,
     get reservedBlocks() {
-      return reserved;
+      return reservations.reserved;
     },
-    reserve(count) {
-      if (reserved + count > blocks) return false;
-      reserved += count;
-      return true;
-    },
-    release(count) {
-      reserved = Math.max(0, reserved - count);
-    },
+    reserve: reservations.reserve,
+    release: reservations.release,
     createCache(capacity) {
       const cache = model.createCache(capacity);
       used += blocksOf(capacity);

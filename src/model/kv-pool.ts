@@ -59,6 +59,30 @@ export interface PagedKvCache extends KvCache {
   publish(tokens: ArrayLike<number>, length: number): void;
 }
 
+/** Blocks promised to admitted sequences, out of `blocks`: what reserve / release of a pool account. */
+export interface BlockReservations {
+  readonly reserved: number;
+  reserve(blocks: number): boolean;
+  release(blocks: number): void;
+}
+
+export function createBlockReservations(blocks: number): BlockReservations {
+  let reserved = 0;
+  return {
+    get reserved() {
+      return reserved;
+    },
+    reserve(n) {
+      if (reserved + n > blocks) return false;
+      reserved += n;
+      return true;
+    },
+    release(n) {
+      reserved = Math.max(0, reserved - n);
+    },
+  };
+}
+
 export class KvPoolExhaustedError extends RangeError {
   constructor(message: string) {
     super(message);
@@ -120,7 +144,7 @@ export function createKvPool(heap: Heap, nLayers: number, kvDim: number, options
   let tail = -1;
   let cached = 0;
   let used = 0;
-  let reserved = 0;
+  const reservations = createBlockReservations(blocks);
   let disposed = false;
 
   const unlink = (b: number): void => {
@@ -299,16 +323,10 @@ export function createKvPool(heap: Heap, nLayers: number, kvDim: number, options
       return cached;
     },
     get reservedBlocks() {
-      return reserved;
+      return reservations.reserved;
     },
-    reserve(n) {
-      if (reserved + n > blocks) return false;
-      reserved += n;
-      return true;
-    },
-    release(n) {
-      reserved = Math.max(0, reserved - n);
-    },
+    reserve: reservations.reserve,
+    release: reservations.release,
     createCache,
     clearCached() {
       while (head >= 0) {
