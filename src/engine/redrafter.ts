@@ -88,7 +88,9 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
   const contextLength = model.contextLength;
   const dim = model.config.dim;
   const prefill = createPrefill(state);
-  const search = createBeamSearch(drafter, { maxWidth: W, maxLength: L, keepDistributions: rule === 'apple' });
+  // The host search only where the host drafts (its buffers are W·V survivors and more).
+  const search = deviceSearch ? null
+    : createBeamSearch(drafter, { maxWidth: W, maxLength: L, keepDistributions: rule === 'apple' });
   const tree = createPackedTree(W, L);
   const acceptance = createAcceptance(L);
   const appleScratch = rule === 'apple' ? createAppleScratch(model.config.vocabSize) : null;
@@ -277,7 +279,7 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
       prefill.start(promptIds);
     },
     plan(batch, budget, otherRows, otherTokens, peers) {
-      if (deviceSearch) throw new Error('redrafter: the drafter runs on the device; plan with planAsync');
+      if (!search) throw new Error('redrafter: the drafter runs on the device; plan with planAsync');
       const rows = planShape(batch, budget, otherRows, otherTokens, peers);
       if (rows >= 0) return rows;
       const started = performance.now();

@@ -22,7 +22,7 @@
 import type { LoadedModel } from './load.js';
 import type { Model } from '../model/model.js';
 import type { KvCache } from '../model/kv-cache.js';
-import { createBlockReservations, createKvPool, DEFAULT_BLOCK_SIZE } from '../model/kv-pool.js';
+import { createBlockReservations, createKvPool, DEFAULT_BLOCK_SIZE, type KvPool } from '../model/kv-pool.js';
 import type { SequenceStepper } from './decoder.js';
 import { createStepBatch } from './step-batch.js';
 import { CONTROLLER_MAX_NODES } from './speculation-costs.js';
@@ -94,18 +94,8 @@ export interface SchedulerStats {
  * The KV memory the scheduler draws on: model/kv-pool.ts's paged pool on WebAssembly; on a model with its own caches
  * (WebGPU) an account of whole-context caches in the same blocks.
  */
-export interface SchedulerKvPool {
-  readonly blockSize: number;
-  readonly blocks: number;
-  readonly bytesPerBlock: number;
-  readonly usedBlocks: number;
-  readonly cachedBlocks: number;
-  readonly reservedBlocks: number;
-  reserve(blocks: number): boolean;
-  release(blocks: number): void;
+export interface SchedulerKvPool extends Omit<KvPool, 'createCache'> {
   createCache(capacity: number): KvCache;
-  clearCached(): void;
-  dispose(): void;
 }
 
 export interface Scheduler {

@@ -15,6 +15,7 @@ import type { Checkpoint } from '../model/checkpoint.js';
 import type { WebGpuDevice } from './device.js';
 import type { GpuKvCache } from './kv-cache.js';
 import { createWebGpuModel, type GpuSegment, type WebGpuModel } from './model.js';
+import { argmaxRow } from './async-model.js';
 import type { DeviceDrafting } from '../drafter/beam-search.js';
 import { createGpuBeamSearch } from './drafter.js';
 
@@ -193,18 +194,10 @@ export function engineModelOfWebGpu(gpu: WebGpuModel, kernels: Kernels): EngineW
   };
 }
 
-/** The first index of the largest of values[start .. start + n) (NaN never), or −1 when there is none. */
+/** argmaxRow (the kernel's rule: the first largest, NaN never), or −1 when every value is −Infinity or NaN. */
 function firstLargest(values: Float32Array, start: number, n: number): number {
-  let best = -1;
-  let bestValue = -Infinity;
-  for (let i = 0; i < n; i++) {
-    const v = values[start + i];
-    if (v > bestValue) {
-      bestValue = v;
-      best = i;
-    }
-  }
-  return best;
+  const id = argmaxRow(values, start, n);
+  return values[start + id] > -Infinity ? id : -1;
 }
 
 /** A WebGPU model opened for the engine: loadModel's result on the webgpu backend. */

@@ -273,6 +273,7 @@ export function createWebGpuModel(device: GPUDevice, checkpoint: Checkpoint, opt
   const segmentGrids: SegmentGrids[] = [];
   // forward()'s one segment, reused.
   const single: GpuSegment[] = [];
+  let segmentStarts = new Int32Array(65);
   // A segment's rows as a batch of their own, for validation against its cache.
   const segmentView: ForwardBatch = { count: 0, tokens: new Int32Array(0), positions: new Int32Array(0), writeSlot: 0,
     prefixLengths: new Int32Array(0), logits: 'none' };
@@ -316,9 +317,11 @@ export function createWebGpuModel(device: GPUDevice, checkpoint: Checkpoint, opt
       segmentView.prefixLengths = batch.prefixLengths.subarray(first, first + segment.count);
       segmentView.writeSlot = segment.writeSlot;
       if (batch.extraStarts && batch.extraSlots) {
-        const starts = batch.extraStarts.subarray(first, first + segment.count + 1).map((start) => start - extraBase);
-        segmentView.extraStarts = starts;
-        segmentView.extraSlots = batch.extraSlots.subarray(extraBase, extraBase + starts[segment.count]);
+        // The segment's extra starts from 0, in a buffer kept across forwards.
+        if (segmentStarts.length < segment.count + 1) segmentStarts = new Int32Array(2 * (segment.count + 1));
+        for (let i = 0; i <= segment.count; i++) segmentStarts[i] = batch.extraStarts[first + i] - extraBase;
+        segmentView.extraStarts = segmentStarts;
+        segmentView.extraSlots = batch.extraSlots.subarray(extraBase, extraBase + segmentStarts[segment.count]);
       } else {
         segmentView.extraStarts = undefined;
         segmentView.extraSlots = undefined;
