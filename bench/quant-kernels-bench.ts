@@ -3,7 +3,9 @@
 // enough copies to leave the caches, as a forward pass over a real model does; thread counts alternate round by round
 // so that noise from other processes lands on both alike; the table shows medians.
 // --simd plain,relaxed measures both kernel builds in the same run (interleaved like the thread counts) and adds the
-// same-run ratio plain ms / relaxed ms per thread count; --hot keeps one copy of the weights (cache-resident: the
+// same-run ratio plain ms / relaxed ms per thread count ('relaxed' here forces the relaxed int8 dot product in Q8_0,
+// which the engine's default takes only where it times faster: src/kernels/q8-dot.ts; the header says which it
+// takes on this machine); --hot keeps one copy of the weights (cache-resident: the
 // compute-bound case, where the int8 dot product matters most).
 // Run: node dist/bench/quant-kernels-bench.js [--quick] [--rows 1,4,16] [--types q8_0] [--simd plain,relaxed] [--hot]
 import { availableParallelism, cpus } from 'node:os';
@@ -85,13 +87,20 @@ function bench(sets: readonly Kernels[], type: WeightType, inDim: number, outDim
 
 const threadCounts = availableParallelism() >= 2 ? [1, 2] : [1];
 const sets: Kernels[] = [];
-for (const simd of BUILDS) for (const threads of threadCounts) sets.push(await createKernels({ threads, simd }));
+for (const simd of BUILDS) {
+  for (const threads of threadCounts) {
+    sets.push(await createKernels({ threads, simd, ...(simd === 'relaxed' ? { q8Dot: 'int8' as const } : {}) }));
+  }
+}
 const labels = sets.map((k) => `${k.simd} ${k.threads}t`);
 const plainAt = BUILDS.indexOf('plain');
 const relaxedAt = BUILDS.indexOf('relaxed');
 const ratioPairs: Array<readonly [number, number]> = plainAt < 0 || relaxedAt < 0 ? [] :
   threadCounts.map((_, t) => [plainAt * threadCounts.length + t, relaxedAt * threadCounts.length + t] as const);
-console.log(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} logical CPUs, Node ${process.version}`);
+const defaults = await createKernels();
+console.log(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} logical CPUs, Node ${process.version}; ` +
+  `default kernels here: ${defaults.simd}, Q8_0 with the ${defaults.q8Dot} dot product`);
+await defaults.close();
 console.log(`matmul, weights read ${COLD_BYTES > 0 ? 'cold' : 'hot (one copy)'}: median ms/call, GFLOP/s, weight GB/s ` +
   `for ${labels.join(' | ')}${ratioPairs.length > 0 ? `; then plain/relaxed time at ${threadCounts.join(', ')} thread(s)` : ''}`);
 console.log(`type  shape      rows  ${labels.map(() => '      ms GFLOP/s  GB/s').join('  |')}`);

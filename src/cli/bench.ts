@@ -61,10 +61,10 @@ export function registerBench(program: Command): void {
         const speculation = fixed ? 'fixed' : 'auto';
         if (flags.format === 'json') {
           process.stdout.write(JSON.stringify({ ...result, speculation, ...shape,
-            threads: loaded.kernels.threads, simd: loaded.kernels.simd, machine: describeMachine() }) + '\n');
+            threads: loaded.kernels.threads, simd: loaded.kernels.simd, q8Dot: loaded.kernels.q8Dot, machine: describeMachine() }) + '\n');
         } else {
           process.stdout.write(describe(result, fixed ? `W=${shape.beams} L=${shape.beamLength}` : 'auto') +
-            `machine: ${describeMachine()}, ${loaded.kernels.simd} kernels\n`);
+            `machine: ${describeMachine()}, ${loaded.kernels.simd} kernels (Q8_0: ${loaded.kernels.q8Dot} dot)\n`);
         }
       } finally {
         drafter.dispose();

@@ -20,10 +20,16 @@ export interface KernelExports {
   initHalfTable(): void;
   /** The table's address compiled into the module (must equal HALF_TABLE_OFFSET). */
   halfTable(): number;
-  /** kind: 0 = for a Q8_0 matrix, 1 = Q4_0 (the relaxed build lays the int8 values out per type; quant.ts). */
+  /**
+   * kind: 0 = for a Q8_0 matrix (matmulQ8_0), 1 = Q4_0, 2 = Q8_0 in the int16 form (matmulQ8_0Wide); the relaxed
+   * build lays the values out per kind, the plain one writes int16 for all (quant.ts).
+   */
   quantizeActivations(x: number, xq: number, xd: number, rows: number, inDim: number, kind: number): void;
   matmulQ8_0(out: number, xq: number, xd: number, w: number, bias: number, rows: number, inDim: number, outDim: number,
     tid: number, nt: number): void;
+  /** Q8_0 with the int16 dot product in either build: the same bits as matmulQ8_0. */
+  matmulQ8_0Wide(out: number, xq: number, xd: number, w: number, bias: number, rows: number, inDim: number,
+    outDim: number, tid: number, nt: number): void;
   matmulQ4_0(out: number, xq: number, xd: number, w: number, bias: number, rows: number, inDim: number, outDim: number,
     tid: number, nt: number): void;
   gradWeight(out: number, dY: number, x: number, rows: number, inDim: number, outDim: number, tid: number, nt: number): void;
@@ -63,11 +69,12 @@ export const KERNEL = {
   adamW: 17,
   streamRead: 18,
   simdPeak: 19,
+  matmulQ8_0Wide: 20,
 } as const;
 
 export const KERNEL_NAMES: readonly string[] = ['none', 'matmul', 'matmulBias', 'rmsnorm', 'rope', 'softmax', 'siluMul',
   'silu', 'add', 'attention', 'matmulQ8_0', 'matmulQ4_0', 'gradWeight', 'gradInput', 'siluGrad', 'columnSums',
-  'crossEntropyGrad', 'adamW', 'streamRead', 'simdPeak'];
+  'crossEntropyGrad', 'adamW', 'streamRead', 'simdPeak', 'matmulQ8_0Wide'];
 
 // Memory map: [0, 512 KiB) AssemblyScript static data (checked against staticEnd() at start-up), the control
 // block at 512 KiB (1 KiB), the workers' error texts from 516 KiB (maxThreads × 256 bytes), the f16 → f32 table of the quantized kernels at 576 KiB (256 KiB, quant.ts), the heap from
@@ -197,6 +204,9 @@ export function runShare(ex: KernelExports, kernel: number, i: Int32Array, f: Fl
       return;
     case KERNEL.matmulQ8_0:
       ex.matmulQ8_0(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], i[a + 5], i[a + 6], i[a + 7], tid, nt);
+      return;
+    case KERNEL.matmulQ8_0Wide:
+      ex.matmulQ8_0Wide(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], i[a + 5], i[a + 6], i[a + 7], tid, nt);
       return;
     case KERNEL.matmulQ4_0:
       ex.matmulQ4_0(i[a], i[a + 1], i[a + 2], i[a + 3], i[a + 4], i[a + 5], i[a + 6], i[a + 7], tid, nt);

@@ -5,10 +5,11 @@ import { CONTROL, CONTROL_OFFSET, HALF_TABLE_OFFSET, HEAP_BASE, KERNEL, wasmImpo
 import { createHeap } from './heap.js';
 import { host } from './host.js';
 import { createPool, type Pool } from './pool.js';
+import { chooseQ8Dot } from './q8-dot.js';
 import { chooseSimd } from './simd.js';
 import type { KernelOptions, Kernels, Ptr, RopeLayout, SimdBuild } from './types.js';
 
-export type { Heap, KernelOptions, Kernels, Ptr, QuantType, RopeLayout, SimdBuild } from './types.js';
+export type { Heap, KernelOptions, Kernels, Ptr, Q8Dot, QuantType, RopeLayout, SimdBuild } from './types.js';
 export { relaxedUnavailable } from './simd.js';
 export { QUANT_BLOCK_BYTES, QUERY_RECORD_INTS } from './types.js';
 export { ropeTable } from './rope-table.js';
@@ -77,6 +78,11 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
   new Int32Array(memory.buffer, CONTROL_OFFSET, CONTROL.ints).fill(0);
   ex.initHalfTable();
   const heap = createHeap(memory, HEAP_BASE);
+  const q8Dot = chooseQ8Dot(options.q8Dot ?? 'auto', simd, options.wasmFile ?? simd, ex, heap);
+  // The Q8_0 matmul's kernel and activation layout (quantizeActivations' kind): the int16 form is the plain build's
+  // own matmulQ8_0, and the relaxed build's matmulQ8_0Wide.
+  const q8Kernel = q8Dot === 'int16' && simd === 'relaxed' ? KERNEL.matmulQ8_0Wide : KERNEL.matmulQ8_0;
+  const q8Kind = q8Kernel === KERNEL.matmulQ8_0Wide ? 2 : 0;
   const pool: Pool | null = threads > 1 ? await createPool(module, memory, ex, threads, spinMs) : null;
   const args = pool?.args ?? new Int32Array(0);
   const fargs = pool?.fargs ?? new Float32Array(0);
@@ -110,8 +116,9 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
       quantScratch = heap.alloc(needed);
     }
     const xd = quantScratch + valuesBytes;
-    ex.quantizeActivations(x, quantScratch, xd, rows, inDim, kernel === KERNEL.matmulQ8_0 ? 0 : 1);
-    const fn = kernel === KERNEL.matmulQ8_0 ? ex.matmulQ8_0 : ex.matmulQ4_0;
+    ex.quantizeActivations(x, quantScratch, xd, rows, inDim, kernel === KERNEL.matmulQ4_0 ? 1 : q8Kind);
+    const fn = kernel === KERNEL.matmulQ4_0 ? ex.matmulQ4_0 : kernel === KERNEL.matmulQ8_0 ? ex.matmulQ8_0 :
+      ex.matmulQ8_0Wide;
     const p = parallel(rows * inDim * outDim);
     if (p === null) return fn(out, quantScratch, xd, w, bias, rows, inDim, outDim, 0, 1);
     args[0] = out; args[1] = quantScratch; args[2] = xd; args[3] = w; args[4] = bias; args[5] = rows; args[6] = inDim;
@@ -131,6 +138,7 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
     heap,
     threads,
     simd,
+    q8Dot,
 
     matmul(out: Ptr, x: Ptr, w: Ptr, rows: number, inDim: number, outDim: number): void {
       const p = parallel(rows * inDim * outDim);
@@ -147,7 +155,7 @@ export async function createKernels(options: KernelOptions = {}): Promise<Kernel
     },
 
     matmulQ8_0(out: Ptr, x: Ptr, w: Ptr, rows: number, inDim: number, outDim: number, bias: Ptr = 0): void {
-      quantMatmul(KERNEL.matmulQ8_0, 'matmulQ8_0', out, x, w, rows, inDim, outDim, bias);
+      quantMatmul(q8Kernel, 'matmulQ8_0', out, x, w, rows, inDim, outDim, bias);
     },
 
     matmulQ4_0(out: Ptr, x: Ptr, w: Ptr, rows: number, inDim: number, outDim: number, bias: Ptr = 0): void {

@@ -56,11 +56,24 @@ describe('kernel build choice', () => {
   it('createKernels reports the build it loaded, and refuses a forced relaxed build where it cannot run', async () => {
     const plain = await createKernels({ simd: 'plain' });
     assert.equal(plain.simd, 'plain');
+    assert.equal(plain.q8Dot, 'int16');
     await plain.close();
+    await assert.rejects(createKernels({ simd: 'plain', q8Dot: 'int8' }),
+      /KernelOptions.q8Dot 'int8' needs the relaxed-SIMD build, but the plain one is loaded/);
     if (unavailable === null) {
       const relaxed = await createKernels({ simd: 'relaxed', threads: 2 });
       assert.equal(relaxed.simd, 'relaxed');
       await relaxed.close();
+      // The Q8_0 dot product: forced forms are kept; 'auto' times both once per process, so two sets agree.
+      for (const q8Dot of ['int8', 'int16'] as const) {
+        const k = await createKernels({ simd: 'relaxed', q8Dot });
+        assert.equal(k.q8Dot, q8Dot);
+        await k.close();
+      }
+      const [a, b] = [await createKernels({ simd: 'relaxed' }), await createKernels({ simd: 'relaxed' })];
+      assert.ok(a.q8Dot === 'int8' || a.q8Dot === 'int16', a.q8Dot);
+      assert.equal(b.q8Dot, a.q8Dot);
+      await Promise.all([a.close(), b.close()]);
     } else {
       await assert.rejects(createKernels({ simd: 'relaxed' }),
         /KernelOptions.simd 'relaxed' asks for the relaxed-SIMD kernels, but/);
@@ -70,12 +83,13 @@ describe('kernel build choice', () => {
 
 describe('relaxed build against the plain build', { skip: unavailable === null ? false :
   `relaxed SIMD unavailable on Node ${process.versions.node} (${unavailable}): only the plain build runs here` }, () => {
-  // [plain 1 thread, plain 2 threads, relaxed 1 thread, relaxed 2 threads]; the 2-thread sets split every call.
+  // [plain 1 thread, plain 2 threads, then relaxed with each Q8_0 dot product (q8-dot.ts) on 1 and 2 threads]; the
+  // 2-thread sets split every call.
   let sets: Kernels[] = [];
   before(async () => {
-    for (const simd of ['plain', 'relaxed'] as const) {
-      sets.push(await createKernels({ simd, threads: 1 }));
-      sets.push(await createKernels({ simd, threads: 2, minParallelWork: 0 }));
+    for (const [simd, q8Dot] of [['plain', 'int16'], ['relaxed', 'int8'], ['relaxed', 'int16']] as const) {
+      sets.push(await createKernels({ simd, q8Dot, threads: 1 }));
+      sets.push(await createKernels({ simd, q8Dot, threads: 2, minParallelWork: 0 }));
     }
   });
   after(async () => {
@@ -100,7 +114,7 @@ describe('relaxed build against the plain build', { skip: unavailable === null ?
       matmulQ(k, type, out, px, pw, rows, inDim, outDim, pb);
       const got = read(k.heap, out, rows * outDim);
       if (first === undefined) first = got;
-      else assertSameBits(got, first, `${what}: ${k.simd} on ${k.threads} thread(s) against plain on 1`);
+      else assertSameBits(got, first, `${what}: ${k.simd} (Q8_0 ${k.q8Dot}) on ${k.threads} thread(s) against plain on 1`);
       for (const p of [px, pw, pb, out]) if (p !== 0) k.heap.free(p);
     }
     return first ?? new Float32Array(0);
@@ -168,8 +182,9 @@ describe('relaxed build against the plain build', { skip: unavailable === null ?
       import * as ref from ${JSON.stringify(new URL('./reference.js', import.meta.url).href)};
       import { put, putBytes, read, randomFloats, randomQuantBlocks, seeded } from
         ${JSON.stringify(new URL('./testing.js', import.meta.url).href)};
-      const sets = [await createKernels({ simd: 'plain' }), await createKernels({ simd: 'relaxed' }),
-        await createKernels({ simd: 'relaxed', threads: 2, minParallelWork: 0 })];
+      const sets = [await createKernels({ simd: 'plain' }), await createKernels({ simd: 'relaxed', q8Dot: 'int8' }),
+        await createKernels({ simd: 'relaxed', q8Dot: 'int8', threads: 2, minParallelWork: 0 }),
+        await createKernels({ simd: 'relaxed', q8Dot: 'int16' })];
       const rand = seeded(33);
       let checked = 0;
       for (const type of ['q8_0', 'q4_0']) {
@@ -185,7 +200,7 @@ describe('relaxed build against the plain build', { skip: unavailable === null ?
             const got = read(k.heap, out, rows * outDim);
             const bad = got.findIndex((v, i) => !Object.is(v, expected[i]));
             if (bad >= 0) {
-              console.error(type + ' ' + k.simd + ' ' + k.threads + 't ' + rows + 'x' + inDim + 'x' + outDim + ' [' + bad +
+              console.error(type + ' ' + k.simd + ' ' + k.q8Dot + ' ' + k.threads + 't ' + rows + 'x' + inDim + 'x' + outDim + ' [' + bad +
                 '] = ' + got[bad] + ', expected ' + expected[bad]);
               process.exit(1);
             }
@@ -199,7 +214,7 @@ describe('relaxed build against the plain build', { skip: unavailable === null ?
       const child = spawnSync(process.execPath, [...tier, '--input-type=module', '-e', script], { encoding: 'utf8',
         timeout: 60_000 });
       assert.equal(child.status, 0, `${tier.join(' ')}: ${child.stderr}`);
-      assert.match(child.stdout, /checked 18/, `${tier.join(' ')}: ${child.stdout}`);
+      assert.match(child.stdout, /checked 24/, `${tier.join(' ')}: ${child.stdout}`);
     }
   });
 });

@@ -28,6 +28,13 @@ export interface Heap {
  */
 export type SimdBuild = 'plain' | 'relaxed';
 
+/**
+ * How the Q8_0 matmul forms its integer block sums: 'int8' (relaxed SIMD's int8 dot product, the relaxed build only)
+ * or 'int16' (dot_i16x8_s on int16 activations, every build). Both give the same bits; which is faster depends on the
+ * CPU (int8 where V8 lowers the relaxed dot to one AVX-VNNI instruction).
+ */
+export type Q8Dot = 'int8' | 'int16';
+
 /** Weight encodings of the quantized matmuls: GGML block types. */
 export type QuantType = 'q8_0' | 'q4_0';
 
@@ -54,6 +61,8 @@ export interface Kernels {
   readonly threads: number;
   /** The kernel build loaded (KernelOptions.simd). */
   readonly simd: SimdBuild;
+  /** The Q8_0 matmul's dot product (KernelOptions.q8Dot): always 'int16' in the plain build. */
+  readonly q8Dot: Q8Dot;
 
   /** out[t][o] = Σ_i x[t][i] · w[o][i] for t < rows, o < outDim. w is [outDim, inDim]. */
   matmul(out: Ptr, x: Ptr, w: Ptr, rows: number, inDim: number, outDim: number): void;
@@ -165,6 +174,12 @@ export interface KernelOptions {
    * product wrong), else 'plain'. Forcing 'relaxed' where it cannot run throws.
    */
   simd?: SimdBuild | 'auto';
+  /**
+   * The Q8_0 matmul's dot product in the relaxed build: 'auto' (default) times both once per process on a small
+   * cache-resident matrix and keeps the faster; 'int8' / 'int16' force one. The plain build has only 'int16' (asking
+   * it for 'int8' throws).
+   */
+  q8Dot?: Q8Dot | 'auto';
   /**
    * A kernels module file to load instead of the build `simd` names, compiled with the same exports (benchmarks of a
    * kernel change against the previous build, in one process: bench/kernels-bench.ts --baseline).

@@ -3,7 +3,7 @@
 // Pointers are byte offsets into the shared memory; f32 data is expected 16-byte aligned (loads tolerate less).
 import { matmulShare } from './matmul';
 import { attentionShare } from './attention';
-import { matmulQ8_0Share, matmulQ4_0Share } from './quant';
+import { matmulQ8_0Share, matmulQ8_0WideShare, matmulQ4_0Share } from './quant';
 import { GRAD_INPUT_PACK, gradWeightShare, gradInputShare, siluGradShare, columnSumsShare, crossEntropyGradShare, adamWShare } from './train';
 export { sumOfSquares, scale } from './train';
 import { rmsnormShare, softmaxShare, ropeShare, siluMulShare, siluShare, addShare } from './elementwise';
@@ -29,6 +29,12 @@ export { quantizeActivations, initHalfTable, halfTable, quantSink } from './quan
 export function matmulQ8_0(out: usize, xq: usize, xd: usize, w: usize, bias: usize, rows: i32, inDim: i32, outDim: i32,
   tid: i32, nt: i32): void {
   matmulQ8_0Share(out, xq, xd, w, bias, rows, inDim, outDim, tid, nt);
+}
+
+/** matmulQ8_0 with the int16 dot product in either build (quant.ts, type markers); activations of kind 2. */
+export function matmulQ8_0Wide(out: usize, xq: usize, xd: usize, w: usize, bias: usize, rows: i32, inDim: i32,
+  outDim: i32, tid: i32, nt: i32): void {
+  matmulQ8_0WideShare(out, xq, xd, w, bias, rows, inDim, outDim, tid, nt);
 }
 
 export function matmulQ4_0(out: usize, xq: usize, xd: usize, w: usize, bias: usize, rows: i32, inDim: i32, outDim: i32,

@@ -53,8 +53,12 @@ const Q4_BYTES: usize = 18;
  */
 const X_BYTES: usize = 64;
 
-/** quantizeActivations' `kind`: which matrix type the activations are for (relaxed build; the plain one ignores it). */
+/**
+ * quantizeActivations' `kind`: which matrix type and form the activations are for (relaxed build; the plain one
+ * writes int16 for all): 0 = Q8_0 relaxed (x⁺, x⁻ int8), 1 = Q4_0 (int8), 2 = Q8_0 int16 form (int16, as plain).
+ */
 const KIND_Q8: i32 = 0;
+const KIND_Q8_WIDE: i32 = 2;
 
 /**
  * A store target that pins V8's instruction order. V8 keeps loads in program order but places arithmetic as late as
@@ -71,7 +75,17 @@ export function quantSink(): i32 {
   return i32x4.extract_lane(sink, 0);
 }
 
-// Type markers of the generic kernels below: i8 = Q8_0, u8 = Q4_0 (resolved at compile time by isSigned<K>()).
+// Type markers of the generic kernels below, resolved at compile time: i8 = Q8_0 and u8 = Q4_0, each with the relaxed
+// int8 dot product in the relaxed build; i16 = Q8_0 with the int16 dot product (dot_i16x8_s) in either build. The
+// relaxed build keeps both Q8_0 forms because the relaxed one pays only where V8 lowers the dot to one instruction
+// (AVX-VNNI): elsewhere it becomes pmaddubsw + pmaddwd + paddd, twice per weight vector (x⁺ and x⁻), and measured
+// 1.1–1.6× slower than the int16 form (AMD EPYC Zen 3, Node 24). src/kernels/index.ts times both at start-up and
+// keeps the faster; both give the same bits (exact block sums, the same chain).
+
+/** Whether K's kernels form block sums with the relaxed int8 dot product (see the type markers above). */
+@inline function relaxed<K>(): bool {
+  return ASC_FEATURE_RELAXED_SIMD && sizeof<K>() == 1;
+}
 
 @inline function blockBytes<K>(): usize {
   return isSigned<K>() ? Q8_BYTES : Q4_BYTES;
@@ -155,7 +169,7 @@ export function quantizeActivations(x: usize, xq: usize, xd: usize, rows: i32, i
       const h1 = i16x8.narrow_i32x4_s(roundScaled(v2, s), roundScaled(v3, s));
       const h2 = i16x8.narrow_i32x4_s(roundScaled(v4, s), roundScaled(v5, s));
       const h3 = i16x8.narrow_i32x4_s(roundScaled(v6, s), roundScaled(v7, s));
-      if (ASC_FEATURE_RELAXED_SIMD) {
+      if (ASC_FEATURE_RELAXED_SIMD && kind != KIND_Q8_WIDE) {
         // |q| ≤ 127: both narrowings are exact.
         const b0 = i8x16.narrow_i16x8_s(h0, h1), b1 = i8x16.narrow_i16x8_s(h2, h3);
         if (kind == KIND_Q8) {
@@ -268,7 +282,7 @@ export function quantizeActivations(x: usize, xq: usize, xd: usize, rows: i32, i
 }
 
 @inline function isum<K>(q: usize, px: usize): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return isumR<K>(prep<K>(q, 0), prep<K>(q, 1), px);
+  if (relaxed<K>()) return isumR<K>(prep<K>(q, 0), prep<K>(q, 1), px);
   return isSigned<K>() ? isumQ8(q, px) : isumQ4(q, px);
 }
 
@@ -328,7 +342,7 @@ function rows4<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i3
   while (pd < dEnd) {
     const dw = v128.load32_splat(scaleAt(q)); // scalar loads first (see cols4)
     let t: v128;
-    if (ASC_FEATURE_RELAXED_SIMD) {
+    if (relaxed<K>()) {
       const w0 = prep<K>(q, 0), w1 = prep<K>(q, 1);
       let p = px;
       const s0 = isumR<K>(w0, w1, p);
@@ -483,7 +497,7 @@ function cols4<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, r: i3
     const s2 = isum<K>(q2, px);
     sink = s2;
     let t = totals4(s0, s1, s2, isum<K>(q3, px));
-    if (ASC_FEATURE_RELAXED_SIMD && !isSigned<K>()) t = i32x4.sub(t, v128.load32_splat(pd + sums)); // −8·Σx
+    if (relaxed<K>() && !isSigned<K>()) t = i32x4.sub(t, v128.load32_splat(pd + sums)); // −8·Σx
     acc = chain(acc, t, d);
     q0 += blockBytes<K>(); q1 += blockBytes<K>(); q2 += blockBytes<K>(); q3 += blockBytes<K>();
     px += X_BYTES;
@@ -509,7 +523,7 @@ function quantShare<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, 
   for (let j = 0; j < run; j++) {
     const c = o0 + j;
     for (let r = 0; r < r4; r += 4) {
-      if (ASC_FEATURE_RELAXED_SIMD && isSigned<K>()) {
+      if (relaxed<K>() && isSigned<K>()) {
         for (let k = 0; k < 8; k += 2) rowsQ8(out, xq, xd, w, bias, r, inDim, outDim, c + k * run, c + (k + 1) * run, r == 0);
         continue;
       }
@@ -530,7 +544,7 @@ function quantShare<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, 
     const last = o1 - 1;
     for (let r = 0; r < r4; r += 4) {
       for (let o = c; o < min(c + 4, o1); o++) {
-        if (ASC_FEATURE_RELAXED_SIMD && isSigned<K>()) rowsQ8(out, xq, xd, w, bias, r, inDim, outDim, o, o, false);
+        if (relaxed<K>() && isSigned<K>()) rowsQ8(out, xq, xd, w, bias, r, inDim, outDim, o, o, false);
         else rows4<K>(out, xq, xd, w, bias, r, rows, inDim, outDim, o, -1);
       }
     }
@@ -543,6 +557,12 @@ function quantShare<K>(out: usize, xq: usize, xd: usize, w: usize, bias: usize, 
 export function matmulQ8_0Share(out: usize, xq: usize, xd: usize, w: usize, bias: usize, rows: i32, inDim: i32,
   outDim: i32, tid: i32, nt: i32): void {
   quantShare<i8>(out, xq, xd, w, bias, rows, inDim, outDim, tid, nt);
+}
+
+/** Q8_0 with the int16 dot product (the plain build's kernel), in either build; activations of kind 2. */
+export function matmulQ8_0WideShare(out: usize, xq: usize, xd: usize, w: usize, bias: usize, rows: i32, inDim: i32,
+  outDim: i32, tid: i32, nt: i32): void {
+  quantShare<i16>(out, xq, xd, w, bias, rows, inDim, outDim, tid, nt);
 }
 
 export function matmulQ4_0Share(out: usize, xq: usize, xd: usize, w: usize, bias: usize, rows: i32, inDim: i32,
