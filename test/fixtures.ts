@@ -23,6 +23,15 @@ export function missing(...parts: string[]): string | false {
   return existsSync(path) ? false : `fixture ${path} not found (set REDRAFTER_MODELS)`;
 }
 
+/**
+ * A skip reason in CI's second leg (.ci/run sets REDRAFTER_CI_SECOND_LEG), else false: that leg reruns the suite on
+ * Node 24 for the relaxed-SIMD kernel build, so the long tests that exercise none of it (the WebGPU sweeps, the GPU
+ * carry) run in the first leg only, which keeps the suite within its time budget.
+ */
+export function firstLegOnly(): string | false {
+  return process.env['REDRAFTER_CI_SECOND_LEG'] ? 'CI second leg (REDRAFTER_CI_SECOND_LEG): ran in the first leg' : false;
+}
+
 export const stories260K = {
   model: fixture('stories260K', 'stories260K.bin'),
   tokenizer: fixture('stories260K', 'tok512.bin'),

@@ -9,7 +9,7 @@ import { loadDrafter, loadModel } from '../engine/load.js';
 import { generateText } from '../engine/generate.js';
 import { defaultDrafterPath } from '../engine/default-model.js';
 import { startDemoServer, type DemoServer } from '../cli/demo.js';
-import { missing, stories260K } from '../../test/fixtures.js';
+import { firstLegOnly, missing, stories260K } from '../../test/fixtures.js';
 import { chromiumMissing, launchChromium, openPage } from '../../test/chromium.js';
 import { makeXlQ8Fixture, type XlFixture } from '../../test/xl-fixture.js';
 
@@ -158,7 +158,7 @@ for (const threads of [1, 2]) {
 }
 
 test('Chromium library on WebGPU (SwiftShader): ReDrafter ids equal plain ids, and equal the Node engine on WebGPU',
-  { skip, timeout: 240_000 }, async () => {
+  { skip: skip || firstLegOnly(), timeout: 240_000 }, async () => {
     const { testDevice } = await import('../webgpu/test-device.js');
     const device = await testDevice();
     // stories260K on 1 thread, greedy and sampled; stories260K-xl Q8_0 (75 M parameters: SwiftShader takes seconds

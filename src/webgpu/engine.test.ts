@@ -9,7 +9,7 @@ import { generateText, type GenerateOptions } from '../engine/generate.js';
 import { schedulerFor } from '../engine/scheduler.js';
 import { randomDrafter } from '../drafter/checkpoint.js';
 import { defaultDrafterPath } from '../engine/default-model.js';
-import { missing, stories260K } from '../../test/fixtures.js';
+import { firstLegOnly, missing, stories260K } from '../../test/fixtures.js';
 import { bigramDrafter } from '../../test/drafters.js';
 import { testDevice } from './test-device.js';
 import type { EngineWebGpuModel } from './engine-model.js';
@@ -51,7 +51,8 @@ test('loadModel({ backend: "webgpu" }): greedy generate() equals llama2.c run.c'
   });
 });
 
-test('ReDrafter on WebGPU emits exactly the plain-decoding ids: 20 prompts × W × L, greedy and seeded', { skip },
+test('ReDrafter on WebGPU emits exactly the plain-decoding ids: 20 prompts × W × L, greedy and seeded',
+  { skip: skip || firstLegOnly() },
   async () => {
     await withGpuModel(async (loaded) => {
       const random = loadDrafter(loaded, randomDrafter(loaded.model.config, { seed: 2 }));
@@ -145,7 +146,8 @@ test('WebGPU reads back what the step needs: argmax ids in greedy decoding, logi
     });
   });
 
-test('the drafter on the GPU: ReDrafter ids equal plain decoding, and it drafts what the host drafter drafts', { skip },
+test('the drafter on the GPU: ReDrafter ids equal plain decoding, and it drafts what the host drafter drafts',
+  { skip: skip || firstLegOnly() },
   async (t) => {
     await withGpuModel(async (loaded) => {
       const shipped = loadDrafter(loaded, defaultDrafterPath()!, { drafterOn: 'device' });

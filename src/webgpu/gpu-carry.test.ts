@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
+import { firstLegOnly } from '../../test/fixtures.js';
 import { testDevice } from './test-device.js';
 
 const device = await testDevice();
@@ -19,7 +20,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const script = join(root, 'scripts', 'prepare-gpu-carry.mjs');
 const tools = spawnSync('sh', ['-c', 'command -v apt-get && command -v dpkg-deb && command -v npm'], { encoding: 'utf8' });
 // The folder does not depend on the Node running the tests (it carries its own): .ci/run checks it in one leg.
-const skipCarry = process.env['REDRAFTER_SKIP_CARRY_TEST'] ? 'REDRAFTER_SKIP_CARRY_TEST is set' : false;
+const skipCarry = firstLegOnly();
 
 function folderBytes(dir: string): number {
   let total = 0;
