@@ -293,5 +293,24 @@ test('online verify costs stay monotone in the row count however noisy the sampl
     assert.ok(costs.verifyAt(n) >= costs.verifyAt(n - 1), `verify(${n}) ${costs.verifyAt(n)} < verify(${n - 1})`);
   }
   assert.ok(costs.verifyAt(3) <= costs.verifyAt(6) && costs.verifyAt(6) < 1.11, 'a fast 6-row forward bounds 3 rows too');
-  assert.ok(Math.abs(costs.verifyAt(20) - (1 + 0.1 * 20)) < 1e-12, 'counts never observed above stay as calibrated');
+  // Counts never measured follow the calibration, scaled as the nearest measured count was (6 rows: 1.1 against a
+  // calibrated 1.6).
+  assert.ok(Math.abs(costs.verifyAt(20) / (1 + 0.1 * 20) - costs.verifyAt(6) / 1.6) < 1e-9,
+    `20 rows: ${costs.verifyAt(20)}`);
+});
+
+test('a calibration taken on a busy machine is corrected for tree sizes never run, so longer trees get their chance', () => {
+  // The machine's real verification cost, and a calibration that read every forward 1.6× dearer (it ran while the
+  // machine was busy); the drafter's every token is accepted, so the longest tree is the best.
+  const real = (n: number): number => 1 + 0.1 * (n - 1);
+  const controller = createSpeculationController(syntheticCosts((n) => 1.6 * real(n), () => 0.01));
+  const policy = controller.createPolicy();
+  // Steps of one shape only (1 × 4: 4 nodes), which is what a controller misled by the calibration runs.
+  for (let i = 0; i < 60; i++) policy.observeTree({ beams: 1, beamLength: 4 }, 4, 3, 0.01, real(4), 0);
+  for (const n of [5, 8, 20]) {
+    assert.ok(Math.abs(controller.costs.verifyAt(n) / real(n) - 1) < 0.02,
+      `${n} nodes: ${controller.costs.verifyAt(n)} against a real ${real(n)}`);
+  }
+  const next = policy.choose(8);
+  assert.ok(next !== null && next.beams === 1 && next.beamLength === 8, `chosen: ${JSON.stringify(next)}`);
 });

@@ -78,6 +78,46 @@ export function createSpeculationCosts(json: SpeculationCostsJson): SpeculationC
   const accept = check('accept', json.accept, SHAPES);
   const nodes = check('nodes', json.nodes, SHAPES);
   if (!(json.plain > 0)) throw new RangeError(`speculation costs: "plain" must be a positive number, got ${json.plain}`);
+  // The verification table is the calibration corrected by what steps measured. Each row count is measured only by
+  // the steps that run it, so a count never run would keep the calibration's figure for good: on xl F32 at 1 thread a
+  // calibration taken while the machine was busy read every forward ~1.6× dearer than the steps then did, the 4-node
+  // trees the controller ran corrected 4 nodes alone, 5-node trees still looked 1.8× dearer than 4-node ones, were
+  // never explored (the runner-up must promise 90 % of the best), and 1 × 5, the best tree there, never ran. So a
+  // count not measured takes the calibration scaled by the measured/calibrated ratio of the measured counts around
+  // it (interpolated between the nearest below and above, the nearest one's beyond them).
+  const calibrated = Float64Array.from(verify);
+  /** Running average of the forwards measured at each row count, 0 where none ran. */
+  const measured = new Float64Array(CONTROLLER_MAX_NODES + 1);
+
+  /** measured / calibrated at a measured count m. */
+  function ratio(m: number): number {
+    return calibrated[m] > 0 ? measured[m] / calibrated[m] : 1;
+  }
+
+  /** Rebuilds `verify` from `calibrated` and `measured` (see above); allocation-free. */
+  function correctVerify(): void {
+    let below = 0; // the nearest measured count below j, 0 for none
+    for (let j = 1; j <= CONTROLLER_MAX_NODES; j++) {
+      if (measured[j] > 0) {
+        verify[j] = measured[j];
+        below = j;
+        continue;
+      }
+      let above = j + 1;
+      while (above <= CONTROLLER_MAX_NODES && !(measured[above] > 0)) above++;
+      if (above > CONTROLLER_MAX_NODES) above = 0;
+      let scale = 1;
+      if (below > 0 && above > 0) scale = ratio(below) + (j - below) * (ratio(above) - ratio(below)) / (above - below);
+      else if (below > 0) scale = ratio(below);
+      else if (above > 0) scale = ratio(above);
+      let value = calibrated[j] * scale;
+      // Between two measured counts it stays between their costs (the curve is monotone, see observeTree).
+      if (j > 1) value = Math.max(value, verify[j - 1]);
+      if (above > 0) value = Math.min(value, measured[above]);
+      verify[j] = value;
+    }
+  }
+
   const costs: SpeculationCosts = {
     verify, draft, accept, nodes,
     plain: json.plain,
@@ -101,13 +141,16 @@ export function createSpeculationCosts(json: SpeculationCostsJson): SpeculationC
       nodes[s] += AVERAGING * (n - nodes[s]);
       if (forwardRows >= 1 && forwardRows <= CONTROLLER_MAX_NODES) {
         const m = forwardRows;
-        verify[m] = averaged(verify[m], verifySeconds);
-        // A forward over more rows never costs less than one over fewer. Each row count is refined only by the
-        // steps that ran it, and on 2 threads a few noisy samples (±10 %) had made 4 rows look cheaper than 3 and 8
-        // cheaper than 6, so the controller preferred the bigger tree for nothing; the new sample bounds its
-        // neighbours instead (smaller counts from above, larger from below), which keeps the curve monotone.
-        for (let j = m - 1; j >= 1 && verify[j] > verify[m]; j--) verify[j] = verify[m];
-        for (let j = m + 1; j <= CONTROLLER_MAX_NODES && verify[j] < verify[m]; j++) verify[j] = verify[m];
+        measured[m] = averaged(measured[m] > 0 ? measured[m] : verify[m], verifySeconds);
+        // A forward over more rows never costs less than one over fewer. On 2 threads a few noisy samples (±10 %)
+        // had made 4 rows look cheaper than 3 and 8 cheaper than 6, so the controller preferred the bigger tree for
+        // nothing; the new sample bounds the other measured counts instead (smaller from above, larger from
+        // below), which keeps the curve monotone.
+        for (let j = m - 1; j >= 1; j--) if (measured[j] > measured[m]) measured[j] = measured[m];
+        for (let j = m + 1; j <= CONTROLLER_MAX_NODES; j++) {
+          if (measured[j] > 0 && measured[j] < measured[m]) measured[j] = measured[m];
+        }
+        correctVerify();
       }
     },
     observePlain(seconds) {
@@ -137,9 +180,13 @@ function timed(repeats: number, work: () => void): number {
 }
 
 /**
- * Median seconds of one forward over k tokens (all logits) after a context of `context` tokens, for each k of
- * `sizes` in order, each after one unmeasured run, on a cache of its own (the model's output buffers are
- * overwritten). The verification forward of a k-node tree costs this (calibrateCosts, benchmark.ts verifyCostCurve).
+ * Seconds of one forward over k tokens (all logits) after a context of `context` tokens, for each k of `sizes`, on a
+ * cache of its own (the model's output buffers are overwritten): every size run once untimed, then `repeats` rounds
+ * over all sizes, and the fastest run of each size. On a shared host, noise only ever adds time and comes in bursts
+ * (measured on a 2-core AMD EPYC: the same 4-token forward read 13.7–25.6 ms across calibrations a minute apart), so
+ * interleaved rounds and the minimum give each size its undisturbed cost, where per-size medians of a few runs had
+ * read 4 tokens at 2.5× the cost of 2 and kept the controller on 1 × 2 trees. The verification forward of a k-node
+ * tree costs this (calibrateCosts, benchmark.ts verifyCostCurve).
  */
 export function forwardSeconds(model: Model, context: number, sizes: readonly number[], repeats: number): number[] {
   const n = context + Math.max(...sizes);
@@ -155,17 +202,23 @@ export function forwardSeconds(model: Model, context: number, sizes: readonly nu
     }
     const batch: ForwardBatch = { count: 1, tokens: tokens.subarray(context), positions: positions.subarray(context),
       writeSlot: context, prefixLengths: prefix.subarray(context), logits: 'all' };
-    return sizes.map((k) => {
-      batch.count = k;
-      return timed(repeats, () => model.forward(cache, batch));
-    });
+    const best = sizes.map(() => Infinity);
+    for (let round = -1; round < repeats; round++) {
+      sizes.forEach((k, i) => {
+        batch.count = k;
+        const started = performance.now();
+        model.forward(cache, batch);
+        if (round >= 0) best[i] = Math.min(best[i], (performance.now() - started) / 1000);
+      });
+    }
+    return best;
   } finally {
     cache.free();
   }
 }
 
 export interface CalibrationOptions {
-  /** Measured runs per point (median; default 3). */
+  /** Measured rounds over the forward sizes (the fastest run of each; default 4). */
   repeats?: number;
   /** Tokens in the cache before the measured forwards (default 32). */
   context?: number;
@@ -179,7 +232,7 @@ export interface CalibrationOptions {
  * buffers are overwritten.
  */
 export function calibrateCosts(model: Model, search: BeamSearch, options: CalibrationOptions = {}): SpeculationCosts {
-  const repeats = options.repeats ?? 3;
+  const repeats = options.repeats ?? 4;
   const context = calibrationContext(model, options);
   return costsFromMeasurements(forwardSeconds(model, context, [...CALIBRATION_SIZES, 1], repeats),
     hostDraftSeconds(model, search, repeats));
@@ -193,7 +246,7 @@ export async function calibrateCostsAsync(model: Model, search: BeamSearch, opti
   deviceSearch?: DeviceBeamSearch): Promise<SpeculationCosts> {
   const forwardAsync = model.forwardSequencesAsync;
   if (!forwardAsync) throw new Error('calibrateCostsAsync: the model has no asynchronous forward');
-  const repeats = options.repeats ?? 3;
+  const repeats = options.repeats ?? 4;
   const context = calibrationContext(model, options);
   const sizes = [...CALIBRATION_SIZES, 1];
   const n = context + Math.max(...sizes);
@@ -208,17 +261,15 @@ export async function calibrateCostsAsync(model: Model, search: BeamSearch, opti
     for (let start = 0; start < context; start += 64) {
       await forwardAsync.call(model, row(Math.min(64, context - start), start, false));
     }
-    const measured: number[] = [];
-    for (const k of sizes) {
-      const batch = row(k, context, true);
-      await forwardAsync.call(model, batch);
-      const times: number[] = [];
-      for (let r = 0; r < repeats; r++) {
+    // As forwardSeconds: every size once untimed, then interleaved rounds, the fastest run of each size.
+    const batches = sizes.map((k) => row(k, context, true));
+    const measured = sizes.map(() => Infinity);
+    for (let round = -1; round < repeats; round++) {
+      for (const [i, batch] of batches.entries()) {
         const started = performance.now();
         await forwardAsync.call(model, batch);
-        times.push((performance.now() - started) / 1000);
+        if (round >= 0) measured[i] = Math.min(measured[i], (performance.now() - started) / 1000);
       }
-      measured.push(median(times));
     }
     // The device search drafts from row 0 of the latest forward's hidden states (the last measured batch's).
     return costsFromMeasurements(measured, deviceSearch ? await deviceDraftSeconds(model, deviceSearch, repeats)
