@@ -156,6 +156,7 @@ function scheduledController(costs: SpeculationCosts, schedule: readonly (TreeSh
         finish() {},
       };
     },
+    treesCanPayAlone: () => true,
   };
 }
 
@@ -222,6 +223,48 @@ test('generate() without a shape uses the controller; with one, the fixed tree',
     await loaded.close();
   }
 });
+
+test('trees can pay alone only where a fully accepted tree beats plain decoding', () => {
+  const flat = (): number => 1;
+  assert.equal(createSpeculationController(syntheticCosts(flat, () => 0.02)).treesCanPayAlone(), true);
+  assert.equal(createSpeculationController(syntheticCosts(flat, () => 0.02)).treesCanPayAlone(1), false,
+    'no tree fits in one position');
+  // The stories260K case: drafting one beam step costs more than the model's whole forward.
+  const dear = createSpeculationController(syntheticCosts(flat, (W, L) => 1.2 * W * (L - 1)));
+  assert.equal(dear.treesCanPayAlone(), false);
+  // A verification that grows with the nodes: a 1 × 2 tree (2 tokens for 1.9 of a token's time) pays at most.
+  const linear = createSpeculationController(syntheticCosts((n) => 0.1 + 0.9 * n, () => 0));
+  assert.equal(linear.treesCanPayAlone(), true);
+  const steep = createSpeculationController(syntheticCosts((n) => (n === 1 ? 1 : 1.5 * n), () => 0));
+  assert.equal(steep.treesCanPayAlone(), false);
+});
+
+test('where trees cannot pay, generate() decodes autoregressively, reports plain steps and feeds back their time',
+  { skip }, async () => {
+    const loaded = await loadModel({ model: stories260K.model, tokenizer: stories260K.tokenizer, threads: 1 });
+    const drafter = loadDrafter(loaded, defaultDrafterPath()!);
+    try {
+      // Drafting dearer than 100 forwards; the plain cost saved far too high (10 s a step).
+      const costs = syntheticCosts(() => 10, () => 1000);
+      const { controller } = speculationController(loaded, drafter, 'greedy',
+        { costs: costs.toJSON(), updatedAt: '', machine: '' });
+      assert.equal(controller.treesCanPayAlone(), false);
+      const base = { prompt: 'Once upon a time', maxTokens: 48 };
+      const plain = await generateText(loaded, base);
+      const auto = await generateText(loaded, { ...base, drafter });
+      assert.deepEqual(auto.ids, plain.ids);
+      const stats = auto.stats.redrafter!;
+      assert.deepEqual(stats.shapes, { plain: auto.stats.steps });
+      assert.equal(stats.draftSeconds + stats.verifySeconds, 0);
+      assert.ok(stats.plainSeconds > 0 && stats.plainSeconds <= auto.stats.decodeSeconds,
+        `plain ${stats.plainSeconds} s of ${auto.stats.decodeSeconds} s`);
+      // The measured steps (well under 10 s each) pulled the plain cost down.
+      assert.ok(controller.costs.plain < 9, `plain cost ${controller.costs.plain}`);
+    } finally {
+      drafter.dispose();
+      await loaded.close();
+    }
+  });
 
 test('under load a tree costs what it adds to the batch: trees shrink, then plain decoding, as the batch fills', () => {
   // A CPU-like verification: flat up to 8 rows (weight streaming), then compute-bound at 0.25 of a token per row.

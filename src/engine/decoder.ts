@@ -282,12 +282,29 @@ export function createAutoregressiveDecoder(model: Model, options: SequenceOptio
   return decoderOf(model, createAutoregressiveStepper(model, options));
 }
 
-export function createAutoregressiveStepper(model: Model, options: SequenceOptions): SequenceStepper {
+/**
+ * What an autoregressive stepper that stands in for ReDrafter reports (generate.ts: a speculation controller that
+ * rules trees out): its steps as plain ones in `stats`, and, when the sequence ends having run alone, its decoding
+ * steps' mean seconds to `observe` (the controller's plain cost). Per step only a count and a clock read: the time is the span
+ * from the first decoding step's plan to the last step's completion.
+ */
+export interface PlainReport {
+  stats: DecoderStats;
+  observe(secondsPerStep: number): void;
+}
+
+export function createAutoregressiveStepper(model: Model, options: SequenceOptions, report?: PlainReport):
+  SequenceStepper {
   const state = createSequenceState(model, options);
   const { cache } = state;
   const prefill = createPrefill(state);
   let row = -1;
   const committedLogitRows = new Int32Array(1);
+  let steps = 0;
+  let firstPlan = 0;
+  let lastComplete = 0;
+  /** Every step's forward carried this sequence alone (only then is a step's time the plain cost). */
+  let alone = true;
 
   const pick = (logitsRow: number): number => {
     committedLogitRows[0] = logitsRow;
@@ -316,6 +333,7 @@ export function createAutoregressiveStepper(model: Model, options: SequenceOptio
     plan(batch, budget) {
       batch.declareReads(!state.idsOnly, false);
       if (prefill.active) return prefill.plan(batch, budget);
+      if (report && steps === 0) firstPlan = performance.now();
       const position = cache.length;
       cache.ensure(position + 1);
       row = batch.addRow(batch.cacheIndex(cache), state.history[state.length - 1], position, position, position + 1,
@@ -332,9 +350,22 @@ export function createAutoregressiveStepper(model: Model, options: SequenceOptio
       cache.length++;
       publishCommitted(state);
       out[0] = pick(batch.logitIndex[row]);
+      if (report) {
+        steps++;
+        report.stats.shapes['plain'] = steps;
+        lastComplete = performance.now();
+        if (batch.count !== 1) alone = false;
+      }
       return 1;
     },
+    ...(report ? { stats: report.stats } : {}),
     dispose() {
+      if (report && steps > 0) {
+        // From the first plan to the last completion: the steps' forwards and picks, and the scheduler's and the
+        // caller's turns between them (a little more than a plain step's cost, which leans towards trying trees).
+        report.stats.plainSeconds = (lastComplete - firstPlan) / 1000;
+        if (alone) report.observe(report.stats.plainSeconds / steps);
+      }
       if (state.ownsCache) state.cache.free();
     },
   };

@@ -10,7 +10,7 @@ import { createRedrafterStepper, type AcceptanceRule, type RedrafterStep } from 
 import { inModelTurn, schedulerFor, type SequenceRequest } from './scheduler.js';
 import { drafterPlacement } from './drafter-placement.js';
 import type { DeviceBeamSearch } from '../drafter/beam-search.js';
-import { CONTROLLER_MAX_NODES } from './speculation-costs.js';
+import { CONTROLLER_MAX_LENGTH, CONTROLLER_MAX_NODES } from './speculation-costs.js';
 import type { KvCache } from '../model/kv-cache.js';
 import { validateBeamShape } from '../drafter/beam-search.js';
 import { prepareSpeculationController, speculationController } from './speculation.js';
@@ -318,6 +318,14 @@ function createStepper(loaded: LoadedModel, options: GenerateOptions, cache: KvC
   }
   const { controller, calibrationSeconds } = speculationController(loaded, options.drafter,
     decodingMode(options.temperature ?? 0));
+  if (!controller.treesCanPayAlone()) {
+    // Every step would be plain whatever the sequence accepts: decode autoregressively, report it as plain steps.
+    const stats: DecoderStats = { draftSeconds: 0, verifySeconds: 0, bookkeepingSeconds: 0,
+      acceptedAtDepth: new Array<number>(CONTROLLER_MAX_LENGTH - 1).fill(0), shapes: {}, plainSeconds: 0,
+      drafterOn: deviceSearch ? 'device' : 'host' };
+    return { stepper: createAutoregressiveStepper(loaded.model, sequence,
+      { stats, observe: (seconds) => controller.costs.observePlain(seconds) }), calibrationSeconds };
+  }
   return { stepper: createRedrafterStepper(loaded.model, options.drafter.drafter, { ...sequence, controller }),
     calibrationSeconds };
 }
