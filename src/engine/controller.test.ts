@@ -152,6 +152,7 @@ function scheduledController(costs: SpeculationCosts, schedule: readonly (TreeSh
         },
         observeTree() {},
         observePlain() {},
+        observeForward() {},
         expectedRate: () => 0,
         finish() {},
       };
@@ -356,4 +357,28 @@ test('a calibration taken on a busy machine is corrected for tree sizes never ru
   }
   const next = policy.choose(8);
   assert.ok(next !== null && next.beams === 1 && next.beamLength === 8, `chosen: ${JSON.stringify(next)}`);
+});
+
+test('plain steps measure the 1-row forward, so a calibration read too dear stops hiding a tree that pays', () => {
+  // As measured on xl F32 at T = 1: plain steps of ~10.6 ms against a calibration that read every forward ~35 %
+  // dearer, and a drafter whose first draft is accepted about half the time, so that small trees (two or three rows:
+  // ~1.05-1.1 plain steps' forward) pay ~1.3x. Here the calibration reads 1.5x: on it no tree passes the margin.
+  const real = (n: number): number => 1 + 0.05 * (n - 1);
+  const costs = syntheticCosts((n) => 1.5 * real(n), () => 0.04);
+  costs.plain = 1; // plain steps have measured their real cost (observePlain)
+  // What earlier sequences accepted (no tree step of this one has run yet, so no tree has measured a forward).
+  const earlier = createAcceptanceCounts();
+  for (let i = 0; i < 60; i++) recordAcceptance(earlier, WIDTH_INDEX(1), 3, i % 2, 1);
+  const controller = createSpeculationController(costs, earlier);
+  const policy = controller.createPolicy();
+  const before = policy.choose(2);
+  assert.equal(before, null, `on the calibration no tree should pass the margin: ${JSON.stringify(before)}`);
+  // Plain steps' forwards (1 row, alone) correct the table: the counts no step ran are scaled as 1 row was.
+  for (let i = 0; i < 30; i++) policy.observeForward(1, real(1));
+  assert.ok(Math.abs(costs.verifyAt(2) / real(2) - 1) < 0.02, `2 rows: ${costs.verifyAt(2)} against ${real(2)}`);
+  const after = policy.choose(2);
+  assert.ok(after !== null && after.beamLength === 2, `after the plain steps' forwards: ${JSON.stringify(after)}`);
+  // A plain step in a batch measures the batch's row count, not one row.
+  for (let i = 0; i < 30; i++) policy.observeForward(6, real(6));
+  assert.ok(Math.abs(costs.verifyAt(6) / real(6) - 1) < 0.02, `6 rows: ${costs.verifyAt(6)} against ${real(6)}`);
 });

@@ -170,8 +170,16 @@ export interface SpeculationPolicy {
    */
   observeTree(shape: TreeShape, nodes: number, accepted: number, draftSeconds: number, verifySeconds: number,
     acceptSeconds: number, forwardRows?: number): void;
-  /** A plain step's time (forward and pick). */
+  /** A plain step's time (forward and pick), alone. */
   observePlain(seconds: number): void;
+  /**
+   * The forward a plain step rode on, alone (1 row) or in a batch: `rows` rows in `seconds`, a sample of the
+   * verification cost at that count. Without it the 1-row cost was the calibration's for good, and on xl F32 a
+   * calibration that read every forward ~35 % dearer than the steps then ran (10.6 ms plain steps against a
+   * calibrated 14.3 ms) left 2-node trees looking no cheaper than a plain step until trees had run: the 1 × 2 tree
+   * that pays 1.2× at T = 1 was chosen in only two steps of three.
+   */
+  observeForward(rows: number, seconds: number): void;
   /** The expected tokens per second of a shape (null: plain) as the policy sees it now; for reports and tests. */
   expectedRate(shape: TreeShape | null): number;
   /** The sequence has ended: its counts join the controller's memory. */
@@ -375,6 +383,9 @@ function createPolicy(costs: SpeculationCosts, shared: AcceptanceCounts, treeRun
     },
     observePlain(seconds) {
       costs.observePlain(seconds);
+    },
+    observeForward(rows, seconds) {
+      costs.observeForward(rows, seconds);
     },
     expectedRate(shape) {
       load = 0;

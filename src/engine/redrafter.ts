@@ -163,7 +163,9 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
     out[0] = token;
     const seconds = batch.forwardSeconds + (performance.now() - started) / 1000;
     stats.plainSeconds += seconds;
-    // Alone, a plain step's time is the plain cost; batched, the forward served others too.
+    // Alone, a plain step's time is the plain cost; batched, the forward served others too. Either way its forward
+    // measures the verification cost at its row count.
+    policy?.observeForward(batch.count, batch.forwardSeconds);
     if (batch.count === 1) policy?.observePlain(seconds);
     countShape(0, 1);
     return 1;

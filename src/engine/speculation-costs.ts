@@ -45,6 +45,11 @@ export interface SpeculationCosts {
   observeTree(wi: number, L: number, nodes: number, draftSeconds: number, verifySeconds: number,
     acceptSeconds: number, forwardRows: number): void;
   observePlain(seconds: number): void;
+  /**
+   * A forward over `rows` rows took `seconds`: a sample of the verification cost at that row count. Tree steps give
+   * one each (observeTree); so does every plain step, whose forward is the 1-row one (alone) or the batch's.
+   */
+  observeForward(rows: number, seconds: number): void;
   /** Plain numbers, for the tuning file. */
   toJSON(): SpeculationCostsJson;
 }
@@ -94,8 +99,16 @@ export function createSpeculationCosts(json: SpeculationCostsJson): SpeculationC
     return calibrated[m] > 0 ? measured[m] / calibrated[m] : 1;
   }
 
-  /** Rebuilds `verify` from `calibrated` and `measured` (see above); allocation-free. */
+  /** nextMeasured[j]: the nearest measured count above j, 0 for none (correctVerify's scratch). */
+  const nextMeasured = new Int32Array(CONTROLLER_MAX_NODES + 2);
+
+  /**
+   * Rebuilds `verify` from `calibrated` and `measured` (see above); allocation-free and linear in the table, since
+   * every plain step of a sequence under the controller calls it.
+   */
   function correctVerify(): void {
+    nextMeasured[CONTROLLER_MAX_NODES] = 0;
+    for (let j = CONTROLLER_MAX_NODES - 1; j >= 1; j--) nextMeasured[j] = measured[j + 1] > 0 ? j + 1 : nextMeasured[j + 1];
     let below = 0; // the nearest measured count below j, 0 for none
     for (let j = 1; j <= CONTROLLER_MAX_NODES; j++) {
       if (measured[j] > 0) {
@@ -103,9 +116,7 @@ export function createSpeculationCosts(json: SpeculationCostsJson): SpeculationC
         below = j;
         continue;
       }
-      let above = j + 1;
-      while (above <= CONTROLLER_MAX_NODES && !(measured[above] > 0)) above++;
-      if (above > CONTROLLER_MAX_NODES) above = 0;
+      const above = nextMeasured[j];
       let scale = 1;
       if (below > 0 && above > 0) scale = ratio(below) + (j - below) * (ratio(above) - ratio(below)) / (above - below);
       else if (below > 0) scale = ratio(below);
@@ -139,9 +150,12 @@ export function createSpeculationCosts(json: SpeculationCostsJson): SpeculationC
       draft[s] = averaged(draft[s], draftSeconds);
       accept[s] = averaged(accept[s], acceptSeconds);
       nodes[s] += AVERAGING * (n - nodes[s]);
-      if (forwardRows >= 1 && forwardRows <= CONTROLLER_MAX_NODES) {
-        const m = forwardRows;
-        measured[m] = averaged(measured[m] > 0 ? measured[m] : verify[m], verifySeconds);
+      costs.observeForward(forwardRows, verifySeconds);
+    },
+    observeForward(rows, seconds) {
+      if (rows >= 1 && rows <= CONTROLLER_MAX_NODES) {
+        const m = rows;
+        measured[m] = averaged(measured[m] > 0 ? measured[m] : verify[m], seconds);
         // A forward over more rows never costs less than one over fewer. On 2 threads a few noisy samples (±10 %)
         // had made 4 rows look cheaper than 3 and 8 cheaper than 6, so the controller preferred the bigger tree for
         // nothing; the new sample bounds the other measured counts instead (smaller from above, larger from
