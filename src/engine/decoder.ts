@@ -285,8 +285,8 @@ export function createAutoregressiveDecoder(model: Model, options: SequenceOptio
 /**
  * What an autoregressive stepper that stands in for ReDrafter reports (generate.ts: a speculation controller that
  * rules trees out): its steps as plain ones in `stats`, and, when the sequence ends having run alone, its decoding
- * steps' mean seconds to `observe` (the controller's plain cost). Per step only a count and a clock read: the time is the span
- * from the first decoding step's plan to the last step's completion.
+ * steps' mean seconds to `observe` (the controller's plain cost). Per step only a count and a clock read: the time is
+ * the span from the first decoding step's plan to the last step's completion.
  */
 export interface PlainReport {
   stats: DecoderStats;
