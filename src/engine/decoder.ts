@@ -44,6 +44,12 @@ export interface DecoderStats {
   drafterOn?: 'host' | 'device';
 }
 
+/** Zeroed stats of a sequence whose trees are at most `maxLength` positions long (made once per sequence). */
+export function emptyDecoderStats(maxLength: number, drafterOn: 'host' | 'device'): DecoderStats {
+  return { draftSeconds: 0, verifySeconds: 0, bookkeepingSeconds: 0,
+    acceptedAtDepth: new Array<number>(Math.max(0, maxLength - 1)).fill(0), shapes: {}, plainSeconds: 0, drafterOn };
+}
+
 /**
  * A decoding strategy as the batch scheduler drives it: each step the sequence adds its rows to the step's batch
  * (`plan`), one forward runs every sequence's rows, then the sequence reads its rows back (`complete`). A prompt is

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { validateSamplingOptions, type EmittedLogprob, type SamplingOptions } from '../sampling/index.js';
 import type { LoadedDrafter, LoadedModel } from './load.js';
 import type { ChatMessage } from '../tokenizer/types.js';
-import { createAutoregressiveStepper, type DecoderStats, type SequenceStepper } from './decoder.js';
+import { createAutoregressiveStepper, emptyDecoderStats, type DecoderStats, type SequenceStepper } from './decoder.js';
 import { createRedrafterStepper, type AcceptanceRule, type RedrafterStep } from './redrafter.js';
 import { inModelTurn, schedulerFor, type SequenceRequest } from './scheduler.js';
 import { drafterPlacement } from './drafter-placement.js';
@@ -320,9 +320,7 @@ function createStepper(loaded: LoadedModel, options: GenerateOptions, cache: KvC
     decodingMode(options.temperature ?? 0));
   if (!controller.treesCanPayAlone()) {
     // Every step would be plain whatever the sequence accepts: decode autoregressively, report it as plain steps.
-    const stats: DecoderStats = { draftSeconds: 0, verifySeconds: 0, bookkeepingSeconds: 0,
-      acceptedAtDepth: new Array<number>(CONTROLLER_MAX_LENGTH - 1).fill(0), shapes: {}, plainSeconds: 0,
-      drafterOn: deviceSearch ? 'device' : 'host' };
+    const stats = emptyDecoderStats(CONTROLLER_MAX_LENGTH, deviceSearch ? 'device' : 'host');
     return { stepper: createAutoregressiveStepper(loaded.model, sequence,
       { stats, observe: (seconds) => controller.costs.observePlain(seconds) }), calibrationSeconds };
   }

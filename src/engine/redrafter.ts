@@ -15,7 +15,7 @@ import {
 } from '../drafter/verify.js';
 import { CONTROLLER_MAX_LENGTH, CONTROLLER_WIDTHS, type SpeculationController, type TreeShape } from './controller.js';
 import {
-  createPrefill, createSequenceState, decoderOf, pickToken, publishCommitted, type Decoder, type DecoderStats,
+  createPrefill, createSequenceState, decoderOf, emptyDecoderStats, pickToken, publishCommitted, type Decoder,
   type SequenceOptions, type SequenceStepper,
 } from './decoder.js';
 import type { StepBatch } from './step-batch.js';
@@ -118,9 +118,7 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
   // The exact rule's picks: node p's logits are row firstLogits + p (sampler, or argmax where only ids are read).
   const pickAt: NodePicker = (node, length) => pickToken(state, firstLogits + node, history, length);
 
-  const stats: DecoderStats = { draftSeconds: 0, verifySeconds: 0, bookkeepingSeconds: 0,
-    acceptedAtDepth: new Array<number>(L - 1).fill(0), shapes: {}, plainSeconds: 0,
-    drafterOn: deviceSearch ? 'device' : 'host' };
+  const stats = emptyDecoderStats(L, deviceSearch ? 'device' : 'host');
   // Stats keys made once per shape, so that counting a step allocates nothing.
   const keys = new Map<number, string>();
   const countShape = (beams: number, beamLength: number): void => {

@@ -108,7 +108,9 @@ export function createSpeculationCosts(json: SpeculationCostsJson): SpeculationC
    */
   function correctVerify(): void {
     nextMeasured[CONTROLLER_MAX_NODES] = 0;
-    for (let j = CONTROLLER_MAX_NODES - 1; j >= 1; j--) nextMeasured[j] = measured[j + 1] > 0 ? j + 1 : nextMeasured[j + 1];
+    for (let j = CONTROLLER_MAX_NODES - 1; j >= 1; j--) {
+      nextMeasured[j] = measured[j + 1] > 0 ? j + 1 : nextMeasured[j + 1];
+    }
     let below = 0; // the nearest measured count below j, 0 for none
     for (let j = 1; j <= CONTROLLER_MAX_NODES; j++) {
       if (measured[j] > 0) {
@@ -152,9 +154,8 @@ export function createSpeculationCosts(json: SpeculationCostsJson): SpeculationC
       nodes[s] += AVERAGING * (n - nodes[s]);
       costs.observeForward(forwardRows, verifySeconds);
     },
-    observeForward(rows, seconds) {
-      if (rows >= 1 && rows <= CONTROLLER_MAX_NODES) {
-        const m = rows;
+    observeForward(m, seconds) {
+      if (m >= 1 && m <= CONTROLLER_MAX_NODES) {
         measured[m] = averaged(measured[m] > 0 ? measured[m] : verify[m], seconds);
         // A forward over more rows never costs less than one over fewer. On 2 threads a few noisy samples (±10 %)
         // had made 4 rows look cheaper than 3 and 8 cheaper than 6, so the controller preferred the bigger tree for
