@@ -6,6 +6,8 @@
 //   npm run bench:redrafter -- --write           # also write BENCHMARKS.md's ReDrafter section and docs/*.svg
 //   npm run bench:redrafter -- --quick           # fewer tokens and rounds
 //   npm run bench:redrafter -- --llama-bench DIR # also build (once, in DIR) and run llama.cpp's llama-bench
+//   npm run bench:redrafter -- --models Q8_0     # only the models whose name contains one of these (comma-separated),
+//                                                # e.g. a second runtime's figures (print only: not with --write)
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -25,7 +27,7 @@ const repository = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { values } = parseArgs({ options: {
   quick: { type: 'boolean', default: false }, write: { type: 'boolean', default: false },
   section: { type: 'string' }, xl: { type: 'string' }, 'llama-bench': { type: 'string' },
-  beams: { type: 'string' }, 'beam-length': { type: 'string' },
+  beams: { type: 'string' }, 'beam-length': { type: 'string' }, models: { type: 'string' },
 } });
 const quick = values.quick ?? false;
 const TOKENS = quick ? 48 : 96;
@@ -287,7 +289,12 @@ if (values.section) {
   const out = values.section.startsWith('llama:') ? await runLlamaSection(spec) : await runSection(spec);
   process.stdout.write(JSON.stringify(out) + '\n');
 } else {
-  const specs = await models();
+  const only = values.models?.split(',').map((name) => name.trim()).filter((name) => name.length > 0);
+  if (only && values.write) {
+    throw new Error('--models with --write: BENCHMARKS.md\'s section holds every model; print a subset, do not write it');
+  }
+  const specs = (await models()).filter((spec) => !only || only.some((name) => spec.name.includes(name)));
+  if (specs.length === 0) throw new Error(`--models ${values.models}: no model's name contains any of these`);
   const sections: SectionResult[] = [];
   for (const spec of specs) {
     console.error(`measuring ${spec.name} …`);
