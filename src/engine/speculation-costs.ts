@@ -24,6 +24,13 @@ export const CONTROLLER_MAX_NODES = 1 + CONTROLLER_WIDTHS[CONTROLLER_WIDTHS.leng
 const CALIBRATION_SIZES = [1, 2, 4, 8, 16];
 /** Weight of a new measurement in the running averages. */
 const AVERAGING = 0.15;
+/** Timed forwards in each block of one size (forwardSeconds). */
+const FORWARD_TIMED = 2;
+/**
+ * Untimed forwards that open a block of k tokens: a token after a 16-token forward took three more before it ran at
+ * its steady cost, while 4 tokens and more cost the same after any forward (measured: forwardSeconds).
+ */
+const forwardSettle = (k: number): number => (k <= 2 ? 4 : 1);
 /** Untimed passes of beam searches over every width before calibration times them (costsFromMeasurements). */
 const DRAFT_WARMUP_ROUNDS = 3;
 
@@ -196,12 +203,19 @@ function timed(repeats: number, work: () => void): number {
 
 /**
  * Seconds of one forward over k tokens (all logits) after a context of `context` tokens, for each k of `sizes`, on a
- * cache of its own (the model's output buffers are overwritten): every size run once untimed, then `repeats` rounds
- * over all sizes, and the fastest run of each size. On a shared host, noise only ever adds time and comes in bursts
- * (measured on a 2-core AMD EPYC: the same 4-token forward read 13.7–25.6 ms across calibrations a minute apart), so
- * interleaved rounds and the minimum give each size its undisturbed cost, where per-size medians of a few runs had
- * read 4 tokens at 2.5× the cost of 2 and kept the controller on 1 × 2 trees. The verification forward of a k-node
- * tree costs this (calibrateCosts, benchmark.ts verifyCostCurve).
+ * cache of its own (the model's output buffers are overwritten), as that forward costs when it repeats: each size
+ * runs as a block of forwards in a row, the first forwardSettle(k) untimed, then FORWARD_TIMED timed; blocks of all
+ * sizes in turn until each size has `repeats` timed runs (rounded up); the fastest run of each size.
+ *
+ * Why blocks: a forward's cost depends on the forwards before it. stories260K-xl Q8_0 (80 MB) on an Intel Xeon
+ * (2 threads, Node 24): 1.95 ms for a token after tokens, 2.3–2.9 ms for the first three tokens after a 16-token
+ * forward, 3.4 ms in rounds that cycled 1, 2, 4, 8, 16 tokens; 2 tokens 3.5–3.9 ms after 2-token forwards. Measured
+ * in such rounds, a 2-node tree read 1.3× a plain step where decoding runs at 1.8×, and the controller chose trees
+ * that ran at 0.87× plain decoding. What the controller compares is a shape's steady rate, which a block measures.
+ * Why turns and the minimum: on a shared host, noise only ever adds time and comes in bursts (a 2-core AMD EPYC: the
+ * same 4-token forward read 13.7–25.6 ms across calibrations a minute apart); per-size medians of a few runs had read
+ * 4 tokens at 2.5× the cost of 2 and kept the controller on 1 × 2 trees. The verification forward of a k-node tree
+ * costs this (calibrateCosts, benchmark.ts verifyCostCurve).
  */
 export function forwardSeconds(model: Model, context: number, sizes: readonly number[], repeats: number): number[] {
   const n = context + Math.max(...sizes);
@@ -218,12 +232,15 @@ export function forwardSeconds(model: Model, context: number, sizes: readonly nu
     const batch: ForwardBatch = { count: 1, tokens: tokens.subarray(context), positions: positions.subarray(context),
       writeSlot: context, prefixLengths: prefix.subarray(context), logits: 'all' };
     const best = sizes.map(() => Infinity);
-    for (let round = -1; round < repeats; round++) {
+    for (let timed = 0; timed < repeats; timed += FORWARD_TIMED) {
       sizes.forEach((k, i) => {
         batch.count = k;
-        const started = performance.now();
-        model.forward(cache, batch);
-        if (round >= 0) best[i] = Math.min(best[i], (performance.now() - started) / 1000);
+        const settle = forwardSettle(k);
+        for (let run = 0; run < settle + FORWARD_TIMED; run++) {
+          const started = performance.now();
+          model.forward(cache, batch);
+          if (run >= settle) best[i] = Math.min(best[i], (performance.now() - started) / 1000);
+        }
       });
     }
     return best;
@@ -276,14 +293,17 @@ export async function calibrateCostsAsync(model: Model, search: BeamSearch, opti
     for (let start = 0; start < context; start += 64) {
       await forwardAsync.call(model, row(Math.min(64, context - start), start, false));
     }
-    // As forwardSeconds: every size once untimed, then interleaved rounds, the fastest run of each size.
+    // As forwardSeconds: each size in blocks (forwardSettle untimed, FORWARD_TIMED timed), sizes in turn, fastest.
     const batches = sizes.map((k) => row(k, context, true));
     const measured = sizes.map(() => Infinity);
-    for (let round = -1; round < repeats; round++) {
+    for (let timed = 0; timed < repeats; timed += FORWARD_TIMED) {
       for (const [i, batch] of batches.entries()) {
-        const started = performance.now();
-        await forwardAsync.call(model, batch);
-        if (round >= 0) measured[i] = Math.min(measured[i], (performance.now() - started) / 1000);
+        const settle = forwardSettle(batch.count);
+        for (let run = 0; run < settle + FORWARD_TIMED; run++) {
+          const started = performance.now();
+          await forwardAsync.call(model, batch);
+          if (run >= settle) measured[i] = Math.min(measured[i], (performance.now() - started) / 1000);
+        }
       }
     }
     // The device search drafts from row 0 of the latest forward's hidden states (the last measured batch's).
