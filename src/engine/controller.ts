@@ -6,8 +6,12 @@
 //
 // c_W(d) is the chance that a step with W beams that accepted d − 1 drafted tokens accepts the d-th too. Widths are
 // tied together by one model: W beams miss a token as often as one beam misses it raised to the power g(W, d) =
-// 1 + 0.5·log2 W at depth 1 and 1 + 0.2·log2 W deeper (beams of a tree mostly differ in their first drafted token;
-// fitted to the widths × lengths grid in BENCHMARKS.md, greedy and T = 1). So every step teaches every width: the counts of all widths pool into one base rate per depth,
+// 1 + 0.25·log2 W at depth 1 and 1 + 0.2·log2 W deeper (beams of a tree mostly differ in their first drafted
+// token). Measured with the shipped xl drafter (6 prompts × 96 tokens): at T = 1, two beams miss the first drafted
+// token like one beam to the power 1.15–1.25 (2 × 4 commits 2.23 tokens a step where 1 × 4 commits 2.04), greedy
+// ~1.1 (W = 2), 1.35 (4), 1.6 (8). The earlier 0.5, fitted to one short round of the W × L sweep, promised 2 × 4 at
+// T = 1 some 2.4 tokens a step, and the controller ran it at 0.94-0.95 of 1 × 4's speed.
+// So every step teaches every width: the counts of all widths pool into one base rate per depth,
 // b(d), each width's own counts then correct its c_W(d) = 1 − (1 − b(d))^g(W). The counts are this sequence's, plus
 // a fading memory of the sequences before it (same model, drafter and decoding mode); where nothing was seen at a
 // depth, the estimate one depth up stands in (acceptance by depth changes slowly), at depth 1 a default.
@@ -103,7 +107,7 @@ export function recordAcceptance(counts: AcceptanceCounts, wi: number, beamLengt
 
 /** The width exponent g(W, d) of the miss model (see the header). */
 export function widthExponent(beams: number, depth: number): number {
-  return 1 + (depth === 1 ? 0.5 : 0.2) * Math.log2(beams);
+  return 1 + (depth === 1 ? 0.25 : 0.2) * Math.log2(beams);
 }
 
 /**
