@@ -10,6 +10,7 @@
 //            --cell-seconds S (no new request after S seconds in a cell), --xl DIR (where make-xl writes),
 //            --root DIR (where --write writes BENCHMARKS.md and docs/; default the repository)
 //
+// The clients run on a worker thread of their own (runCellOnClients), the server and the model on the main one.
 // The server is created with maxSequences 16; a server that cannot batch yet refuses that, and the bench runs it with
 // the most it accepts (reported), so the same bench measures before and after continuous batching.
 
@@ -18,6 +19,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import type { FastifyInstance } from 'fastify';
 import { describeMachine } from '../src/engine/benchmark.js';
 import { resolveDefaultModel } from '../src/engine/default-model.js';
@@ -323,43 +325,86 @@ function writeSection(section: string): void {
   writeFileSync(file, next);
 }
 
-const specs = await models();
-const cells: Cell[] = [];
-const prefixes: PrefixResult[] = [];
-const sequences = new Map<string, number>();
-const began = performance.now();
-for (const spec of specs) {
-  console.error(`measuring ${spec.name} …`);
-  const loaded = await loadModel({ model: spec.model, tokenizer: spec.tokenizer, threads: THREADS });
-  const drafter = loadDrafter(loaded, spec.drafter);
-  const { app, maxSequences } = startServer(loaded, drafter);
-  sequences.set(spec.name, maxSequences);
-  try {
-    const url = await app.listen({ host: '127.0.0.1', port: 0 });
-    // Warm-up: the kernels' first calls and the speculation controller's calibration (on first use) stay out of the
-    // first cell.
-    for (const mode of MODES) await streamOne(url, BENCH_PROMPTS[0], mode.speculative, 0);
-    for (const mode of MODES) {
-      for (const concurrency of CONCURRENCY) {
-        const cell = await runCell(url, spec.name, mode, concurrency);
-        console.error(`  ${mode.name}, ${concurrency} clients: ${cell.tokensPerSecond.toFixed(1)} tok/s`);
-        cells.push(cell);
-      }
-    }
-    if (loaded.model.contextLength > SYSTEM_TOKENS + 8) prefixes.push(await measurePrefixReuse(url, spec.name, loaded));
-  } finally {
-    await app.close();
-    drafter.dispose();
-    await loaded.close();
-  }
+/** One cell for the client thread: the server's address, the model's name, MODES[mode], the clients at once. */
+interface CellRequest {
+  url: string;
+  model: string;
+  mode: number;
+  concurrency: number;
 }
-const text = report(cells, sequences, prefixes);
-process.stdout.write(text);
-console.error(`done in ${((performance.now() - began) / 1000).toFixed(0)} s`);
-if (values.write) {
-  mkdirSync(join(root, 'docs'), { recursive: true });
-  writeFileSync(join(root, 'docs', 'serve-throughput.svg'), chart(cells));
-  writeSection(`## Serving (\`npm run bench:serve\`, ${new Date().toISOString().slice(0, 10)})\n\n${text}\n` +
-    '![total tokens/s by concurrency](docs/serve-throughput.svg)\n');
-  console.error('wrote BENCHMARKS.md (serving section) and docs/serve-throughput.svg');
+
+/**
+ * runCell on the client thread. Clients on the server's own event loop could send and read only between its steps (a
+ * forward log of 16 clients starting at once: each forward carried one new prompt), so their timings were partly
+ * the bench's; a worker thread has a loop of its own, as a remote client has.
+ */
+function runCellOnClients(clients: Worker, request: CellRequest): Promise<Cell> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error): void => {
+      clients.off('message', onMessage);
+      reject(error);
+    };
+    const onMessage = (cell: Cell): void => {
+      clients.off('error', onError);
+      resolve(cell);
+    };
+    clients.once('message', onMessage);
+    clients.once('error', onError);
+    clients.postMessage(request);
+  });
+}
+
+if (!isMainThread) {
+  const port = parentPort!;
+  port.on('message', (request: CellRequest) => {
+    void runCell(request.url, request.model, MODES[request.mode], request.concurrency)
+      .then((cell) => port.postMessage(cell));
+  });
+} else {
+  const specs = await models();
+  // The same script, with the same options, as the client thread.
+  const clients = new Worker(new URL(import.meta.url), { argv: process.argv.slice(2) });
+  clients.unref(); // the listening server keeps the process alive while a cell runs; nothing else should
+  const cells: Cell[] = [];
+  const prefixes: PrefixResult[] = [];
+  const sequences = new Map<string, number>();
+  const began = performance.now();
+  for (const spec of specs) {
+    console.error(`measuring ${spec.name} …`);
+    const loaded = await loadModel({ model: spec.model, tokenizer: spec.tokenizer, threads: THREADS });
+    const drafter = loadDrafter(loaded, spec.drafter);
+    const { app, maxSequences } = startServer(loaded, drafter);
+    sequences.set(spec.name, maxSequences);
+    try {
+      const url = await app.listen({ host: '127.0.0.1', port: 0 });
+      // Warm-up: the kernels' first calls and the speculation controller's calibration (on first use) stay out of the
+      // first cell.
+      for (const mode of MODES) await streamOne(url, BENCH_PROMPTS[0], mode.speculative, 0);
+      for (const mode of MODES) {
+        for (const concurrency of CONCURRENCY) {
+          const cell = await runCellOnClients(clients,
+            { url, model: spec.name, mode: MODES.indexOf(mode), concurrency });
+          console.error(`  ${mode.name}, ${concurrency} clients: ${cell.tokensPerSecond.toFixed(1)} tok/s`);
+          cells.push(cell);
+        }
+      }
+      if (loaded.model.contextLength > SYSTEM_TOKENS + 8) {
+        prefixes.push(await measurePrefixReuse(url, spec.name, loaded));
+      }
+    } finally {
+      await app.close();
+      drafter.dispose();
+      await loaded.close();
+    }
+  }
+  const text = report(cells, sequences, prefixes);
+  process.stdout.write(text);
+  console.error(`done in ${((performance.now() - began) / 1000).toFixed(0)} s`);
+  if (values.write) {
+    mkdirSync(join(root, 'docs'), { recursive: true });
+    writeFileSync(join(root, 'docs', 'serve-throughput.svg'), chart(cells));
+    writeSection(`## Serving (\`npm run bench:serve\`, ${new Date().toISOString().slice(0, 10)})\n\n${text}\n` +
+      '![total tokens/s by concurrency](docs/serve-throughput.svg)\n');
+    console.error('wrote BENCHMARKS.md (serving section) and docs/serve-throughput.svg');
+  }
 }
