@@ -232,7 +232,7 @@ export function forwardSeconds(model: Model, context: number, sizes: readonly nu
     const batch: ForwardBatch = { count: 1, tokens: tokens.subarray(context), positions: positions.subarray(context),
       writeSlot: context, prefixLengths: prefix.subarray(context), logits: 'all' };
     const best = sizes.map(() => Infinity);
-    for (let timed = 0; timed < repeats; timed += FORWARD_TIMED) {
+    for (let runsTimed = 0; runsTimed < repeats; runsTimed += FORWARD_TIMED) {
       sizes.forEach((k, i) => {
         batch.count = k;
         const settle = forwardSettle(k);
@@ -296,7 +296,7 @@ export async function calibrateCostsAsync(model: Model, search: BeamSearch, opti
     // As forwardSeconds: each size in blocks (forwardSettle untimed, FORWARD_TIMED timed), sizes in turn, fastest.
     const batches = sizes.map((k) => row(k, context, true));
     const measured = sizes.map(() => Infinity);
-    for (let timed = 0; timed < repeats; timed += FORWARD_TIMED) {
+    for (let runsTimed = 0; runsTimed < repeats; runsTimed += FORWARD_TIMED) {
       for (const [i, batch] of batches.entries()) {
         const settle = forwardSettle(batch.count);
         for (let run = 0; run < settle + FORWARD_TIMED; run++) {
