@@ -1,5 +1,6 @@
-// bench:serve cannot rot: a --quick run with a tiny request count on stories260K prints a full table (every model ×
-// speculation × concurrency cell, every request completed), and --write puts its section before bench:redrafter's
+// bench:serve cannot rot: a --quick run of two rounds with a tiny request count on stories260K prints a full table
+// (every model × speculation × concurrency cell, both rounds' requests completed, each mode ratio's spread over the
+// rounds), and --write puts its section before bench:redrafter's
 // marker in a copy of BENCHMARKS.md, replacing it on the next run and leaving the other sections as they were.
 
 import { test } from 'node:test';
@@ -17,7 +18,7 @@ const skip = missing('stories260K', 'stories260K.bin');
 
 function run(args: string[]): string {
   const result = spawnSync(process.execPath, [join(here, 'serve-bench.js'), '--quick', '--requests', '2',
-    '--max-tokens', '6', '--threads', '1', ...args], { encoding: 'utf8', timeout: 60_000,
+    '--max-tokens', '6', '--threads', '1', '--rounds', '2', ...args], { encoding: 'utf8', timeout: 60_000,
     env: { ...process.env, REDRAFTER_MODELS: modelsFolder } });
   assert.equal(result.status, 0, result.stderr);
   return result.stdout;
@@ -37,7 +38,12 @@ test('bench:serve --quick measures every cell; --write inserts and then replaces
     // The main table's rows have ten columns; then the ratio table (five) and the prefix-reuse row (six).
     const rows = lines.filter((line) => cellsOf(line).length === 10);
     assert.equal(rows.length, 3 * 3, out);
-    assert.equal(lines.filter((line) => cellsOf(line).length === 5).length, 3, out);
+    const ratios = lines.filter((line) => cellsOf(line).length === 5);
+    assert.equal(ratios.length, 3, out);
+    // auto ÷ off and fixed ÷ off over both rounds, then each one's lowest and highest round.
+    for (const line of ratios) {
+      for (const cell of cellsOf(line).slice(2, 4)) assert.match(cell, /^\d+\.\d\d× \(\d+\.\d\d–\d+\.\d\d\)$/, line);
+    }
     const prefix = lines.find((line) => cellsOf(line).length === 6);
     assert.ok(prefix, out);
     // 202 prompt tokens; the second of each pair reuses 12 full 16-token blocks of its 200-token shared prefix.
@@ -47,8 +53,8 @@ test('bench:serve --quick measures every cell; --write inserts and then replaces
         const row = rows.find((r) => r.startsWith(`| stories260K | ${mode} | ${clients} |`));
         assert.ok(row, `${mode} × ${clients}`);
         const cells = row.split('|').slice(1, -1).map((c) => c.trim());
-        // At least one request per client, none failed; every figure a number.
-        assert.equal(cells[3], String(Math.max(2, clients)), row);
+        // At least one request per client in each of the two rounds, none failed; every figure a number.
+        assert.equal(cells[3], String(2 * Math.max(2, clients)), row);
         for (const figure of cells.slice(4)) assert.ok(Number.isFinite(Number(figure)) && Number(figure) >= 0, row);
         assert.ok(Number(cells[4]) > 0, row);
       }

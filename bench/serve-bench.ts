@@ -6,11 +6,20 @@
 //   npm run bench:serve                        # print the report (markdown)
 //   npm run bench:serve -- --write             # also write BENCHMARKS.md's serving section and docs/serve-throughput.svg
 //   npm run bench:serve -- --quick             # stories260K only, a few short requests per cell (a smoke run)
-//   options: --requests N (per cell, at least one per client), --max-tokens N, --threads N|auto,
+//   options: --requests N (per cell and round, at least one per client), --rounds N, --max-tokens N, --threads N|auto,
 //            --cell-seconds S (no new request after S seconds in a cell), --xl DIR (where make-xl writes),
 //            --root DIR (where --write writes BENCHMARKS.md and docs/; default the repository)
+//   subsets (print only; --write needs every cell): --models Q8_0 (names containing one of these, comma-separated),
+//            --modes off,auto (of off, fixed, auto), --clients 16 (of 1, 4, 16)
 //
 // The clients run on a worker thread of their own (runCellOnClients), the server and the model on the main one.
+// Cells run in rounds (--rounds, default 3): each round runs every speculation mode at one concurrency back to back,
+// so modes compared share the host's state of the moment; a cell's figures pool its rounds. Why: on a shared 2-core
+// host the same 16-row forward read 63 ms and 130 ms a second apart, and single cells minutes apart put auto ÷ off
+// anywhere in 0.90–1.11× with the controller choosing the same steps. Every cell's clients first open their
+// connections (GET /health), as long-lived clients hold them: a cell that opened them under load saw its requests
+// accepted one per step (a new connection needs event-loop turns the server gets only between steps) while the
+// next cell, on the connections left open, had its burst join one step, and time to first token compared that.
 // The server is created with maxSequences 16; a server that cannot batch yet refuses that, and the bench runs it with
 // the most it accepts (reported), so the same bench measures before and after continuous batching.
 
@@ -32,8 +41,9 @@ import { lineChart } from './svg.js';
 const repository = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { values } = parseArgs({ options: {
   quick: { type: 'boolean', default: false }, write: { type: 'boolean', default: false },
-  requests: { type: 'string' }, 'max-tokens': { type: 'string' }, threads: { type: 'string', default: 'auto' },
+  requests: { type: 'string' }, rounds: { type: 'string' }, 'max-tokens': { type: 'string' }, threads: { type: 'string', default: 'auto' },
   'cell-seconds': { type: 'string' }, xl: { type: 'string' }, root: { type: 'string' },
+  models: { type: 'string' }, modes: { type: 'string' }, clients: { type: 'string' },
 } });
 // --root: where --write puts BENCHMARKS.md and docs/ (default the repository; the bench's test writes to a copy).
 const root = values.root ? resolve(values.root) : repository;
@@ -45,6 +55,7 @@ const positive = (text: string | undefined, fallback: number, name: string): num
   return value;
 };
 const REQUESTS = Math.round(positive(values.requests, quick ? 4 : 32, 'requests'));
+const ROUNDS = Math.round(positive(values.rounds, quick ? 1 : 3, 'rounds'));
 const MAX_TOKENS = Math.round(positive(values['max-tokens'], quick ? 16 : 64, 'max-tokens'));
 const CELL_SECONDS = positive(values['cell-seconds'], quick ? 10 : 120, 'cell-seconds');
 const THREADS: number | 'auto' = values.threads === 'auto' ? 'auto' : Math.round(positive(values.threads, 1, 'threads'));
@@ -57,6 +68,23 @@ const MODES: { name: string; speculative: Speculative }[] = [
   { name: 'fixed 1×6', speculative: { beams: 1, beam_length: 6 } },
   { name: 'auto', speculative: 'auto' },
 ];
+
+/** A comma-separated subset option's items (undefined: every one). */
+const listOption = (text: string | undefined): string[] | undefined =>
+  text?.split(',').map((item) => item.trim()).filter((item) => item.length > 0);
+const onlyModels = listOption(values.models);
+const onlyModes = listOption(values.modes);
+const onlyClients = listOption(values.clients)?.map(Number);
+if ((onlyModels || onlyModes || onlyClients) && values.write) {
+  throw new Error('--models, --modes or --clients with --write: BENCHMARKS.md\'s section holds every cell; print a ' +
+    'subset, do not write it');
+}
+const badMode = onlyModes?.find((name) => !MODES.some((mode) => mode.name.split(' ')[0] === name));
+if (badMode !== undefined) throw new Error(`--modes: expected some of off, fixed, auto, got ${badMode}`);
+const badClients = onlyClients?.find((n) => !CONCURRENCY.includes(n));
+if (badClients !== undefined) throw new Error(`--clients: expected some of ${CONCURRENCY.join(', ')}, got ${badClients}`);
+const cellModes = MODES.filter((mode) => !onlyModes || onlyModes.includes(mode.name.split(' ')[0]));
+const cellClients = CONCURRENCY.filter((n) => !onlyClients || onlyClients.includes(n));
 
 interface ModelSpec {
   name: string;
@@ -77,6 +105,8 @@ interface Cell {
   itl: { p50: number; p99: number };
   tpot: number;
   failed: number;
+  /** Total tokens per second of each round. */
+  roundRates: number[];
 }
 
 async function models(): Promise<ModelSpec[]> {
@@ -93,10 +123,13 @@ async function models(): Promise<ModelSpec[]> {
     console.error(`writing stories260K-xl to ${xlDir} …`);
     makeXl({ model: stories.model, tokenizer: stories.tokenizer, out: xlDir, drafter, types: ['f32', 'q8_0'] });
   }
-  return [
+  const all = [
     { name: 'stories260K-xl F32', model: xl, drafter: xlDrafter },
     { name: 'stories260K-xl Q8_0', model: join(xlDir, 'stories260K-xl-q8_0.gguf'), drafter: xlDrafter },
   ];
+  const chosen = all.filter((spec) => !onlyModels || onlyModels.some((name) => spec.name.includes(name)));
+  if (chosen.length === 0) throw new Error(`--models ${values.models}: no model's name contains any of these`);
+  return chosen;
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -161,8 +194,21 @@ async function streamOne(url: string, prompt: string, speculative: Speculative, 
   return { ok: done, tokens, ttft, gaps, tpot };
 }
 
-/** `concurrency` clients share `requests` requests (at least one each); none starts after the cell's deadline. */
-async function runCell(url: string, model: string, mode: (typeof MODES)[number], concurrency: number): Promise<Cell> {
+/** One round of a cell on the client thread: its requests' results and its seconds. */
+interface RoundResult {
+  results: RequestResult[];
+  seconds: number;
+}
+
+/**
+ * `concurrency` clients share `requests` requests (at least one each); none starts after the cell's deadline. Each
+ * client opens its connection first (GET /health, all at once, outside the timing).
+ */
+async function runRound(url: string, mode: (typeof MODES)[number], concurrency: number): Promise<RoundResult> {
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    const response = await fetch(`${url}/health`);
+    await response.text();
+  }));
   const total = Math.max(concurrency, REQUESTS);
   let next = 0;
   const results: RequestResult[] = [];
@@ -174,16 +220,23 @@ async function runCell(url: string, model: string, mode: (typeof MODES)[number],
       results.push(await streamOne(url, BENCH_PROMPTS[index % BENCH_PROMPTS.length], mode.speculative, index));
     }
   }));
-  const seconds = (performance.now() - started) / 1000;
+  return { results, seconds: (performance.now() - started) / 1000 };
+}
+
+/** A cell's figures over its rounds: tokens and seconds summed, latencies pooled. */
+function cellOf(model: string, mode: string, concurrency: number, rounds: RoundResult[]): Cell {
+  const results = rounds.flatMap((round) => round.results);
+  const tokensOf = (list: RequestResult[]): number => list.reduce((a, r) => a + (r.ok ? r.tokens : 0), 0);
+  const seconds = rounds.reduce((a, round) => a + round.seconds, 0);
   const ok = results.filter((r) => r.ok);
-  const tokens = ok.reduce((a, r) => a + r.tokens, 0);
+  const tokens = tokensOf(ok);
   const ttfts = ok.map((r) => r.ttft).sort((a, b) => a - b);
   const gaps = ok.flatMap((r) => r.gaps).sort((a, b) => a - b);
   const tpots = ok.flatMap((r) => (r.tpot === undefined ? [] : [r.tpot])).sort((a, b) => a - b);
-  return { model, mode: mode.name, concurrency, requests: ok.length, tokens, seconds, tokensPerSecond: tokens / seconds,
+  return { model, mode, concurrency, requests: ok.length, tokens, seconds, tokensPerSecond: tokens / seconds,
     ttft: { p50: percentile(ttfts, 50), p99: percentile(ttfts, 99) },
     itl: { p50: percentile(gaps, 50), p99: percentile(gaps, 99) }, tpot: percentile(tpots, 50),
-    failed: results.length - ok.length };
+    failed: results.length - ok.length, roundRates: rounds.map((round) => tokensOf(round.results) / round.seconds) };
 }
 
 interface PrefixResult {
@@ -250,8 +303,10 @@ const ms = (seconds: number): string => (Number.isFinite(seconds) ? (seconds * 1
 function report(cells: Cell[], sequences: Map<string, number>, prefixes: PrefixResult[]): string {
   const lines = [
     `machine: ${describeMachine()}`,
-    `settings: ${REQUESTS} streaming requests per cell (at least one per client), ${MAX_TOKENS} tokens each, greedy, ` +
-      `the ${BENCH_PROMPTS.length} bench prompts in turn; threads ${THREADS}; server on 127.0.0.1 in the bench's ` +
+    `settings: ${ROUNDS} round${ROUNDS === 1 ? '' : 's'} of ${REQUESTS} streaming requests per cell (at least one per ` +
+      `client; a round runs every speculation mode at one concurrency in turn, each on connections its clients opened ` +
+      `first; a cell's figures pool its rounds), ${MAX_TOKENS} tokens each, greedy, the ${BENCH_PROMPTS.length} bench ` +
+      `prompts in turn (their blocks cached beforehand); threads ${THREADS}; server on 127.0.0.1 in the bench's ` +
       `process, sequences at once: ${[...sequences].map(([m, n]) => `${m} ${n}`).join(', ')}`,
     'TTFT: sending to the first streamed text (queueing included). ITL: between consecutive streamed chunks (a step ' +
       'that commits several tokens streams them as one chunk). TPOT: per request, (last − first chunk) / (tokens − 1), ' +
@@ -262,13 +317,23 @@ function report(cells: Cell[], sequences: Map<string, number>, prefixes: PrefixR
     '| model | speculation | clients | requests | total tok/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms | TPOT p50 ms |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
-  for (const c of cells) {
+  const byMode = [...cells].sort((a, b) => (a.model === b.model
+    ? MODES.findIndex((m) => m.name === a.mode) - MODES.findIndex((m) => m.name === b.mode) || a.concurrency - b.concurrency
+    : 0));
+  for (const c of byMode) {
     lines.push(`| ${c.model} | ${c.mode} | ${c.concurrency} | ${c.requests}${c.failed ? ` (${c.failed} failed)` : ''} | ` +
       `${c.tokensPerSecond.toFixed(1)} | ${ms(c.ttft.p50)} | ${ms(c.ttft.p99)} | ${ms(c.itl.p50)} | ${ms(c.itl.p99)} | ` +
       `${ms(c.tpot)} |`);
   }
-  // The issue's ratios: auto against off at each concurrency, and 16 streams against one with speculation off.
-  lines.push('', '| model | clients | auto ÷ off | fixed ÷ off | off: total ÷ one stream |', '|---|---:|---:|---:|---:|');
+  // The issue's ratios: auto against off at each concurrency, and 16 streams against one with speculation off; with
+  // rounds, each mode ratio's lowest and highest over the rounds (a round's cells ran back to back).
+  const spread = (a: Cell, b: Cell): string => {
+    if (a.roundRates.length < 2) return '';
+    const ratios = a.roundRates.map((rate, i) => rate / b.roundRates[i]);
+    return ` (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`;
+  };
+  lines.push('', `| model | clients | auto ÷ off${ROUNDS > 1 ? ' (rounds)' : ''} | fixed ÷ off${ROUNDS > 1 ? ' (rounds)' : ''} | ` +
+    'off: total ÷ one stream |', '|---|---:|---:|---:|---:|');
   for (const model of [...new Set(cells.map((c) => c.model))]) {
     const at = (mode: string, concurrency: number): Cell | undefined =>
       cells.find((c) => c.model === model && c.mode === mode && c.concurrency === concurrency);
@@ -278,8 +343,8 @@ function report(cells: Cell[], sequences: Map<string, number>, prefixes: PrefixR
       const fixed = at(MODES[1].name, concurrency);
       const one = at('off', 1);
       if (!off || !auto || !fixed || !one) continue;
-      lines.push(`| ${model} | ${concurrency} | ${(auto.tokensPerSecond / off.tokensPerSecond).toFixed(2)}× | ` +
-        `${(fixed.tokensPerSecond / off.tokensPerSecond).toFixed(2)}× | ` +
+      lines.push(`| ${model} | ${concurrency} | ${(auto.tokensPerSecond / off.tokensPerSecond).toFixed(2)}×` +
+        `${spread(auto, off)} | ${(fixed.tokensPerSecond / off.tokensPerSecond).toFixed(2)}×${spread(fixed, off)} | ` +
         `${(off.tokensPerSecond / one.tokensPerSecond).toFixed(2)}× |`);
     }
   }
@@ -325,28 +390,27 @@ function writeSection(section: string): void {
   writeFileSync(file, next);
 }
 
-/** One cell for the client thread: the server's address, the model's name, MODES[mode], the clients at once. */
-interface CellRequest {
+/** One round of a cell for the client thread: the server's address, MODES[mode], the clients at once. */
+interface RoundRequest {
   url: string;
-  model: string;
   mode: number;
   concurrency: number;
 }
 
 /**
- * runCell on the client thread. Clients on the server's own event loop could send and read only between its steps (a
+ * runRound on the client thread. Clients on the server's own event loop could send and read only between its steps (a
  * forward log of 16 clients starting at once: each forward carried one new prompt), so their timings were partly
  * the bench's; a worker thread has a loop of its own, as a remote client has.
  */
-function runCellOnClients(clients: Worker, request: CellRequest): Promise<Cell> {
+function runRoundOnClients(clients: Worker, request: RoundRequest): Promise<RoundResult> {
   return new Promise((resolve, reject) => {
     const onError = (error: Error): void => {
       clients.off('message', onMessage);
       reject(error);
     };
-    const onMessage = (cell: Cell): void => {
+    const onMessage = (round: RoundResult): void => {
       clients.off('error', onError);
-      resolve(cell);
+      resolve(round);
     };
     clients.once('message', onMessage);
     clients.once('error', onError);
@@ -356,9 +420,8 @@ function runCellOnClients(clients: Worker, request: CellRequest): Promise<Cell> 
 
 if (!isMainThread) {
   const port = parentPort!;
-  port.on('message', (request: CellRequest) => {
-    void runCell(request.url, request.model, MODES[request.mode], request.concurrency)
-      .then((cell) => port.postMessage(cell));
+  port.on('message', (request: RoundRequest) => {
+    void runRound(request.url, MODES[request.mode], request.concurrency).then((round) => port.postMessage(round));
   });
 } else {
   const specs = await models();
@@ -378,17 +441,24 @@ if (!isMainThread) {
     try {
       const url = await app.listen({ host: '127.0.0.1', port: 0 });
       // Warm-up: the kernels' first calls and the speculation controller's calibration (on first use) stay out of the
-      // first cell.
+      // first cell, and every bench prompt's blocks are cached (prefix reuse) for every cell alike.
       for (const mode of MODES) await streamOne(url, BENCH_PROMPTS[0], mode.speculative, 0);
-      for (const mode of MODES) {
-        for (const concurrency of CONCURRENCY) {
-          const cell = await runCellOnClients(clients,
-            { url, model: spec.name, mode: MODES.indexOf(mode), concurrency });
-          console.error(`  ${mode.name}, ${concurrency} clients: ${cell.tokensPerSecond.toFixed(1)} tok/s`);
+      for (const prompt of BENCH_PROMPTS.slice(1)) await streamOne(url, prompt, false, 0);
+      for (const concurrency of cellClients) {
+        const rounds = cellModes.map((): RoundResult[] => []);
+        for (let round = 0; round < ROUNDS; round++) {
+          for (const [m, mode] of cellModes.entries()) {
+            rounds[m].push(await runRoundOnClients(clients, { url, mode: MODES.indexOf(mode), concurrency }));
+          }
+        }
+        for (const [m, mode] of cellModes.entries()) {
+          const cell = cellOf(spec.name, mode.name, concurrency, rounds[m]);
+          console.error(`  ${mode.name}, ${concurrency} clients: ${cell.tokensPerSecond.toFixed(1)} tok/s ` +
+            `(rounds: ${cell.roundRates.map((rate) => rate.toFixed(1)).join(', ')})`);
           cells.push(cell);
         }
       }
-      if (loaded.model.contextLength > SYSTEM_TOKENS + 8) {
+      if (loaded.model.contextLength > SYSTEM_TOKENS + 8 && !onlyModes && !onlyClients) {
         prefixes.push(await measurePrefixReuse(url, spec.name, loaded));
       }
     } finally {

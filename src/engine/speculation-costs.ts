@@ -202,6 +202,20 @@ function timed(repeats: number, work: () => void): number {
 }
 
 /**
+ * The forwards a calibration runs, in order (forwardSeconds, calibrateCostsAsync): turns over `sizes` (indices), each
+ * size a block of forwardSettle(k) untimed forwards then FORWARD_TIMED timed ones, until each size has `repeats` timed
+ * runs (rounded up).
+ */
+function* calibrationRuns(sizes: readonly number[], repeats: number): Generator<{ size: number; timed: boolean }> {
+  for (let runsTimed = 0; runsTimed < repeats; runsTimed += FORWARD_TIMED) {
+    for (let size = 0; size < sizes.length; size++) {
+      const settle = forwardSettle(sizes[size]);
+      for (let run = 0; run < settle + FORWARD_TIMED; run++) yield { size, timed: run >= settle };
+    }
+  }
+}
+
+/**
  * Seconds of one forward over k tokens (all logits) after a context of `context` tokens, for each k of `sizes`, on a
  * cache of its own (the model's output buffers are overwritten), as that forward costs when it repeats: each size
  * runs as a block of forwards in a row, the first forwardSettle(k) untimed, then FORWARD_TIMED timed; blocks of all
@@ -232,16 +246,11 @@ export function forwardSeconds(model: Model, context: number, sizes: readonly nu
     const batch: ForwardBatch = { count: 1, tokens: tokens.subarray(context), positions: positions.subarray(context),
       writeSlot: context, prefixLengths: prefix.subarray(context), logits: 'all' };
     const best = sizes.map(() => Infinity);
-    for (let runsTimed = 0; runsTimed < repeats; runsTimed += FORWARD_TIMED) {
-      sizes.forEach((k, i) => {
-        batch.count = k;
-        const settle = forwardSettle(k);
-        for (let run = 0; run < settle + FORWARD_TIMED; run++) {
-          const started = performance.now();
-          model.forward(cache, batch);
-          if (run >= settle) best[i] = Math.min(best[i], (performance.now() - started) / 1000);
-        }
-      });
+    for (const run of calibrationRuns(sizes, repeats)) {
+      batch.count = sizes[run.size];
+      const started = performance.now();
+      model.forward(cache, batch);
+      if (run.timed) best[run.size] = Math.min(best[run.size], (performance.now() - started) / 1000);
     }
     return best;
   } finally {
@@ -266,7 +275,7 @@ export interface CalibrationOptions {
 export function calibrateCosts(model: Model, search: BeamSearch, options: CalibrationOptions = {}): SpeculationCosts {
   const repeats = options.repeats ?? 4;
   const context = calibrationContext(model, options);
-  return costsFromMeasurements(forwardSeconds(model, context, [...CALIBRATION_SIZES, 1], repeats),
+  return costsFromMeasurements(forwardSeconds(model, context, CALIBRATION_SIZES, repeats),
     hostDraftSeconds(model, search, repeats));
 }
 
@@ -280,7 +289,7 @@ export async function calibrateCostsAsync(model: Model, search: BeamSearch, opti
   if (!forwardAsync) throw new Error('calibrateCostsAsync: the model has no asynchronous forward');
   const repeats = options.repeats ?? 4;
   const context = calibrationContext(model, options);
-  const sizes = [...CALIBRATION_SIZES, 1];
+  const sizes = CALIBRATION_SIZES;
   const n = context + Math.max(...sizes);
   const cache = model.createCache(n);
   const row = (count: number, start: number, logits: boolean): SequenceBatch => ({
@@ -293,18 +302,13 @@ export async function calibrateCostsAsync(model: Model, search: BeamSearch, opti
     for (let start = 0; start < context; start += 64) {
       await forwardAsync.call(model, row(Math.min(64, context - start), start, false));
     }
-    // As forwardSeconds: each size in blocks (forwardSettle untimed, FORWARD_TIMED timed), sizes in turn, fastest.
+    // As forwardSeconds: the same runs in the same order, the fastest of each size.
     const batches = sizes.map((k) => row(k, context, true));
     const measured = sizes.map(() => Infinity);
-    for (let runsTimed = 0; runsTimed < repeats; runsTimed += FORWARD_TIMED) {
-      for (const [i, batch] of batches.entries()) {
-        const settle = forwardSettle(batch.count);
-        for (let run = 0; run < settle + FORWARD_TIMED; run++) {
-          const started = performance.now();
-          await forwardAsync.call(model, batch);
-          if (run >= settle) measured[i] = Math.min(measured[i], (performance.now() - started) / 1000);
-        }
-      }
+    for (const run of calibrationRuns(sizes, repeats)) {
+      const started = performance.now();
+      await forwardAsync.call(model, batches[run.size]);
+      if (run.timed) measured[run.size] = Math.min(measured[run.size], (performance.now() - started) / 1000);
     }
     // The device search drafts from row 0 of the latest forward's hidden states (the last measured batch's).
     return costsFromMeasurements(measured, deviceSearch ? await deviceDraftSeconds(model, deviceSearch, repeats)
@@ -358,13 +362,12 @@ async function deviceDraftSeconds(model: Model, search: DeviceBeamSearch, repeat
 }
 
 /**
- * The costs from forward times at CALIBRATION_SIZES then 1 again (`measured`), and beam search times (`drafts`:
- * [length 2, length CONTROLLER_MAX_LENGTH] per controller width).
+ * The costs from forward times at CALIBRATION_SIZES (`measured`), and beam search times (`drafts`: [length 2, length
+ * CONTROLLER_MAX_LENGTH] per controller width). A plain step guessed too slow makes every tree look better than it
+ * is; the 1-token figure is safe from a cold JIT because each size's fastest run is taken over turns, the later ones
+ * after every size has run (calibrationRuns).
  */
 function costsFromMeasurements(measured: number[], drafts: [number, number][]): SpeculationCosts {
-  // One token again at the end, now that every path is warm: the first measurement may have caught the JIT cold, and
-  // a plain step guessed too slow makes every tree look better than it is.
-  measured[0] = Math.min(measured[0], measured.pop()!);
   const verify = new Array<number>(CONTROLLER_MAX_NODES + 1).fill(0);
   for (let m = 1; m <= CONTROLLER_MAX_NODES; m++) {
     let i = 0;
