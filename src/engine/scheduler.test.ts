@@ -179,3 +179,37 @@ test('logprobs: the same numbers with and without ReDrafter, alone and batched, 
     await loaded.close();
   }
 });
+
+test('noted arrivals hold the next step until the event loop has let the requests in, so a burst joins one step',
+  { skip }, async () => {
+    const loaded = await loadModel({ model: stories260K.model, tokenizer: stories260K.tokenizer, threads: 1 });
+    try {
+      const scheduler = schedulerFor(loaded);
+      const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+      /**
+       * Steps of two one-token generations: A now, B three event-loop turns later (a connection accepted, its request
+       * read, then parsed: a server's arrival), with an arrival noted at each of those turns when `noted`.
+       */
+      async function steps(noted: boolean): Promise<number> {
+        const before = scheduler.stats().steps;
+        if (noted) scheduler.noteArrival();
+        const a = generateText(loaded, { prompt: 'Once upon a time', maxTokens: 1 });
+        const b = (async () => {
+          for (let t = 0; t < 3; t++) {
+            await turn();
+            if (noted) scheduler.noteArrival();
+          }
+          return generateText(loaded, { prompt: 'The cat', maxTokens: 1 });
+        })();
+        const [resultA, resultB] = await Promise.all([a, b]);
+        assert.equal(resultA.ids.length, 1);
+        assert.equal(resultB.ids.length, 1);
+        return scheduler.stats().steps - before;
+      }
+      // Without notes, A's step runs before B has arrived; with them, both prompts share the first forward.
+      assert.equal(await steps(false), 2);
+      assert.equal(await steps(true), 1);
+    } finally {
+      await loaded.close();
+    }
+  });

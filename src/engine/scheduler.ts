@@ -14,6 +14,12 @@
 // nothing (its prompt is still being fed, or it waits for admission) it yields to the event loop before the next, so
 // servers stay responsive. A sequence more than RUN_AHEAD tokens ahead of its consumer sits out steps.
 //
+// A server tells the scheduler of requests on their way (noteArrival: a connection accepted, a request being read).
+// libuv accepts one connection per event-loop turn (libuv#3696) and a step holds the loop for its whole forward, so
+// under load a burst of new connections was accepted one per step (16 connections at ~100 ms a step: the last one
+// accepted after 1.5 s); after an arrival is noted the next step waits for turns of the event loop with none noted
+// in a row (SETTLED_TURNS; at most MAX_SETTLE_TURNS in all), so that the burst joins one step.
+//
 // A model whose forward is asynchronous (WebGPU) is scheduled the same way, one step in flight at a time, each step
 // awaited in the model's turn (inModelTurn): its plans may await the device (a drafter there), then its forward. Its
 // KV caches are the model's own (contiguous, on the device; no prefix reuse), each a whole context, counted against
@@ -103,6 +109,11 @@ export interface Scheduler {
   readonly pool: SchedulerKvPool;
   readonly maxSequences: number;
   add(request: SequenceRequest): ScheduledSequence;
+  /**
+   * A request is on its way and may soon be added (a server: a connection accepted, a request arrived): the next step
+   * first lets the event loop turn until a turn passes with no arrival noted (MAX_SETTLE_TURNS at most).
+   */
+  noteArrival(): void;
   stats(): SchedulerStats;
   /** Frees the pool; every sequence must have ended. */
   dispose(): void;
@@ -113,6 +124,14 @@ const RUN_AHEAD = 64;
 const DEFAULT_MAX_SEQUENCES = 8;
 const DEFAULT_STEP_ROWS = 256;
 const MAX_DEFAULT_BUDGET = 2 ** 30;
+/** Most event-loop turns one step waits for arrivals (noteArrival): a flood of connections cannot stall decoding. */
+const MAX_SETTLE_TURNS = 64;
+/**
+ * Turns in a row with no arrival noted that end the wait: a request's way from its connection to add() may pass a
+ * turn with nothing to note (its body read in a later segment than its headers), and the notes of code that runs in
+ * the same phase as the wait (after it in a turn) count in the next turn.
+ */
+const SETTLED_TURNS = 2;
 
 interface Entry extends ScheduledSequence {
   request: SequenceRequest;
@@ -416,6 +435,23 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
     completeStep();
   }
 
+  // Arrivals (noteArrival): the turns the next step waits for, shared by every consumer about to step.
+  let arrivalNoted = false;
+  let settling: Promise<void> | null = null;
+  async function settle(): Promise<void> {
+    try {
+      let quiet = 0;
+      for (let turn = 0; quiet < SETTLED_TURNS && turn < MAX_SETTLE_TURNS; turn++) {
+        arrivalNoted = false;
+        await yieldToEventLoop();
+        quiet = arrivalNoted ? 0 : quiet + 1;
+      }
+    } finally {
+      arrivalNoted = false;
+      settling = null;
+    }
+  }
+
   // On an asynchronous model: the step in flight, which every consumer waits for instead of starting another.
   let inFlight: Promise<void> | null = null;
   const runStepAsync = (): Promise<void> => {
@@ -486,6 +522,10 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
             await yieldToEventLoop();
             continue;
           }
+          if (settling) {
+            await settling;
+            continue;
+          }
           if (onDevice) await runStepAsync();
           else step();
           if (entry.tokens.size > 0 || entry.ended) continue;
@@ -510,6 +550,10 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
     pool,
     maxSequences,
     add,
+    noteArrival() {
+      arrivalNoted = true;
+      settling ??= settle();
+    },
     stats: () => ({
       running: running.length, waiting: waiting.length, maxSequences, blockSize, blocks: pool.blocks,
       usedBlocks: pool.usedBlocks, cachedBlocks: pool.cachedBlocks, steps, rows,

@@ -138,9 +138,13 @@ export function createServer(options: ServerOptions): FastifyInstance {
       null, 'model_not_ready');
   };
 
+  // A new connection or request may be a generation on its way: the scheduler's next step lets the event loop take
+  // it first (Scheduler.noteArrival: otherwise, under load, a burst of new connections is accepted one per step).
+  app.server.on('connection', () => served?.scheduler.noteArrival());
   const keyDigest = options.apiKey === undefined ? undefined : digest(options.apiKey);
   let closing = false;
   app.addHook('onRequest', async (request) => {
+    if (request.method === 'POST') served?.scheduler.noteArrival();
     if (closing && !PUBLIC_ROUTES.has(request.url.split('?')[0] ?? '')) {
       throw new ApiError(503, 'the server is shutting down and accepts no new requests', null, 'shutting_down');
     }
