@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadDrafter, loadModel, type LoadedDrafter, type LoadedModel } from './load.js';
 import { generate, generateText, type GenerateOptions, type GenerationResult } from './generate.js';
-import { schedulerFor } from './scheduler.js';
+import { createScheduler, schedulerFor } from './scheduler.js';
+import type { SequenceStepper } from './decoder.js';
+import type { KvCache } from '../model/kv-cache.js';
 import { missing, stories260K } from '../../test/fixtures.js';
 import { bigramDrafter } from '../../test/drafters.js';
 
@@ -209,6 +211,61 @@ test('noted arrivals hold the next step until the event loop has let the request
       // Without notes, A's step runs before B has arrived; with them, both prompts share the first forward.
       assert.equal(await steps(false), 2);
       assert.equal(await steps(true), 1);
+    } finally {
+      await loaded.close();
+    }
+  });
+
+test('an adaptive sequence weighs its tree against the first tokens of prompts that end in the same forward',
+  { skip }, async () => {
+    const loaded = await loadModel({ model: stories260K.model, tokenizer: stories260K.tokenizer, threads: 1 });
+    try {
+      // The forward itself is not what is tested: a no-op, so the steppers below need no real rows.
+      const scheduler = createScheduler({ ...loaded.model, forwardSequences: () => loaded.model.output });
+      const seen: number[] = [];
+      /** A stepper of one-row steps: prefilling for its first step when `promptRows` > 0 (that row its prompt's last
+       * when `endsPrompt`), adaptive (recording the tokens it is told the others commit) otherwise. */
+      const stepper = (cache: KvCache, promptRows: number, endsPrompt: boolean): SequenceStepper => {
+        let prefilling = promptRows > 0;
+        const adaptive = !prefilling;
+        return {
+          start() {},
+          get prefilling() {
+            return prefilling;
+          },
+          adaptive,
+          plan(batch, _budget, _otherRows, otherTokens) {
+            if (adaptive) seen.push(otherTokens);
+            batch.addRow(batch.cacheIndex(cache), 1, 0, 0, 1, prefilling ? endsPrompt : true);
+            return 1;
+          },
+          complete(_batch, out) {
+            const wasPrefilling = prefilling;
+            prefilling = false;
+            if (wasPrefilling && !endsPrompt) return 0;
+            out[0] = 5;
+            return 1;
+          },
+          committedLogitRows: new Int32Array(1),
+          maxTokensPerStep: 1,
+          position: 0,
+          reusedPromptTokens: 0,
+          dispose() {},
+        };
+      };
+      for (const endsPrompt of [true, false]) {
+        seen.length = 0;
+        const request = (promptRows: number) => ({ promptIds: [1, 2], maxTokens: 1, stopTokens: new Set<number>(),
+          extraSlots: 0, createStepper: (cache: KvCache) => stepper(cache, promptRows, endsPrompt) });
+        const decoding = scheduler.add(request(0));
+        const prompt = scheduler.add(request(1));
+        const out = new Int32Array(4);
+        await Promise.all([decoding.next(out), prompt.next(out)]);
+        decoding.cancel();
+        prompt.cancel();
+        assert.deepEqual(seen, [endsPrompt ? 1 : 0], `prompt chunk ${endsPrompt ? 'ending' : 'not ending'} its prompt`);
+      }
+      scheduler.dispose();
     } finally {
       await loaded.close();
     }

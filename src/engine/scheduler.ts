@@ -369,8 +369,15 @@ export function createScheduler(model: Model, options: SchedulerOptions = {}): S
   function recordPlan(planned: number): void {
     const entry = call.entry!;
     entry.planned = planned;
-    if (phase === 0) promptRows -= planned;
-    else if (phase === 1) settledTokens++;
+    if (phase === 0) {
+      promptRows -= planned;
+      // A chunk that ends its prompt (its last row asks for logits) commits the sequence's first token in this
+      // forward: tokens the adaptive sequences weigh their trees against (a 21-node tree had ridden on a step that
+      // fed 15 prompts to their first token, costing each of them its share of those rows, as if they brought none).
+      if (planned > 0 && batch.logitIndex[batch.count - 1] >= 0) settledTokens++;
+    } else if (phase === 1) {
+      settledTokens++;
+    }
   }
 
   /** After the forward: every planned sequence commits its tokens. */
