@@ -6,7 +6,8 @@
 //   npm run bench:redrafter -- --write           # also write BENCHMARKS.md's ReDrafter section and docs/*.svg
 //   npm run bench:redrafter -- --quick           # fewer tokens and rounds
 //   npm run bench:redrafter -- --llama-bench DIR # also build (once, in DIR) and run llama.cpp's llama-bench
-//   npm run bench:redrafter -- --models Q8_0     # only the models whose name contains one of these (comma-separated),
+//   npm run bench:redrafter -- --models Q8_0     # only the models whose name contains one of these (comma-separated;
+//                                                # a model's whole name picks it alone: --models stories260K),
 //                                                # e.g. a second runtime's figures (print only: not with --write)
 
 import { spawnSync } from 'node:child_process';
@@ -293,7 +294,11 @@ if (values.section) {
   if (only && values.write) {
     throw new Error('--models with --write: BENCHMARKS.md\'s section holds every model; print a subset, do not write it');
   }
-  const specs = (await models()).filter((spec) => !only || only.some((name) => spec.name.includes(name)));
+  const all = await models();
+  // A name that is a model's whole name picks that model alone ("stories260K" is also part of the xl models' names).
+  const picks = (spec: { name: string }, name: string): boolean =>
+    all.some((other) => other.name === name) ? spec.name === name : spec.name.includes(name);
+  const specs = all.filter((spec) => !only || only.some((name) => picks(spec, name)));
   if (specs.length === 0) throw new Error(`--models ${values.models}: no model's name contains any of these`);
   const sections: SectionResult[] = [];
   for (const spec of specs) {
