@@ -11,6 +11,7 @@
 //                                                # e.g. a second runtime's figures (print only: not with --write)
 
 import { spawnSync } from 'node:child_process';
+import { listOption, pickModels } from './subset.js';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -290,16 +291,11 @@ if (values.section) {
   const out = values.section.startsWith('llama:') ? await runLlamaSection(spec) : await runSection(spec);
   process.stdout.write(JSON.stringify(out) + '\n');
 } else {
-  const only = values.models?.split(',').map((name) => name.trim()).filter((name) => name.length > 0);
+  const only = listOption(values.models);
   if (only && values.write) {
     throw new Error('--models with --write: BENCHMARKS.md\'s section holds every model; print a subset, do not write it');
   }
-  const all = await models();
-  // A name that is a model's whole name picks that model alone ("stories260K" is also part of the xl models' names).
-  const picks = (spec: { name: string }, name: string): boolean =>
-    all.some((other) => other.name === name) ? spec.name === name : spec.name.includes(name);
-  const specs = all.filter((spec) => !only || only.some((name) => picks(spec, name)));
-  if (specs.length === 0) throw new Error(`--models ${values.models}: no model's name contains any of these`);
+  const specs = pickModels(await models(), only);
   const sections: SectionResult[] = [];
   for (const spec of specs) {
     console.error(`measuring ${spec.name} …`);

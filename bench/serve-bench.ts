@@ -9,10 +9,11 @@
 //   options: --requests N (per cell and round, at least one per client), --rounds N, --max-tokens N, --threads N|auto,
 //            --cell-seconds S (no new request after S seconds in a cell), --xl DIR (where make-xl writes),
 //            --root DIR (where --write writes BENCHMARKS.md and docs/; default the repository)
-//   subsets (print only; --write needs every cell): --models Q8_0 (names containing one of these, comma-separated),
+//   subsets (print only; --write needs every cell): --models Q8_0 (names containing one of these, comma-separated;
+//            bench/subset.ts),
 //            --modes off,auto (of off, fixed, auto), --clients 16 (of 1, 4, 16)
 //
-// The clients run on a worker thread of their own (runCellOnClients), the server and the model on the main one.
+// The clients run on a worker thread of their own (runRoundOnClients), the server and the model on the main one.
 // Cells run in rounds (--rounds, default 3): each round runs every speculation mode at one concurrency back to back,
 // so modes compared share the host's state of the moment; a cell's figures pool its rounds. Why: on a shared 2-core
 // host the same 16-row forward read 63 ms and 130 ms a second apart, and single cells minutes apart put auto ÷ off
@@ -37,6 +38,7 @@ import { BENCH_PROMPTS } from '../src/cli/bench.js';
 import { makeXl } from '../src/model/xl.js';
 import { createServer } from '../src/server/index.js';
 import { lineChart } from './svg.js';
+import { listOption, pickModels } from './subset.js';
 
 const repository = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { values } = parseArgs({ options: {
@@ -69,9 +71,8 @@ const MODES: { name: string; speculative: Speculative }[] = [
   { name: 'auto', speculative: 'auto' },
 ];
 
-/** A comma-separated subset option's items (undefined: every one). */
-const listOption = (text: string | undefined): string[] | undefined =>
-  text?.split(',').map((item) => item.trim()).filter((item) => item.length > 0);
+/** A mode's name in --modes: off, fixed, auto. */
+const modeKey = (mode: (typeof MODES)[number]): string => mode.name.split(' ')[0];
 const onlyModels = listOption(values.models);
 const onlyModes = listOption(values.modes);
 const onlyClients = listOption(values.clients)?.map(Number);
@@ -79,11 +80,11 @@ if ((onlyModels || onlyModes || onlyClients) && values.write) {
   throw new Error('--models, --modes or --clients with --write: BENCHMARKS.md\'s section holds every cell; print a ' +
     'subset, do not write it');
 }
-const badMode = onlyModes?.find((name) => !MODES.some((mode) => mode.name.split(' ')[0] === name));
+const badMode = onlyModes?.find((name) => !MODES.some((mode) => modeKey(mode) === name));
 if (badMode !== undefined) throw new Error(`--modes: expected some of off, fixed, auto, got ${badMode}`);
 const badClients = onlyClients?.find((n) => !CONCURRENCY.includes(n));
 if (badClients !== undefined) throw new Error(`--clients: expected some of ${CONCURRENCY.join(', ')}, got ${badClients}`);
-const cellModes = MODES.filter((mode) => !onlyModes || onlyModes.includes(mode.name.split(' ')[0]));
+const cellModes = MODES.filter((mode) => !onlyModes || onlyModes.includes(modeKey(mode)));
 const cellClients = CONCURRENCY.filter((n) => !onlyClients || onlyClients.includes(n));
 
 interface ModelSpec {
@@ -127,9 +128,7 @@ async function models(): Promise<ModelSpec[]> {
     { name: 'stories260K-xl F32', model: xl, drafter: xlDrafter },
     { name: 'stories260K-xl Q8_0', model: join(xlDir, 'stories260K-xl-q8_0.gguf'), drafter: xlDrafter },
   ];
-  const chosen = all.filter((spec) => !onlyModels || onlyModels.some((name) => spec.name.includes(name)));
-  if (chosen.length === 0) throw new Error(`--models ${values.models}: no model's name contains any of these`);
-  return chosen;
+  return pickModels(all, onlyModels);
 }
 
 function percentile(sorted: readonly number[], p: number): number {
