@@ -58,7 +58,9 @@ test('generate --drafter gives the same ids as without, plus ReDrafter stats (gr
     const drafter = join(dir, 'drafter');
     const init = run(['drafter', 'init', '--out', drafter, '--seed', '4']);
     assert.equal(init.status, 0, init.stderr);
-    for (const sampling of [[], ['--temperature', '1', '--top-p', '0.9', '--seed', '7']]) {
+    for (const sampling of [[], ['--temperature', '1', '--top-p', '0.9', '--seed', '7'],
+      ['--frequency-penalty', '0.8', '--presence-penalty', '0.4', '--penalty-window', '0', '--logit-bias', '13=-inf',
+        '--logit-bias', '400=1.5']]) {
       const common = ['generate', 'Once upon a time', '--max-tokens', '64', '--format', 'json', ...sampling];
       const plain = json([...common, '--drafter', 'none']);
       const drafted = json([...common, '--drafter', drafter, '--beams', '4', '--beam-length', '5']);
@@ -74,6 +76,10 @@ test('generate --drafter gives the same ids as without, plus ReDrafter stats (gr
       assert.equal(redrafter['beamLength'], 5);
       assert.equal((redrafter['acceptedAtDepth'] as number[]).length, 4);
     }
+    // The penalties and biases reach the sampler: a forced token repeats, a banned one never comes.
+    const forced = json(['generate', 'Once upon a time', '--max-tokens', '4', '--format', 'json', '--drafter', 'none',
+      '--logit-bias', '400=100']);
+    assert.deepEqual(forced['ids'], [400, 400, 400, 400]);
     const none = json(['generate', 'Once upon a time', '--max-tokens', '8', '--format', 'json', '--drafter', 'none']);
     assert.equal((none['stats'] as Record<string, unknown>)['redrafter'], undefined);
     const shown = run(['draft', 'Once upon a time', '--drafter', drafter, '-W', '3', '-L', '4']);
@@ -143,6 +149,12 @@ test('bad input gives a clear message and a non-zero exit', { skip }, () => {
   const missingModel = run(['generate', 'hi', '--model', '/nonexistent/model.bin']);
   assert.notEqual(missingModel.status, 0);
   assert.match(missingModel.stderr, /\/nonexistent\/model\.bin/);
+  const badBias = run(['generate', 'hi', '--logit-bias', '5']);
+  assert.notEqual(badBias.status, 0);
+  assert.match(badBias.stderr, /--logit-bias.*expected TOKEN_ID=BIAS \(a token id, a number or -inf\), got "5"/);
+  const outsideBias = run(['generate', 'hi', '--logit-bias', '512=1']);
+  assert.notEqual(outsideBias.status, 0);
+  assert.match(outsideBias.stderr, /--logit-bias: token id 512 is outside the model's vocabulary 0\.\.511/);
   const badBeams = run(['generate', 'hi', '--beams', '0']);
   assert.notEqual(badBeams.status, 0);
   assert.match(badBeams.stderr, /--beams.*expected an integer in 1\.\.64, got "0"/);

@@ -10,7 +10,7 @@ import { controllerState, prepareSpeculationController, speculationController } 
 import type { SpeculationController } from '../engine/controller.js';
 import { defaultDrafterPath } from '../engine/default-model.js';
 import { addModelOptions, drafterOptions, openModel, type ModelFlags } from './model-options.js';
-import { acceptance, collect, decimal, format, idList, integer } from './options.js';
+import { acceptance, collect, decimal, format, idList, integer, logitBias } from './options.js';
 import { shapesText } from './bench.js';
 
 interface GenerateFlags extends ModelFlags {
@@ -21,6 +21,10 @@ interface GenerateFlags extends ModelFlags {
   topK: number;
   minP: number;
   repetitionPenalty: number;
+  frequencyPenalty: number;
+  presencePenalty: number;
+  penaltyWindow: number;
+  logitBias?: Record<number, number>;
   seed: number;
   stop: string[];
   format: 'text' | 'json';
@@ -44,7 +48,14 @@ export function registerGenerate(program: Command): void {
     .option('--top-p <p>', 'nucleus sampling threshold', decimal(0, 1), 1)
     .option('--top-k <k>', 'keep the k most likely tokens; 0 = off', integer(0), 0)
     .option('--min-p <p>', 'drop tokens below p times the top probability', decimal(0, 1), 0)
-    .option('--repetition-penalty <r>', 'penalty for tokens in the last 64', decimal(0.01, 100), 1)
+    .option('--repetition-penalty <r>', 'divides (or multiplies) the logits of tokens in the penalty window',
+      decimal(0.01, 100), 1)
+    .option('--frequency-penalty <f>', 'subtracted from a token\'s logit per occurrence in the penalty window',
+      decimal(-100, 100), 0)
+    .option('--presence-penalty <p>', 'subtracted from the logit of every token in the penalty window',
+      decimal(-100, 100), 0)
+    .option('--penalty-window <n>', 'last tokens (prompt and output) the penalties look at; 0 = all', integer(0), 64)
+    .option('--logit-bias <id=bias>', 'add BIAS to token ID\'s logit (repeatable; -inf bans it)', logitBias)
     .option('-s, --seed <s>', 'seed of the sampling random stream', integer(0, 0xffffffff), 0)
     .option('--stop <text>', 'stop before this string (repeatable)', collect, [])
     .option('--drafter <path>', 'ReDrafter drafter folder (Apple format), or "none" for autoregressive decoding ' +
@@ -61,6 +72,12 @@ export function registerGenerate(program: Command): void {
     .action(async (prompt: string | undefined, flags: GenerateFlags) => {
       if (prompt === undefined && !flags.promptIds) prompt = 'Once upon a time';
       const loaded = await openModel(flags);
+      const vocab = loaded.model.config.vocabSize;
+      const outside = Object.keys(flags.logitBias ?? {}).find((id) => Number(id) >= vocab);
+      if (outside !== undefined) {
+        await loaded.close();
+        throw new Error(`--logit-bias: token id ${outside} is outside the model's vocabulary 0..${vocab - 1}`);
+      }
       // The default model decodes with its shipped drafter unless told otherwise.
       const drafterPath = flags.drafter ?? (flags.model === undefined ? defaultDrafterPath() : undefined);
       const drafter = drafterPath && drafterPath !== 'none' ? loadDrafter(loaded, drafterPath, drafterOptions(flags)) : undefined;
@@ -84,7 +101,8 @@ export function registerGenerate(program: Command): void {
             ? [...(flags.system ? [{ role: 'system', content: flags.system }] : []), { role: 'user', content: prompt }]
             : undefined, maxTokens: flags.maxTokens, temperature: flags.temperature,
           topP: flags.topP, topK: flags.topK, minP: flags.minP, repetitionPenalty: flags.repetitionPenalty,
-          seed: flags.seed, stop: flags.stop,
+          frequencyPenalty: flags.frequencyPenalty, presencePenalty: flags.presencePenalty,
+          repetitionWindow: flags.penaltyWindow, logitBias: flags.logitBias, seed: flags.seed, stop: flags.stop,
         });
         const ids: number[] = [];
         let text = '';

@@ -44,3 +44,13 @@ export function acceptance(value: string): 'exact' | 'apple' {
   if (value !== 'exact' && value !== 'apple') throw new InvalidArgumentError(`expected "exact" or "apple", got "${value}"`);
   return value;
 }
+
+/** One --logit-bias ID=BIAS (repeatable): a token id and the number added to its logit; -inf bans the token. */
+export function logitBias(value: string, previous: Record<number, number> = {}): Record<number, number> {
+  const match = /^\s*(\d+)\s*=\s*(\S+)\s*$/.exec(value);
+  const bias = match ? (/^-inf(inity)?$/i.test(match[2]) ? -Infinity : Number(match[2])) : Number.NaN;
+  if (!match || !Number.isSafeInteger(Number(match[1])) || !(Number.isFinite(bias) || bias === -Infinity)) {
+    throw new InvalidArgumentError(`expected TOKEN_ID=BIAS (a token id, a number or -inf), got "${value}"`);
+  }
+  return { ...previous, [Number(match[1])]: bias };
+}

@@ -23,6 +23,11 @@ const SAMPLING: { name: string; options: GenerateOptions }[] = [
   { name: 'T=1.0 top-p 0.9', options: { temperature: 1, topP: 0.9, seed: 5 } },
   { name: 'T=0.8 top-k 40', options: { temperature: 0.8, topK: 40, seed: 9 } },
   { name: 'T=0.9 repetition 1.1', options: { temperature: 0.9, repetitionPenalty: 1.1, seed: 21 } },
+  // History-dependent rewrites of the logits: each tree node sees its own path's counts.
+  { name: 'greedy frequency 0.8 presence 0.4 bias', options: { frequencyPenalty: 0.8, presencePenalty: 0.4,
+    logitBias: { 13: -2, 400: 1.5 } } },
+  { name: 'T=0.8 frequency 0.5 window 0 bias', options: { temperature: 0.8, frequencyPenalty: 0.5, repetitionWindow: 0,
+    logitBias: { 2: -Infinity }, seed: 17 } },
 ];
 const SHAPES: [number, number][] = [];
 for (const W of [1, 2, 4, 8]) for (const L of [2, 3, 5, 6]) SHAPES.push([W, L]);

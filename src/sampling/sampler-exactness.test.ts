@@ -21,11 +21,17 @@ function reference(logits: Float32Array, history: Int32Array, historyLength: num
   const r = resolveSamplingOptions(o);
   const V = logits.length;
   const z = Float32Array.from(logits);
-  if (r.repetitionPenalty !== 1) {
-    const start = r.repetitionWindow === 0 ? 0 : Math.max(0, historyLength - r.repetitionWindow);
-    const seen = new Set<number>();
-    for (let i = start; i < historyLength; i++) seen.add(history[i]);
-    for (const t of seen) z[t] = z[t] > 0 ? z[t] / r.repetitionPenalty : z[t] * r.repetitionPenalty;
+  const f32 = Math.fround;
+  for (const [id, bias] of Object.entries(r.logitBias)) z[Number(id)] = f32(z[Number(id)] + f32(bias));
+  const start = r.repetitionWindow === 0 ? 0 : Math.max(0, historyLength - r.repetitionWindow);
+  const counts = new Map<number, number>();
+  for (let i = start; i < historyLength; i++) counts.set(history[i], (counts.get(history[i]) ?? 0) + 1);
+  for (const [t, c] of counts) {
+    if (r.repetitionPenalty !== 1) z[t] = z[t] > 0 ? z[t] / r.repetitionPenalty : z[t] * r.repetitionPenalty;
+    // llama.cpp's float32 steps: logit -= float(c) * penalty_freq + float(c > 0) * penalty_present.
+    if (r.frequencyPenalty !== 0 || r.presencePenalty !== 0) {
+      z[t] = f32(z[t] - f32(f32(c * f32(r.frequencyPenalty)) + f32(r.presencePenalty)));
+    }
   }
   const dist = new Float32Array(V);
   if (r.temperature === 0) {
@@ -109,10 +115,14 @@ test('every path matches the sort-everything reference bit for bit', () => {
       topP: choose(rng, [1, 1, 0.3, 0.9, 0.95, 0.999]),
       minP: choose(rng, [0, 0, 0.001, 0.05, 0.3, 1]),
       repetitionPenalty: choose(rng, [1, 1, 1.3, 0.8]),
+      frequencyPenalty: choose(rng, [0, 0, 0.1, 0.7, -0.5]),
+      presencePenalty: choose(rng, [0, 0, 0.3, 1.9, -1]),
       repetitionWindow: choose(rng, [0, 3, 64]),
+      logitBias: V > 2 ? choose(rng, [{}, {}, { 0: 5 }, { [V - 1]: -100, 0: 0.3 }, { [V >> 1]: -Infinity }]) : {},
     };
     const logits = randomLogits(rng, V);
-    if (!logits.some((x) => x > -Infinity)) logits[V - 1] = 0;
+    // A token to pick: one finite logit that no bias bans (V >> 1 may be banned; V − 1 never is).
+    if (!logits.some((x, i) => x > -Infinity && i !== V >> 1)) logits[V - 1] = 0;
     const history = Int32Array.from({ length: 1 + Math.floor(rng.nextUniform() * 80) }, () =>
       Math.floor(rng.nextUniform() * V),
     );
@@ -284,6 +294,8 @@ test('pick() allocates nothing per call, on every path (and the probe does catch
     { temperature: 2, topP: 0.999 }, // large survivor set: the mark-and-scan id sort
     { temperature: 0.8, minP: 0.05 },
     { temperature: 1 },
+    { frequencyPenalty: 0.5, presencePenalty: 0.2, logitBias: { 3: -100 } },
+    { temperature: 0.9, topP: 0.95, repetitionPenalty: 1.1, frequencyPenalty: 0.3, logitBias: { 1: 2, 2: -Infinity } },
   ];
   const tinyLogits = Float32Array.from([0.5, -1, 2, 0.25]);
   const tinyHistory = Int32Array.from([1, 2]);
@@ -334,6 +346,7 @@ test('repeated calls give identical results; scratch state does not leak between
     { temperature: 0.7, topK: 20, topP: 0.8, repetitionPenalty: 1.4 },
     { temperature: 0.7, topP: 0.9, minP: 0.01, repetitionPenalty: 1.4 },
     { temperature: 0.7, repetitionPenalty: 1.4 },
+    { temperature: 0.7, frequencyPenalty: 0.6, presencePenalty: 0.3 },
   ]) {
     const s = createSampler(options, V);
     const us = Array.from({ length: 50 }, () => rng.nextUniform());

@@ -211,6 +211,49 @@ test('repetition penalty can change the greedy choice, and leaves the caller log
   assert.equal(s.pick(logits, Int32Array.from([2]), 1, 0), 0);
 });
 
+// ---- frequency and presence penalties, logit bias ----
+
+test('frequency and presence penalties subtract count · frequency + presence, after the repetition penalty', () => {
+  const logits = [2, -2, 1, 0.5, 0];
+  // Token 0 twice, 1 once, 4 once: 2 − (2·0.5 + 0.25), −2 − (0.5 + 0.25), 0 − (0.5 + 0.25).
+  const history = [0, 1, 0, 4];
+  assertClose(dist({ temperature: 1, frequencyPenalty: 0.5, presencePenalty: 0.25 }, logits, history),
+    softmax([0.75, -2.75, 1, 0.5, -0.75]));
+  // With a repetition penalty of 2 first (llama.cpp's order): 2 / 2 − 1.25, −2 · 2 − 0.75, 0 − 0.75.
+  assertClose(dist({ temperature: 1, repetitionPenalty: 2, frequencyPenalty: 0.5, presencePenalty: 0.25 }, logits,
+    history), softmax([-0.25, -4.75, 1, 0.5, -0.75]));
+  // Negative penalties encourage repetition; the window bounds what counts (only [0, 4] here).
+  assertClose(dist({ temperature: 1, frequencyPenalty: -1, repetitionWindow: 2 }, logits, history),
+    softmax([3, -2, 1, 0.5, 1]));
+});
+
+test('a frequency penalty changes the greedy choice as a token repeats, and calls do not leak counts', () => {
+  const s = createSampler({ frequencyPenalty: 0.4 }, 3);
+  assert.equal(s.argmaxOnly, false);
+  const logits = Float32Array.from([3, 2.5, -1]);
+  assert.equal(s.pick(logits, Int32Array.from([0]), 1, 0), 0); // 3 − 0.4 = 2.6 > 2.5
+  assert.equal(s.pick(logits, Int32Array.from([0, 0]), 2, 0), 1); // 3 − 0.8 = 2.2 < 2.5
+  assert.equal(s.pick(logits, Int32Array.from([0, 0, 1, 1, 1]), 5, 0), 0); // 2.2 against 2.5 − 1.2 = 1.3
+  assert.equal(s.pick(logits, Int32Array.from([0, 0]), 1, 0), 0); // historyLength 1: one occurrence counts
+  assert.deepEqual(Array.from(logits), [3, 2.5, -1]);
+});
+
+test('logit bias is added before the penalties; -Infinity bans a token; ids are checked against the vocabulary', () => {
+  const logits = [2, -2, 1, 0.5];
+  assertClose(dist({ temperature: 1, logitBias: { 1: 3, 3: -0.5 } }, logits), softmax([2, 1, 1, 0]));
+  // Bias first, then the repetition penalty on the biased logit: (−2 + 3) / 2.
+  assertClose(dist({ temperature: 1, logitBias: { 1: 3 }, repetitionPenalty: 2 }, logits, [1]),
+    softmax([2, 0.5, 1, 0.5]));
+  const banned = createSampler({ logitBias: { 0: -Infinity } }, 4);
+  assert.equal(banned.argmaxOnly, false);
+  assert.equal(banned.pick(Float32Array.from(logits), NO_HISTORY, 0, 0), 2);
+  assert.equal(createSampler({ logitBias: {} }, 4).argmaxOnly, true);
+  const forced = createSampler({ temperature: 1, logitBias: { 3: 100 } }, 4);
+  for (const u of [0.01, 0.5, 0.999]) assert.equal(forced.pick(Float32Array.from(logits), NO_HISTORY, 0, u), 3);
+  assert.throws(() => createSampler({ logitBias: { 4: 1 } }, 4),
+    /logitBias: token id 4 is outside the vocabulary 0\.\.3/);
+});
+
 // ---- inputs ----
 
 test('pick and distribution check their inputs', () => {
@@ -279,6 +322,12 @@ test('validateSamplingOptions names the parameter, the range and the value', () 
     [{ minP: 2 }, /minP.*got 2/],
     [{ repetitionPenalty: 0 }, /repetitionPenalty must be a finite number > 0 \(1 = off\); got 0/],
     [{ repetitionWindow: -3 }, /repetitionWindow must be an integer >= 0 \(0 = whole history\); got -3/],
+    [{ frequencyPenalty: Infinity }, /frequencyPenalty must be a finite number \(0 = off\); got Infinity/],
+    [{ presencePenalty: Number.NaN }, /presencePenalty must be a finite number \(0 = off\); got NaN/],
+    [{ logitBias: [1, 2] as unknown as Record<number, number> }, /logitBias must be an object of token id → bias; got an array/],
+    [{ logitBias: { '-1': 2 } }, /logitBias must be keyed by token ids \(integers >= 0\); got the key "-1"/],
+    [{ logitBias: { 3: Infinity } }, /logitBias\[3\] must be a number within float32 range, or -Infinity; got Infinity/],
+    [{ logitBias: { 3: 1e39 } }, /logitBias\[3\] must be a number within float32 range/],
   ];
   for (const [o, re] of cases) {
     assert.throws(() => validateSamplingOptions(o), (e: unknown) => e instanceof RangeError && re.test(e.message));
@@ -298,7 +347,15 @@ test('resolveSamplingOptions fills the documented defaults', () => {
     topP: 1,
     minP: 0,
     repetitionPenalty: 1,
+    frequencyPenalty: 0,
+    presencePenalty: 0,
     repetitionWindow: 64,
+    logitBias: {},
   });
   assert.equal(resolveSamplingOptions({ topP: 0.9 }).topP, 0.9);
+  // The bias is copied: changing the caller's object later changes nothing.
+  const bias: Record<number, number> = { 2: 1 };
+  const resolved = resolveSamplingOptions({ logitBias: bias });
+  bias[2] = 5;
+  assert.deepEqual(resolved.logitBias, { 2: 1 });
 });

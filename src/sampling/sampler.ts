@@ -3,19 +3,24 @@
 // pure function of (logits, history, historyLength, u): the pipeline below is part of that contract.
 //
 // Pipeline, per call:
-//  1. z = copy of the logits (float32; skipped when no penalty is set, since nothing is then written).
-//  2. Repetition penalty (llama.cpp / CTRL): every distinct token t among the last `repetitionWindow` history entries
-//     (all of them when the window is 0) gets z[t] = z[t] > 0 ? z[t] / penalty : z[t] · penalty, rounded to float32.
-//  3. Greedy (temperature 0): the argmax of z, lowest id on ties. One pass; top-k / top-p / min-p are skipped because
+//  1. z = copy of the logits (float32; skipped when no bias or penalty is set, since nothing is then written).
+//  2. Logit bias (OpenAI logit_bias, llama.cpp's logit-bias sampler, which runs first there too): z[t] += bias[t],
+//     rounded to float32, in ascending id order.
+//  3. Penalties over the last `repetitionWindow` history entries (all of them when the window is 0), as llama.cpp's
+//     penalties sampler applies them: each distinct token t seen there c > 0 times gets, first, the repetition penalty
+//     (CTRL) z[t] = z[t] > 0 ? z[t] / penalty : z[t] · penalty, rounded to float32; then the frequency and presence
+//     penalties (OpenAI frequency_penalty / presence_penalty) z[t] −= c · frequency + presence, in float32 steps
+//     (llama.cpp: logit -= float(c) · penalty_freq + float(c > 0) · penalty_present).
+//  4. Greedy (temperature 0): the argmax of z, lowest id on ties. One pass; top-k / top-p / min-p are skipped because
 //     none of them can remove the argmax.
 //  Otherwise tokens whose z is -Infinity or NaN are never candidates, and the rank order is "higher z first, lower id
 //  on equal z" (the order of z / T, since T > 0).
-//  4. Temperature: weight w[t] = Math.exp((z[t] − m) / T) in float64, m = the largest z. The top token weighs 1.
-//  5. Top-k: keep the first k tokens in rank order (ties at the boundary keep the lower ids).
-//  6. Top-p: with S = the sum of the surviving weights in ascending id order, keep the shortest rank-order prefix whose
+//  5. Temperature: weight w[t] = Math.exp((z[t] − m) / T) in float64, m = the largest z. The top token weighs 1.
+//  6. Top-k: keep the first k tokens in rank order (ties at the boundary keep the lower ids).
+//  7. Top-p: with S = the sum of the surviving weights in ascending id order, keep the shortest rank-order prefix whose
 //     running weight sum (float64, rank order) reaches p · S; all survivors when it never does. At least one token.
-//  7. Min-p: drop tokens with w[t] < minP (= prob < minP · maxProb, as the top token weighs 1).
-//  8. Renormalise and sample: inverse CDF over the survivors in ascending id order with target u · total, where total
+//  8. Min-p: drop tokens with w[t] < minP (= prob < minP · maxProb, as the top token weighs 1).
+//  9. Renormalise and sample: inverse CDF over the survivors in ascending id order with target u · total, where total
 //     is their weight sum in that order; see sample() for the rounding rule. Normalising is implicit in that target.
 //     distribution() writes w[t] / total (rounded to float32) for survivors and 0 elsewhere.
 // Errors (RangeError): no logit above -Infinity (NaN counts as none); when sampling, a largest logit of +Infinity.
@@ -41,8 +46,20 @@ export interface SamplingOptions {
   minP?: number;
   /** Penalty for tokens seen in the window; 1 (the default) = off, > 1 discourages repetition. */
   repetitionPenalty?: number;
-  /** How many of the last history tokens the penalty looks at; default 64, 0 = the whole history. */
+  /**
+   * Subtracted from a token's logit once for every time it occurs in the window (OpenAI's frequency_penalty,
+   * llama.cpp's penalty_freq); 0 (the default) = off, > 0 discourages repetition in proportion to it.
+   */
+  frequencyPenalty?: number;
+  /** Subtracted once from the logit of every token that occurs in the window (presence_penalty); 0 (the default) = off. */
+  presencePenalty?: number;
+  /** How many of the last history tokens the penalties look at; default 64, 0 = the whole history. */
   repetitionWindow?: number;
+  /**
+   * Added to the logits of these token ids before anything else (OpenAI's logit_bias): a large negative bias all but
+   * bans a token, -Infinity bans it, a large positive one all but forces it. Default none.
+   */
+  logitBias?: Readonly<Record<number, number>>;
 }
 
 export type ResolvedSamplingOptions = Readonly<Required<SamplingOptions>>;
@@ -58,7 +75,7 @@ export interface Sampler {
   distribution(logits: Float32Array, history: Int32Array, historyLength: number, out: Float32Array): void;
   readonly greedy: boolean;
   /**
-   * pick() is the argmax of the raw logits (greedy without a repetition penalty), so a caller may pick from a
+   * pick() is the argmax of the raw logits (greedy with no logit bias or penalty), so a caller may pick from a
    * backend's argmax (Model.argmaxRow) without the logits themselves; the ids are the same (greedyArgmax's rule).
    */
   readonly argmaxOnly: boolean;
@@ -72,7 +89,10 @@ export const DEFAULT_SAMPLING_OPTIONS: ResolvedSamplingOptions = Object.freeze({
   topP: 1,
   minP: 0,
   repetitionPenalty: 1,
+  frequencyPenalty: 0,
+  presencePenalty: 0,
   repetitionWindow: 64,
+  logitBias: Object.freeze({}),
 });
 
 function invalid(name: string, expected: string, got: unknown): RangeError {
@@ -88,7 +108,8 @@ export function validateSamplingOptions(o: SamplingOptions): void {
   if (typeof o !== 'object' || o === null) {
     throw new RangeError(`SamplingOptions must be an object; got ${String(o)}`);
   }
-  const { temperature, topK, topP, minP, repetitionPenalty, repetitionWindow } = o;
+  const { temperature, topK, topP, minP, repetitionPenalty, frequencyPenalty, presencePenalty, repetitionWindow,
+    logitBias } = o;
   if (temperature !== undefined && !(isNumber(temperature) && Number.isFinite(temperature) && temperature >= 0)) {
     throw invalid('temperature', 'a finite number >= 0 (0 = greedy)', temperature);
   }
@@ -107,8 +128,27 @@ export function validateSamplingOptions(o: SamplingOptions): void {
   ) {
     throw invalid('repetitionPenalty', 'a finite number > 0 (1 = off)', repetitionPenalty);
   }
+  if (frequencyPenalty !== undefined && !(isNumber(frequencyPenalty) && Number.isFinite(frequencyPenalty))) {
+    throw invalid('frequencyPenalty', 'a finite number (0 = off)', frequencyPenalty);
+  }
+  if (presencePenalty !== undefined && !(isNumber(presencePenalty) && Number.isFinite(presencePenalty))) {
+    throw invalid('presencePenalty', 'a finite number (0 = off)', presencePenalty);
+  }
   if (repetitionWindow !== undefined && !(Number.isSafeInteger(repetitionWindow) && repetitionWindow >= 0)) {
     throw invalid('repetitionWindow', 'an integer >= 0 (0 = whole history)', repetitionWindow);
+  }
+  if (logitBias !== undefined) {
+    if (typeof logitBias !== 'object' || logitBias === null || Array.isArray(logitBias)) {
+      throw invalid('logitBias', 'an object of token id → bias', Array.isArray(logitBias) ? 'an array' : logitBias);
+    }
+    for (const [key, bias] of Object.entries(logitBias)) {
+      if (!/^(0|[1-9][0-9]*)$/.test(key) || !Number.isSafeInteger(Number(key))) {
+        throw invalid('logitBias', 'keyed by token ids (integers >= 0)', `the key "${key}"`);
+      }
+      if (!(isNumber(bias) && (Number.isFinite(Math.fround(bias)) || bias === -Infinity))) {
+        throw invalid(`logitBias[${key}]`, 'a number within float32 range, or -Infinity', bias);
+      }
+    }
   }
 }
 
@@ -122,7 +162,10 @@ export function resolveSamplingOptions(o: SamplingOptions): ResolvedSamplingOpti
     topP: o.topP ?? d.topP,
     minP: o.minP ?? d.minP,
     repetitionPenalty: o.repetitionPenalty ?? d.repetitionPenalty,
+    frequencyPenalty: o.frequencyPenalty ?? d.frequencyPenalty,
+    presencePenalty: o.presencePenalty ?? d.presencePenalty,
     repetitionWindow: o.repetitionWindow ?? d.repetitionWindow,
+    logitBias: o.logitBias === undefined ? d.logitBias : Object.freeze({ ...o.logitBias }),
   });
 }
 
@@ -191,8 +234,23 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
   const topP = opts.topP;
   const minP = opts.minP;
   const penalty = opts.repetitionPenalty;
-  const penaltyOn = penalty !== 1;
+  const repetitionOn = penalty !== 1;
+  // float32, as llama.cpp holds them (its subtraction runs in float32 steps).
+  const frequency = Math.fround(opts.frequencyPenalty);
+  const presence = Math.fround(opts.presencePenalty);
+  const countsOn = frequency !== 0 || presence !== 0;
+  const penaltyOn = repetitionOn || countsOn;
   const window = opts.repetitionWindow;
+  // The bias as two arrays in ascending id order (object keys that are ids enumerate in that order anyway).
+  const biasEntries = Object.entries(opts.logitBias);
+  const biasIds = Int32Array.from(biasEntries, ([key]) => Number(key));
+  const biasValues = Float32Array.from(biasEntries, ([, bias]) => bias);
+  for (let i = 0; i < biasIds.length; i++) {
+    if (biasIds[i] >= V) {
+      throw new RangeError(`SamplingOptions.logitBias: token id ${biasIds[i]} is outside the vocabulary 0..${V - 1}`);
+    }
+  }
+  const rewrites = penaltyOn || biasIds.length > 0;
   const truncating = !greedy && (topK > 0 || topP < 1); // survivors need ranking and an id sort
   // x = (z - m) / T below this cannot pass min-p: exp(x) < minP / e, far outside any rounding error.
   const minPCut = minP > 0 ? Math.log(minP) - 1 : -Infinity;
@@ -200,8 +258,10 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
   const minPBucket = minP > 0 ? Math.min(BUCKETS - 1, Math.floor(-Math.log2(minP)) + 1) : BUCKETS - 1;
 
   // Scratch, sized once (architecture.md, invariant 4).
-  const z = new Float32Array(penaltyOn ? V : 0);
+  const z = new Float32Array(rewrites ? V : 0);
   const stamps = new Uint32Array(penaltyOn ? V : 0);
+  const counts = new Uint32Array(countsOn ? V : 0);
+  const seen = new Int32Array(countsOn ? V : 0); // the distinct tokens of the window, in order of first sight
   let epoch = 0;
   const weights = new Float64Array(greedy ? 0 : V); // w[t] by token id
   const ids = new Int32Array(truncating || (!greedy && minP > 0) ? V : 0); // candidates, then survivors
@@ -231,29 +291,45 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     return new RangeError('logits: the largest logit is +Infinity, probabilities are undefined');
   }
 
-  /** Steps 1-2: the logits to work on (the caller's array when no penalty applies, so nothing is copied). */
+  /** Steps 1-3: the logits to work on (the caller's array when nothing rewrites them, so nothing is copied). */
   function penalised(logits: Float32Array, history: Int32Array, historyLength: number): Float32Array {
-    if (!penaltyOn) return logits;
+    if (!rewrites) return logits;
     z.set(logits);
+    for (let i = 0; i < biasIds.length; i++) z[biasIds[i]] += biasValues[i];
+    if (!penaltyOn) return z;
     if (++epoch > EPOCH_LIMIT) {
       stamps.fill(0);
       epoch = 1;
     }
     const start = window === 0 ? 0 : Math.max(0, historyLength - window);
+    let distinct = 0;
     for (let i = start; i < historyLength; i++) {
       const t = history[i];
       if (!(t >= 0 && t < V)) {
         throw new RangeError(`history[${i}] must be a token id in [0, ${V}); got ${t}`);
       }
-      if (stamps[t] === epoch) continue; // each distinct token is penalised once
+      if (stamps[t] === epoch) {
+        if (countsOn) counts[t]++;
+        continue; // each distinct token is penalised once
+      }
       stamps[t] = epoch;
-      const v = z[t];
-      z[t] = v > 0 ? v / penalty : v * penalty;
+      if (countsOn) {
+        counts[t] = 1;
+        seen[distinct++] = t;
+      }
+      if (repetitionOn) {
+        const v = z[t];
+        z[t] = v > 0 ? v / penalty : v * penalty;
+      }
+    }
+    for (let i = 0; i < distinct; i++) {
+      const t = seen[i];
+      z[t] = Math.fround(z[t] - Math.fround(Math.fround(counts[t] * frequency) + presence));
     }
     return z;
   }
 
-  /** Step 3 (greedyArgmax). */
+  /** Step 4 (greedyArgmax). */
   function argmax(v: Float32Array): number {
     const arg = greedyArgmax(v);
     if (arg < 0) throw noCandidate();
@@ -273,7 +349,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
   }
 
   /**
-   * Step 6 over candidates ids[0 .. n), in ascending id order, which must be a rank-order prefix of all tokens:
+   * Step 7 over candidates ids[0 .. n), in ascending id order, which must be a rank-order prefix of all tokens:
    * leaves the shortest rank-order prefix whose running weight reaches f64[TARGET] in ids[0 .. count) and returns
    * count, or returns -1 (ids[0 .. n) then holds all candidates) when the target is not reached. `expected` estimates
    * count: small nuclei are popped from a best-at-root heap (n + count log n steps), large ones radix-sorted (~6 n).
@@ -306,7 +382,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     return -1;
   }
 
-  /** Step 7 in place over ids[0 .. n); returns the survivor count (the top token, weight 1, always survives). */
+  /** Step 8 in place over ids[0 .. n); returns the survivor count (the top token, weight 1, always survives). */
   function applyMinP(n: number): number {
     if (minP === 0) return n;
     let k = 0;
@@ -317,7 +393,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     return k;
   }
 
-  /** Steps 7-8 for survivors ids[0 .. n) of top-p: min-p, id order, total. Returns the survivor count. */
+  /** Steps 8-9 for survivors ids[0 .. n) of top-p: min-p, id order, total. Returns the survivor count. */
   function finish(n: number): number {
     const k = applyMinP(n);
     sortIdsAscending(ids, k, mark, V);
@@ -327,7 +403,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     return k;
   }
 
-  /** Steps 4-7 with top-k: survivors into ids[0 .. n) ascending, weights and f64[TOTAL] set; returns n. */
+  /** Steps 5-8 with top-k: survivors into ids[0 .. n) ascending, weights and f64[TOTAL] set; returns n. */
   function weighTopK(v: Float32Array): number {
     const n = selectTopK(v, V, topK, ids);
     if (n === 0) throw noCandidate();
@@ -354,7 +430,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     return finish(count > 0 ? count : n);
   }
 
-  /** Steps 4, 6, 7 without top-k: survivors into ids[0 .. n) ascending; returns n. */
+  /** Steps 5, 7, 8 without top-k: survivors into ids[0 .. n) ascending; returns n. */
   function weighTopP(v: Float32Array): number {
     maxLogit(v);
     const m = f64[MAX];
@@ -405,7 +481,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     }
   }
 
-  /** Steps 4, 7 with min-p only: survivors into ids[0 .. n) ascending; returns n. */
+  /** Steps 5, 8 with min-p only: survivors into ids[0 .. n) ascending; returns n. */
   function weighMinP(v: Float32Array): number {
     maxLogit(v);
     const m = f64[MAX];
@@ -429,7 +505,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     return n;
   }
 
-  /** Step 4 alone: weights[t] for every token, f64[TOTAL] set. */
+  /** Step 5 alone: weights[t] for every token, f64[TOTAL] set. */
   function weighAll(v: Float32Array): void {
     maxLogit(v);
     const m = f64[MAX];
@@ -443,7 +519,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     f64[TOTAL] = s;
   }
 
-  /** Steps 4-7: returns the survivor count in ids (ascending), or -1 when every token survives (weights is dense). */
+  /** Steps 5-8: returns the survivor count in ids (ascending), or -1 when every token survives (weights is dense). */
   function weigh(v: Float32Array): number {
     if (topK > 0) return weighTopK(v);
     if (topP < 1) return weighTopP(v);
@@ -457,7 +533,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     if (greedy) return argmax(penalised(logits, history, historyLength));
     if (!(u >= 0 && u < 1)) throw badUniform(u);
     const n = weigh(penalised(logits, history, historyLength));
-    // Step 8, the rule of sample(): the first running sum above u · total, else the last positive weight.
+    // Step 9, the rule of sample(): the first running sum above u · total, else the last positive weight.
     const target = u * f64[TOTAL];
     let cum = 0;
     let last = -1;
@@ -506,11 +582,11 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     }
   }
 
-  return { pick, distribution, greedy, argmaxOnly: greedy && !penaltyOn, options: opts, vocabSize: V };
+  return { pick, distribution, greedy, argmaxOnly: greedy && !rewrites, options: opts, vocabSize: V };
 }
 
 /**
- * The greedy choice (pipeline step 3): the first index of the largest value in one pass, so ties go to the lowest
+ * The greedy choice (pipeline step 4): the first index of the largest value in one pass, so ties go to the lowest
  * id and NaN never wins; −1 when every value is −Infinity or NaN. The WebGPU argmax kernel follows the same rule.
  */
 export function greedyArgmax(values: Float32Array): number {

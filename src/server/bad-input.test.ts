@@ -124,9 +124,31 @@ test('unknown model → 404; unknown route → 404; unknown fields are ignored',
   assert.equal(model.param, 'model');
   const route = await expectError('/v1/embeddings', { input: 'x' }, 404);
   assert.equal(route.code, 'unknown_url');
-  const ignored = await post(`${server.url}/v1/completions`, { prompt: 'Once', max_tokens: 2, frequency_penalty: 0.5,
+  const ignored = await post(`${server.url}/v1/completions`, { prompt: 'Once', max_tokens: 2, suffix: 'x',
     user: 'someone', echo: false }, auth);
   assert.equal(ignored.status, 200);
+});
+
+test('frequency_penalty, presence_penalty and logit_bias out of range or mistyped → 400 naming the field', { skip },
+  async () => {
+  const frequency = await expectError('/v1/completions', { prompt: 'Once', frequency_penalty: 2.5 }, 400);
+  assert.equal(frequency.param, 'frequency_penalty');
+  assert.match(frequency.message, /frequency_penalty: expected a number in \[-2, 2\] or null, got 2\.5/);
+  const presence = await expectError('/v1/chat/completions',
+    { messages: [{ role: 'user', content: 'hi' }], presence_penalty: 'a lot' }, 400);
+  assert.equal(presence.param, 'presence_penalty');
+  const bias = await expectError('/v1/completions', { prompt: 'Once', logit_bias: { 5: 101 } }, 400);
+  assert.equal(bias.param, 'logit_bias[5]');
+  assert.match(bias.message, /logit_bias\[5\]: expected a number in \[-100, 100\], got 101/);
+  const key = await expectError('/v1/completions', { prompt: 'Once', logit_bias: { hello: 1 } }, 400);
+  assert.equal(key.param, 'logit_bias');
+  assert.match(key.message, /logit_bias: expected token ids as keys \(integers >= 0\), got the key "hello"/);
+  const vocab = server.loaded.model.config.vocabSize;
+  const outside = await expectError('/v1/completions', { prompt: 'Once', logit_bias: { [vocab]: -100 } }, 400);
+  assert.equal(outside.param, 'logit_bias');
+  assert.equal(outside.code, 'invalid_value');
+  assert.match(outside.message, new RegExp(`logit_bias\\["${vocab}"\\]: expected a token id in \\[0, ${vocab - 1}\\]`));
+  await stillServes();
 });
 
 test('oversize body → 413', { skip }, async () => {

@@ -14,6 +14,9 @@ export interface SamplingBody {
   top_k?: number | null;
   min_p?: number | null;
   repetition_penalty?: number | null;
+  frequency_penalty?: number | null;
+  presence_penalty?: number | null;
+  logit_bias?: Record<string, number> | null;
   seed?: number | null;
   stop?: string | string[] | null;
   stream?: boolean | null;
@@ -61,6 +64,9 @@ export function generateOptions(body: SamplingBody, maxTokens: number | undefine
     topK: body.top_k ?? 0,
     minP: body.min_p ?? 0,
     repetitionPenalty: body.repetition_penalty ?? 1,
+    frequencyPenalty: body.frequency_penalty ?? 0,
+    presencePenalty: body.presence_penalty ?? 0,
+    logitBias: body.logit_bias ?? undefined,
     seed: body.seed ?? randomSeed(),
     stop: body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop,
   };

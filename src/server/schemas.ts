@@ -48,6 +48,16 @@ function samplingProperties(): Record<string, Schema> {
     // At least 0.01: a positive logit divided by a penalty near 0 overflows to +Infinity and sampling has no
     // distribution left (it was a 500 for 1e-300).
     repetition_penalty: number(0.01, 100),
+    // OpenAI's ranges. Like llama-server, they look at the last 64 tokens, prompt and output.
+    frequency_penalty: number(-2, 2),
+    presence_penalty: number(-2, 2),
+    // Token id (a JSON key, so a string of digits) → bias in OpenAI's -100..100; ids are checked by the handlers.
+    logit_bias: nullable({
+      type: 'object',
+      propertyNames: { pattern: '^(0|[1-9][0-9]{0,9})$', description: 'token ids as keys (integers >= 0)' },
+      additionalProperties: { type: 'number', minimum: -100, maximum: 100 },
+      maxProperties: 1024,
+    }),
     seed: integer(0, 4294967295),
     stop,
     stream: nullable({ type: 'boolean' }),
@@ -129,6 +139,8 @@ export interface AjvError {
   keyword: string;
   instancePath: string;
   params: Record<string, unknown>;
+  /** Set when an object's key failed its propertyNames schema (the key). */
+  propertyName?: string;
   parentSchema?: Schema;
   data?: unknown;
 }
@@ -204,6 +216,14 @@ export function validationMessage(errors: readonly AjvError[]): { param: string 
   const error = top.find((e) => e.keyword === 'anyOf') ?? top[0];
   if (!error) return { param: null, message: 'invalid request body' };
   const field = fieldName(error.instancePath) || 'body';
+  const key = error.propertyName ?? (error.keyword === 'propertyNames' ? error.params['propertyName'] : undefined);
+  if (typeof key === 'string') {
+    // The failing keyword's schema is the propertyNames schema itself, or (keyword propertyNames) the object's.
+    const names = error.parentSchema?.['propertyNames'] as Schema | undefined;
+    const description = error.parentSchema?.['description'] ?? names?.['description'];
+    return { param: field, message: `${field}: expected ${typeof description === 'string' ? description : 'other keys'}` +
+      `, got the key ${describeValue(key)}` };
+  }
   return {
     param: error.instancePath ? field : null,
     message: `${field}: expected ${describeSchema(error.parentSchema)}, got ${describeValue(error.data)}`,

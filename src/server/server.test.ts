@@ -6,6 +6,7 @@ import { generateText } from '../engine/generate.js';
 import { schedulerFor } from '../engine/scheduler.js';
 import { loadModel } from '../engine/load.js';
 import { stories260K } from '../../test/fixtures.js';
+import type { CompletionCreateParamsNonStreaming } from 'openai/resources/completions';
 import { post, skip, startServer, type Running } from '../../test/server.js';
 import { createServer, defaultChatTemplate } from './index.js';
 
@@ -66,6 +67,27 @@ test('the same seed gives the same sampled text', { skip }, async () => {
   assert.equal(a.choices[0].text, b.choices[0].text);
   const expected = await generateText(server.loaded, { prompt, maxTokens: 40, temperature: 1, seed: 1234 });
   assert.equal(a.choices[0].text, expected.text);
+});
+
+test('frequency_penalty, presence_penalty and logit_bias through the openai client: applied as generateText applies ' +
+  'them, the same text with and without speculation', { skip }, async () => {
+  const plain = await generateText(server.loaded, { prompt, maxTokens: 40 });
+  // Bias the greedy choice's first token away, and a later one up; penalise repeats.
+  const sampling = { frequencyPenalty: 0.7, presencePenalty: 0.3, logitBias: { [plain.ids[0]]: -100, 13: 2.5 } };
+  const expected = await generateText(server.loaded, { prompt, maxTokens: 40, ...sampling });
+  assert.notDeepEqual(expected.ids, plain.ids, 'the options change what greedy decoding emits');
+  assert.notEqual(expected.ids[0], plain.ids[0], 'a -100 bias keeps its token out');
+  for (const speculative of [false, 'auto', { beams: 2, beam_length: 4 }]) {
+    // `speculative` is ours: the client sends fields it does not know as they are.
+    const body: CompletionCreateParamsNonStreaming & { speculative: unknown } = { model: 'stories260K', prompt,
+      max_tokens: 40, temperature: 0, frequency_penalty: 0.7, presence_penalty: 0.3,
+      logit_bias: { [String(plain.ids[0])]: -100, 13: 2.5 }, speculative };
+    const response = await server.client.completions.create(body);
+    assert.equal(response.choices[0].text, expected.text, JSON.stringify(speculative));
+  }
+  const forced = await server.client.chat.completions.create({ model: 'stories260K', max_tokens: 5, temperature: 0.8,
+    seed: 3, messages: [{ role: 'user', content: 'hi' }], logit_bias: { 13: 100 } });
+  assert.equal(forced.choices[0].message.content, server.loaded.tokenizer!.decode([13, 13, 13, 13, 13]));
 });
 
 test('streamed completion: the chunks add up to the whole text; include_usage sends a usage chunk', { skip }, async () => {

@@ -269,6 +269,10 @@ export function createServer(options: ServerOptions): FastifyInstance {
   async function serveGeneration(request: FastifyRequest, reply: FastifyReply, kind: 'completion' | 'chat',
     model: Served, body: SamplingBody, promptIds: number[], maxTokens: number | undefined): Promise<FastifyReply> {
     const received = performance.now();
+    if (body.logit_bias != null) {
+      const biased = Object.keys(body.logit_bias).map(Number);
+      checkTokenIds(biased, model.loaded, 'logit_bias', (index) => `logit_bias["${biased[index]}"]`);
+    }
     const base = generateOptions(body, maxTokens, model.drafter, () => randomInt(0, 2 ** 32));
     // Completions: logprobs = the number of alternatives; chat: logprobs true, top_logprobs alternatives.
     const logprobs = kind === 'completion'
@@ -425,11 +429,12 @@ function checkModelName(body: SamplingBody, model: Served): void {
   }
 }
 
-function checkTokenIds(ids: readonly number[], loaded: LoadedModel, field: string): void {
+function checkTokenIds(ids: readonly number[], loaded: LoadedModel, field: string,
+  where: (index: number) => string = (index) => `${field}[${index}]`): void {
   const vocab = loaded.model.config.vocabSize;
   const bad = ids.findIndex((id) => id >= vocab);
   if (bad >= 0) {
-    throw new ApiError(400, `${field}[${bad}]: expected a token id in [0, ${vocab - 1}], got ${ids[bad]}`, field,
+    throw new ApiError(400, `${where(bad)}: expected a token id in [0, ${vocab - 1}], got ${ids[bad]}`, field,
       'invalid_value');
   }
 }
