@@ -6,7 +6,8 @@ import type { Model } from '../model/model.js';
 import type { KvCache } from '../model/kv-cache.js';
 import type { PagedKvCache } from '../model/kv-pool.js';
 import { createStepBatch, type StepBatch } from './step-batch.js';
-import { createSampler, createRng, type Rng, type Sampler, type SamplingOptions } from '../sampling/index.js';
+import { createSampler, createRng, tokenLogprobs, type EmittedLogprob, type Rng, type Sampler, type SamplingOptions }
+  from '../sampling/index.js';
 
 export interface Decoder {
   /** Runs the prompt through the model; returns the first generated token (not yet in the KV cache). */
@@ -89,6 +90,11 @@ export interface SequenceStepper {
   readonly position: number;
   /** Prompt tokens of the latest start whose KV was reused from a paged cache's pool instead of computed. */
   readonly reusedPromptTokens: number;
+  /**
+   * With SequenceOptions.promptLogprobs: entry i is prompt token i's log-probability given the tokens before it
+   * (null for the first), filled as the prompt's chunks run.
+   */
+  readonly promptLogprobs?: readonly (EmittedLogprob | null)[];
   /** Ends the sequence (the speculation controller learns from it); frees the cache when the stepper made it. */
   dispose(): void;
 }
@@ -109,6 +115,10 @@ export interface SequenceState {
    * nobody reads their values (no log-probabilities) and the backend can read back ids only (WebGPU).
    */
   readonly idsOnly: boolean;
+  /** SequenceOptions.promptLogprobs: the prompt tokens' log-probabilities (see SequenceStepper), else null. */
+  readonly promptLogprobs: (EmittedLogprob | null)[] | null;
+  /** Alternatives kept with each log-probability (SequenceOptions.logprobs). */
+  readonly topLogprobs: number;
 }
 
 /**
@@ -133,6 +143,11 @@ export interface SequenceOptions extends SamplingOptions {
   cache?: KvCache;
   /** Log-probabilities are kept of each token (they need the logits' values: SequenceState.idsOnly). */
   logprobs?: number;
+  /**
+   * With logprobs: the prompt tokens' log-probabilities too (SequenceStepper.promptLogprobs). The prefill then reads
+   * every prompt row's logits and takes no cached prefix blocks (their rows are not computed).
+   */
+  promptLogprobs?: boolean;
   /** The strategy reads the logits' values beyond its picks (Apple's acceptance rule). */
   readsLogitValues?: boolean;
 }
@@ -153,6 +168,8 @@ export function createSequenceState(model: Model, options: SequenceOptions): Seq
     random: createRng(options.seed ?? 0),
     idsOnly: sampler.argmaxOnly && options.logprobs === undefined && !options.readsLogitValues &&
       model.argmaxRow !== undefined,
+    promptLogprobs: options.promptLogprobs && options.logprobs !== undefined ? [] : null,
+    topLogprobs: options.logprobs ?? 0,
   };
 }
 
@@ -195,7 +212,14 @@ export function createPrefill(state: SequenceState): Prefill {
       prompt = promptIds;
       for (let i = 0; i < promptIds.length; i++) state.history[i] = promptIds[i];
       cache.length = 0;
-      reused = isPaged(cache) && cache.blockCount === 0 ? cache.reusePrefix(state.history, promptIds.length - 1) : 0;
+      const scored = state.promptLogprobs;
+      if (scored) {
+        scored.length = 0;
+        scored.push(null);
+      }
+      // Scoring the prompt needs every row's logits, so nothing cached is taken.
+      reused = isPaged(cache) && cache.blockCount === 0 && !scored
+        ? cache.reusePrefix(state.history, promptIds.length - 1) : 0;
       cache.length = reused;
       cursor = reused;
       state.length = reused;
@@ -215,15 +239,24 @@ export function createPrefill(state: SequenceState): Prefill {
       cache.ensure(cursor + count);
       const c = batch.cacheIndex(cache);
       firstRow = batch.count;
+      const scoring = state.promptLogprobs !== null;
       for (let i = 0; i < count; i++) {
         const p = cursor + i;
-        batch.addRow(c, prompt[p], p, p, p + 1, p === prompt.length - 1);
+        batch.addRow(c, prompt[p], p, p, p + 1, scoring || p === prompt.length - 1);
       }
       planned = count;
       return count;
     },
-    complete() {
+    complete(batch) {
       if (planned === 0) return -1;
+      const scored = state.promptLogprobs;
+      if (scored) {
+        // Row p's logits give token p + 1's log-probability; the last row's give the first generated token.
+        for (let i = 0; i < planned && cursor + i + 1 < prompt.length; i++) {
+          scored.push(tokenLogprobs(model.logitsRow(batch.logitIndex[firstRow + i]), prompt[cursor + i + 1],
+            state.topLogprobs));
+        }
+      }
       cursor += planned;
       cache.length = cursor;
       state.length = cursor;
@@ -330,6 +363,7 @@ export function createAutoregressiveStepper(model: Model, options: SequenceOptio
     get reusedPromptTokens() {
       return prefill.reused;
     },
+    ...(state.promptLogprobs ? { promptLogprobs: state.promptLogprobs } : {}),
     get prefilling() {
       return prefill.active;
     },

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { loadModel, type LoadedModel } from './load.js';
+import { loadDrafter, loadModel, type LoadedModel } from './load.js';
+import { defaultDrafterPath } from './default-model.js';
+import { tokenLogprobs } from '../sampling/index.js';
 import { generate, generateText } from './generate.js';
 import { missing, stories260K } from '../../test/fixtures.js';
 
@@ -125,3 +127,49 @@ test('chat messages are rendered with the model\'s template and encoded without 
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+test('promptLogprobs scores the prompt as one causal forward does, bit for bit: alone, after its blocks were cached, ' +
+  'beside another sequence, with a drafter, and with maxTokens 0', { skip }, async () => {
+  await withStories(1, async (loaded) => {
+    const { model } = loaded;
+    const prompt = 'Once upon a time, there was a little girl named Lily who loved to play in the big green park.';
+    const promptIds = loaded.tokenizer!.encode(prompt, { bos: true });
+    // The reference: one forward over the whole prompt into a cache of its own, every row's logits.
+    const cache = model.createCache(model.contextLength);
+    const n = promptIds.length;
+    model.forward(cache, { count: n, tokens: Int32Array.from(promptIds), positions: Int32Array.from({ length: n },
+      (_, i) => i), writeSlot: 0, prefixLengths: Int32Array.from({ length: n }, (_, i) => i + 1), logits: 'all' });
+    const expected = promptIds.slice(1).map((token, i) => tokenLogprobs(model.logitsRow(i), token, 3));
+    cache.free();
+    const scored = async (extra: Partial<Parameters<typeof generateText>[1]>) => {
+      const result = await generateText(loaded, { promptIds, maxTokens: 4, logprobs: 3, promptLogprobs: true,
+        ...extra });
+      assert.equal(result.promptLogprobs?.length, n);
+      assert.equal(result.promptLogprobs?.[0], null);
+      assert.deepEqual(result.promptLogprobs?.slice(1), expected);
+      return result;
+    };
+    const first = await scored({});
+    assert.equal(first.ids.length, 4);
+    // Its blocks are cached now; scoring computes them again rather than reusing them.
+    const again = await scored({});
+    assert.equal(again.stats.cachedPromptTokens, 0);
+    const plain = await generateText(loaded, { promptIds, maxTokens: 4 });
+    assert.ok(plain.stats.cachedPromptTokens > 0, 'the prompt\'s blocks were cached');
+    assert.deepEqual(again.ids, plain.ids);
+    // Beside a generation on another prompt (one forward carries both), and with ReDrafter.
+    const [beside] = await Promise.all([scored({}), generateText(loaded, { prompt: 'The dog ran', maxTokens: 30 })]);
+    assert.deepEqual(beside.ids, plain.ids);
+    const drafter = loadDrafter(loaded, defaultDrafterPath()!);
+    const drafted = await scored({ drafter, beams: 2, beamLength: 4 });
+    assert.deepEqual(drafted.ids, plain.ids);
+    // maxTokens 0: the prompt is scored, nothing generated.
+    const only = await scored({ maxTokens: 0 });
+    assert.deepEqual(only.ids, []);
+    assert.equal(only.text, '');
+    assert.equal(only.finishReason, 'length');
+    assert.throws(() => generate(loaded, { promptIds, promptLogprobs: true }), /promptLogprobs: needs logprobs/);
+    const none = await generateText(loaded, { promptIds, maxTokens: 2, logprobs: 1 });
+    assert.equal(none.promptLogprobs, undefined);
+  });
+});

@@ -51,6 +51,12 @@ export interface GenerateOptions extends SamplingOptions {
    * `logprobs`: the model's distribution (log-softmax of the raw logits), the same with and without ReDrafter.
    */
   logprobs?: number;
+  /**
+   * With logprobs: also score the prompt (Generation.promptLogprobs), as evaluation harnesses ask a server with
+   * `echo`. Every prompt row's logits are then computed (no cached prefix is reused). maxTokens 0 scores the prompt
+   * and generates nothing.
+   */
+  promptLogprobs?: boolean;
 }
 
 export interface GenerationChunk {
@@ -91,6 +97,11 @@ export interface Generation extends AsyncIterable<GenerationChunk> {
   readonly stats: GenerationStats;
   /** Set once the iterator is done. */
   readonly finishReason: FinishReason | null;
+  /**
+   * With options.promptLogprobs, once the prompt has run (before the first chunk): entry i is prompt token i's
+   * log-probability given the tokens before it, with logprobs alternatives; null for the first token.
+   */
+  readonly promptLogprobs: readonly (EmittedLogprob | null)[] | null;
 }
 
 export interface GenerationResult {
@@ -98,6 +109,8 @@ export interface GenerationResult {
   ids: number[];
   /** With options.logprobs: one entry per id. */
   logprobs?: EmittedLogprob[];
+  /** With options.promptLogprobs: one entry per prompt id (Generation.promptLogprobs). */
+  promptLogprobs?: (EmittedLogprob | null)[];
   text: string;
   finishReason: FinishReason;
   stats: GenerationStats;
@@ -136,6 +149,9 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
   if (options.maxTokens !== undefined && !(Number.isInteger(options.maxTokens) && options.maxTokens >= 0)) {
     throw new RangeError(`maxTokens: expected a non-negative integer, got ${options.maxTokens}`);
   }
+  if (options.promptLogprobs && options.logprobs === undefined) {
+    throw new RangeError('promptLogprobs: needs logprobs (the number of alternatives to report, 0–20)');
+  }
   if (options.drafter && (options.beams !== undefined || options.beamLength !== undefined)) {
     validateBeamShape(options.beams ?? DEFAULT_BEAMS, options.beamLength ?? DEFAULT_BEAM_LENGTH);
   }
@@ -154,16 +170,19 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
     tokensPerSecond: 0,
   };
   let finishReason: FinishReason | null = null;
+  const scoring = options.promptLogprobs === true;
+  let promptLogprobs: (EmittedLogprob | null)[] | null = null;
 
   async function* run(): AsyncGenerator<GenerationChunk> {
-    if (maxTokens === 0) {
+    if (maxTokens === 0 && !scoring) {
       finishReason = 'length';
       return;
     }
     // Every generation on a model goes through its scheduler: concurrent generations share forwards.
     let calibrationSeconds: number | undefined;
+    // Scoring alone (maxTokens 0) still runs the prompt, whose forward picks a first token: it is dropped below.
     const request: SequenceRequest = {
-      promptIds, maxTokens, stopTokens, extraSlots: extraSlotsOf(options), signal: options.signal,
+      promptIds, maxTokens: Math.max(1, maxTokens), stopTokens, extraSlots: extraSlotsOf(options), signal: options.signal,
       logprobs: options.logprobs,
       createStepper(cache) {
         const made = createStepper(loaded, options, cache, deviceSearch);
@@ -226,6 +245,11 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
         finishReason = 'abort';
         return;
       }
+      if (scoring) promptLogprobs = [...(sequence.stepper?.promptLogprobs ?? [])];
+      if (maxTokens === 0) {
+        finishReason = 'length';
+        return;
+      }
       let pending = Array.from(stepTokens.subarray(0, firstCount));
       let fromStep = false;
       for (;;) {
@@ -271,6 +295,9 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
     get finishReason() {
       return finishReason;
     },
+    get promptLogprobs() {
+      return promptLogprobs;
+    },
     [Symbol.asyncIterator]: run,
   };
 }
@@ -287,7 +314,8 @@ export async function generateText(loaded: LoadedModel, options: GenerateOptions
     text += chunk.text;
   }
   return { promptIds: [...generation.promptIds], ids, text, finishReason: generation.finishReason ?? 'length',
-    stats: generation.stats, ...(options.logprobs !== undefined ? { logprobs } : {}) };
+    stats: generation.stats, ...(options.logprobs !== undefined ? { logprobs } : {}),
+    ...(generation.promptLogprobs ? { promptLogprobs: [...generation.promptLogprobs] } : {}) };
 }
 
 const DEFAULT_BEAMS = 4;

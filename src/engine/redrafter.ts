@@ -272,6 +272,7 @@ export function createRedrafterStepper(model: Model, drafter: Drafter, options: 
     get reusedPromptTokens() {
       return prefill.reused;
     },
+    ...(state.promptLogprobs ? { promptLogprobs: state.promptLogprobs } : {}),
     get prefilling() {
       return prefill.active;
     },

@@ -77,7 +77,7 @@ test('wrong types and out-of-range numbers → 400 naming the field, what it exp
   async () => {
     const cases: [Record<string, unknown>, string, RegExp][] = [
       [{ prompt: 'Once', temperature: '1' }, 'temperature', /^temperature: expected a number in \[0, 100\].*got "1"$/],
-      [{ prompt: 'Once', max_tokens: -5 }, 'max_tokens', /^max_tokens: expected an integer in \[1, .*got -5$/],
+      [{ prompt: 'Once', max_tokens: -5 }, 'max_tokens', /^max_tokens: expected an integer in \[0, .*got -5$/],
       [{ prompt: 'Once', max_tokens: 2.5 }, 'max_tokens', /got 2\.5$/],
       [{ prompt: 'Once', seed: 1e12 }, 'seed', /^seed: expected an integer in \[0, 4294967295\].*got 1000000000000$/],
       [{ prompt: 'Once', temperature: 1e9 }, 'temperature', /got 1000000000$/],
@@ -151,6 +151,18 @@ test('frequency_penalty, presence_penalty and logit_bias out of range or mistype
   await stillServes();
 });
 
+test('prompt batches: a bad prompt names its place; a batch larger than the server can ever queue → 400', { skip },
+  async () => {
+  const bad = await expectError('/v1/completions', { prompt: [[1, 2], [3, 100000]] }, 400);
+  assert.equal(bad.param, 'prompt[1]');
+  assert.match(bad.message, /^prompt\[1\]\[1\]: expected a token id/);
+  const empty = await expectError('/v1/completions', { prompt: ['Once', ''] }, 400);
+  assert.equal(empty.param, 'prompt');
+  const huge = await expectError('/v1/completions', { prompt: Array.from({ length: 200 }, () => 'Once') }, 400);
+  assert.match(huge.message, /^prompt: a batch of 200 prompts; this server runs \d+ at once and queues \d+/);
+  await stillServes();
+});
+
 test('oversize body → 413', { skip }, async () => {
   const error = await expectError('/v1/completions', { prompt: 'x'.repeat(100 * 1024) }, 413);
   assert.equal(error.code, 'request_too_large');
@@ -177,7 +189,7 @@ test('numbers past any sensible range → 400, never a 500', { skip }, async () 
   const cases: [Record<string, unknown> | string, string, RegExp][] = [
     [{ prompt: 'Once', max_tokens: 1e308 }, 'max_tokens', /got 1e\+308$/],
     ['{"prompt": "Once", "max_tokens": 1e999}', 'max_tokens', /got Infinity$/],
-    [{ prompt: 'Once', max_tokens: 0 }, 'max_tokens', /got 0$/],
+    [{ prompt: 'Once', max_tokens: 0 }, 'max_tokens', /^max_tokens: 0 \(scoring the prompt alone\) needs echo: true; .*got 0$/],
     [{ prompt: 'Once', top_k: -1 }, 'top_k', /got -1$/],
     [{ prompt: 'Once', min_p: 2 }, 'min_p', /got 2$/],
     [{ prompt: 'Once', temperature: -0.5 }, 'temperature', /got -0\.5$/],

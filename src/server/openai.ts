@@ -26,8 +26,10 @@ export interface SamplingBody {
 }
 
 export interface CompletionBody extends SamplingBody {
-  prompt: string | number[];
+  /** One prompt (text or token ids), or a batch of them. */
+  prompt: string | number[] | string[] | number[][];
   logprobs?: number | null;
+  echo?: boolean | null;
 }
 
 export interface ChatBody extends SamplingBody {
@@ -110,11 +112,14 @@ export interface Usage {
   prompt_tokens_details: { cached_tokens: number };
 }
 
-export function usageOf(stats: GenerationStats): Usage {
-  return { prompt_tokens: stats.promptTokens, completion_tokens: stats.tokens,
-    total_tokens: stats.promptTokens + stats.tokens,
+/** The usage of a request's generations (one per prompt of a batch), summed. */
+export function usageOf(stats: readonly GenerationStats[]): Usage {
+  const sum = (of: (s: GenerationStats) => number): number => stats.reduce((total, s) => total + of(s), 0);
+  const prompt = sum((s) => s.promptTokens);
+  const completion = sum((s) => s.tokens);
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion,
     // OpenAI's field for prompt tokens served from the prompt cache: here, KV blocks reused from earlier requests.
-    prompt_tokens_details: { cached_tokens: stats.cachedPromptTokens } };
+    prompt_tokens_details: { cached_tokens: sum((s) => s.cachedPromptTokens) } };
 }
 
 /** llama-server's per-response figures, plus the speculation ones ReDrafter adds. */
@@ -176,7 +181,7 @@ export function timingsOf(stats: GenerationStats): Timings {
 
 /** OpenAI's two logprobs shapes, from the engine's per-token figures; `piece` is a token's text. */
 export function completionLogprobs(entries: readonly EmittedLogprob[], piece: (id: number) => string, textOffset: number):
-  { tokens: string[]; token_logprobs: number[]; top_logprobs: Record<string, number>[]; text_offset: number[] } {
+  CompletionLogprobs {
   const tokens: string[] = [];
   const offsets: number[] = [];
   let offset = textOffset;
@@ -192,6 +197,41 @@ export function completionLogprobs(entries: readonly EmittedLogprob[], piece: (i
     top_logprobs: entries.map((e) => Object.fromEntries(e.top.map((t) => [piece(t.token), t.logprob]))),
     text_offset: offsets,
   };
+}
+
+/** The legacy completions' logprobs object. */
+export interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: (number | null)[];
+  top_logprobs: (Record<string, number> | null)[];
+  text_offset: number[];
+}
+
+/**
+ * The echoed prompt's logprobs (completions with `echo`): entry i is prompt token i's, given the tokens before it;
+ * the first token has none (null), as OpenAI reports it.
+ */
+export function promptCompletionLogprobs(promptIds: readonly number[], entries: readonly (EmittedLogprob | null)[],
+  piece: (id: number) => string): CompletionLogprobs {
+  const result: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+  let offset = 0;
+  promptIds.forEach((id, i) => {
+    const text = piece(id);
+    const entry = entries[i] ?? null;
+    result.tokens.push(text);
+    result.text_offset.push(offset);
+    result.token_logprobs.push(entry === null ? null : entry.logprob);
+    result.top_logprobs.push(entry === null ? null : Object.fromEntries(entry.top.map((t) => [piece(t.token), t.logprob])));
+    offset += text.length;
+  });
+  return result;
+}
+
+/** The echoed prompt's logprobs followed by the completion's (null when none were asked for). */
+export function joinCompletionLogprobs(a: CompletionLogprobs, b: CompletionLogprobs | null): CompletionLogprobs {
+  if (!b) return a;
+  return { tokens: [...a.tokens, ...b.tokens], token_logprobs: [...a.token_logprobs, ...b.token_logprobs],
+    top_logprobs: [...a.top_logprobs, ...b.top_logprobs], text_offset: [...a.text_offset, ...b.text_offset] };
 }
 
 export function chatLogprobs(entries: readonly EmittedLogprob[], piece: (id: number) => string):

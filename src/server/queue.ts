@@ -53,6 +53,13 @@ export class RequestQueue {
     return this.runningCount;
   }
 
+  /** Requests that run() would take now without refusing one: free places plus free room to wait. */
+  room(): number {
+    if (this.closed) return 0;
+    const free = this.waiters.length > 0 ? 0 : Math.max(0, this.options.capacity - this.runningCount);
+    return free + Math.max(0, this.options.maxWaiting - this.waiters.length);
+  }
+
   /** Seconds a refused client should wait: the time the queue ahead of it takes at the recent mean, at least 1. */
   retryAfterSeconds(): number {
     return Math.max(1, Math.ceil(this.meanSeconds * (this.waiters.length + 1) / this.options.capacity));

@@ -81,9 +81,15 @@ export function completionSchema(): Schema {
         anyOf: [
           { type: 'string', minLength: 1 },
           { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0 } },
+          // A batch: one choice per prompt.
+          { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+          { type: 'array', minItems: 1, items: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0 } } },
         ],
       },
+      // 0 with echo scores the prompt alone.
+      max_tokens: integer(0, 2147483647),
       logprobs: integer(0, 20),
+      echo: nullable({ type: 'boolean' }),
     },
   };
 }

@@ -90,6 +90,77 @@ test('frequency_penalty, presence_penalty and logit_bias through the openai clie
   assert.equal(forced.choices[0].message.content, server.loaded.tokenizer!.decode([13, 13, 13, 13, 13]));
 });
 
+test('echo with logprobs scores the prompt (lm-evaluation-harness\'s loglikelihood request), a batch of prompts ' +
+  'gives one choice each as it gives alone, streamed or not', { skip }, async () => {
+  const promptIds = server.loaded.tokenizer!.encode(prompt, { bos: true });
+  const expected = await generateText(server.loaded, { promptIds, maxTokens: 5, logprobs: 2, promptLogprobs: true });
+  const echoed = await server.client.completions.create({ model: 'stories260K', prompt, max_tokens: 5, temperature: 0,
+    logprobs: 2, echo: true });
+  const choice = echoed.choices[0];
+  assert.equal(choice.text, prompt + expected.text);
+  const logprobs = choice.logprobs!;
+  assert.equal(logprobs.tokens!.length, promptIds.length + 5);
+  assert.equal(logprobs.token_logprobs![0], null);
+  assert.equal(logprobs.top_logprobs![0], null);
+  assert.deepEqual(logprobs.token_logprobs!.slice(1, promptIds.length),
+    expected.promptLogprobs!.slice(1).map((entry) => entry!.logprob));
+  assert.deepEqual(logprobs.token_logprobs!.slice(promptIds.length), expected.logprobs!.map((entry) => entry.logprob));
+  assert.equal(Object.keys(logprobs.top_logprobs![1]!).length, 2);
+  assert.equal(logprobs.text_offset![promptIds.length], prompt.length, 'the completion\'s offsets follow the echo');
+  // Scoring alone: max_tokens 0.
+  const scored = await server.client.completions.create({ model: 'stories260K', prompt, max_tokens: 0, logprobs: 0,
+    echo: true });
+  assert.equal(scored.choices[0].text, prompt);
+  assert.equal(scored.choices[0].logprobs!.tokens!.length, promptIds.length);
+  assert.equal(scored.usage!.completion_tokens, 0);
+  // What lm-evaluation-harness sends: token-id prompts in a batch, max_tokens 1, logprobs 1, echo. Each choice (by
+  // index) is what the prompt gets alone.
+  const other = server.loaded.tokenizer!.encode('The little dog', { bos: true });
+  const batch = await post(`${server.url}/v1/completions`, { prompt: [promptIds, other], max_tokens: 1,
+    temperature: 0, logprobs: 1, echo: true });
+  assert.equal(batch.status, 200, JSON.stringify(batch.json));
+  const choices = batch.json['choices'] as { index: number; text: string; logprobs: { token_logprobs: number[] } }[];
+  assert.deepEqual(choices.map((c) => c.index), [0, 1]);
+  for (const [i, ids] of [promptIds, other].entries()) {
+    const alone = await post(`${server.url}/v1/completions`, { prompt: ids, max_tokens: 1, temperature: 0,
+      logprobs: 1, echo: true });
+    const single = (alone.json['choices'] as typeof choices)[0];
+    assert.deepEqual(choices[i].logprobs, single.logprobs);
+    assert.equal(choices[i].text, single.text);
+  }
+  const usage = batch.json['usage'] as { prompt_tokens: number; completion_tokens: number };
+  assert.deepEqual([usage.prompt_tokens, usage.completion_tokens], [promptIds.length + other.length, 2]);
+  // A batch of text prompts, streamed: chunks carry their choice's index and add up to each prompt's text alone.
+  const texts = ['Once upon a time', 'Tom had a red ball'];
+  const stream = await server.client.completions.create({ model: 'stories260K', prompt: texts, max_tokens: 12,
+    temperature: 0.8, seed: 4, stream: true, stream_options: { include_usage: true } });
+  const streamed = ['', ''];
+  const finished: string[] = [];
+  let totalTokens = 0;
+  for await (const chunk of stream) {
+    for (const c of chunk.choices) {
+      streamed[c.index] += c.text;
+      if (c.finish_reason) finished.push(`${c.index}:${c.finish_reason}`);
+    }
+    if (chunk.usage) totalTokens = chunk.usage.completion_tokens;
+  }
+  assert.deepEqual(finished.sort(), ['0:length', '1:length']);
+  assert.equal(totalTokens, 24);
+  // echo, streamed: the prompt is the choice's first text, with its log-probabilities.
+  const echoStream = await server.client.completions.create({ model: 'stories260K', prompt, max_tokens: 5,
+    temperature: 0, logprobs: 2, echo: true, stream: true });
+  const pieces: { text: string; tokens: number }[] = [];
+  for await (const chunk of echoStream) {
+    for (const c of chunk.choices) pieces.push({ text: c.text, tokens: c.logprobs?.tokens?.length ?? 0 });
+  }
+  assert.deepEqual(pieces[0], { text: prompt, tokens: promptIds.length });
+  assert.equal(pieces.map((p) => p.text).join(''), prompt + expected.text);
+  for (const [i, text] of texts.entries()) {
+    const alone = await generateText(server.loaded, { prompt: text, maxTokens: 12, temperature: 0.8, seed: 4 });
+    assert.equal(streamed[i], alone.text, text);
+  }
+});
+
 test('streamed completion: the chunks add up to the whole text; include_usage sends a usage chunk', { skip }, async () => {
   const whole = await server.client.completions.create({ model: 'stories260K', prompt, max_tokens: 50, temperature: 0 });
   const stream = await server.client.completions.create({ model: 'stories260K', prompt, max_tokens: 50, temperature: 0,

@@ -9,7 +9,8 @@ import { basename, extname } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { generate, type GenerateOptions, type GenerationChunk, type GenerationStats } from '../engine/generate.js';
+import { generate, type GenerateOptions, type Generation, type GenerationChunk, type GenerationStats }
+  from '../engine/generate.js';
 import { schedulerFor, type Scheduler } from '../engine/scheduler.js';
 import type { LoadedDrafter, LoadedModel } from '../engine/load.js';
 import { createMetrics, setCacheConfig } from './metrics.js';
@@ -19,7 +20,8 @@ import {
 } from './schemas.js';
 import {
   ApiError, chatLogprobs, chatMessages, completionLogprobs, defaultChatTemplate, draftCounts, errorBody, finishReasonOf,
-  generateOptions, timingsOf, usageOf, type ChatBody, type CompletionBody, type SamplingBody,
+  generateOptions, joinCompletionLogprobs, promptCompletionLogprobs, timingsOf, usageOf, type ChatBody,
+  type CompletionBody, type CompletionLogprobs, type SamplingBody,
 } from './openai.js';
 import type { EmittedLogprob } from '../sampling/index.js';
 
@@ -237,16 +239,34 @@ export function createServer(options: ServerOptions): FastifyInstance {
     const model = ready();
     const body = request.body as CompletionBody;
     checkModelName(body, model);
-    let promptIds: number[];
-    if (typeof body.prompt === 'string') {
-      promptIds = tokenizerOf(model.loaded).encode(body.prompt, { bos: true });
-    } else {
-      checkTokenIds(body.prompt, model.loaded, 'prompt');
-      promptIds = body.prompt;
+    if (body.max_tokens === 0 && body.echo !== true) {
+      throw new ApiError(400, 'max_tokens: 0 (scoring the prompt alone) needs echo: true; expected at least 1, got 0',
+        'max_tokens', 'invalid_value');
     }
-    checkContext(promptIds.length, model.loaded, 'prompt');
+    // One prompt, or a batch (strings or token-id arrays): one choice each, `index` in the batch's order.
+    const batch = typeof body.prompt === 'string' || typeof body.prompt[0] === 'number'
+      ? [body.prompt as string | number[]] : body.prompt as (string | number[])[];
+    const field = (i: number): string => (batch.length === 1 && batch[0] === body.prompt ? 'prompt' : `prompt[${i}]`);
+    if (batch.length > maxSequences + maxQueue) {
+      throw new ApiError(400, `prompt: a batch of ${batch.length} prompts; this server runs ${maxSequences} at once ` +
+        `and queues ${maxQueue} (--max-sequences, --max-queue)`, 'prompt', 'invalid_value');
+    }
+    const prompts = batch.map((prompt, i): Prompt => {
+      let ids: number[];
+      if (typeof prompt === 'string') {
+        ids = tokenizerOf(model.loaded).encode(prompt, { bos: true });
+      } else {
+        checkTokenIds(prompt, model.loaded, field(i));
+        ids = prompt;
+      }
+      checkContext(ids.length, model.loaded, field(i));
+      // echo: the prompt comes back before the completion, as sent (ids as their text).
+      const echo = body.echo !== true ? undefined : typeof prompt === 'string' ? prompt
+        : tokenizerOf(model.loaded).decode(prompt);
+      return { ids, echo };
+    });
     // OpenAI's completions default to 16 tokens.
-    return serveGeneration(request, reply, 'completion', model, body, promptIds, body.max_tokens ?? 16);
+    return serveGeneration(request, reply, 'completion', model, body, prompts, body.max_tokens ?? 16);
   });
 
   app.post('/v1/chat/completions', { schema: { body: chatSchema() } }, async (request, reply) => {
@@ -262,12 +282,12 @@ export function createServer(options: ServerOptions): FastifyInstance {
       ? tokenizer.encode(tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }), { bos: false })
       : tokenizer.encode(defaultChatTemplate(messages), { bos: true });
     checkContext(promptIds.length, model.loaded, 'messages');
-    return serveGeneration(request, reply, 'chat', model, body, promptIds,
+    return serveGeneration(request, reply, 'chat', model, body, [{ ids: promptIds, echo: undefined }],
       body.max_completion_tokens ?? body.max_tokens ?? undefined);
   });
 
   async function serveGeneration(request: FastifyRequest, reply: FastifyReply, kind: 'completion' | 'chat',
-    model: Served, body: SamplingBody, promptIds: number[], maxTokens: number | undefined): Promise<FastifyReply> {
+    model: Served, body: SamplingBody, prompts: readonly Prompt[], maxTokens: number | undefined): Promise<FastifyReply> {
     const received = performance.now();
     if (body.logit_bias != null) {
       const biased = Object.keys(body.logit_bias).map(Number);
@@ -278,36 +298,67 @@ export function createServer(options: ServerOptions): FastifyInstance {
     const logprobs = kind === 'completion'
       ? (body as CompletionBody).logprobs ?? undefined
       : (body as ChatBody).logprobs === true ? (body as ChatBody).top_logprobs ?? 0 : undefined;
-    const options: GenerateOptions = { ...base, promptIds, logprobs };
     const piece = (token: number): string => tokenizerOf(model.loaded).decode([token]);
-    let textOffset = 0;
-    const logprobsOf = (entries: EmittedLogprob[] | undefined): unknown => {
-      if (logprobs === undefined || !entries) return null;
-      if (kind === 'chat') return chatLogprobs(entries, piece);
-      const result = completionLogprobs(entries, piece, textOffset);
-      textOffset += result.tokens.reduce((n, t) => n + t.length, 0);
-      return result;
-    };
-    // A client that goes away cancels its generation, or its place in the queue.
+    // Every prompt of a batch is a sequence of its own, with the same options (its own seeded stream: a prompt's
+    // text does not depend on the batch it came in).
+    const choices = prompts.map((prompt, index) => {
+      const options: GenerateOptions = { ...base, promptIds: prompt.ids, logprobs,
+        promptLogprobs: prompt.echo !== undefined && logprobs !== undefined };
+      // Offsets of the completion's tokens count from the start of the text returned (the echoed prompt first).
+      let textOffset = prompt.echo?.length ?? 0;
+      const completionLogprobsOf = (entries: EmittedLogprob[] | undefined): CompletionLogprobs | null => {
+        if (logprobs === undefined || !entries) return null;
+        const result = completionLogprobs(entries, piece, textOffset);
+        textOffset += result.tokens.reduce((n, t) => n + t.length, 0);
+        return result;
+      };
+      const logprobsOf = (entries: EmittedLogprob[] | undefined): unknown =>
+        kind === 'chat' ? (logprobs === undefined || !entries ? null : chatLogprobs(entries, piece))
+          : completionLogprobsOf(entries);
+      // echo with logprobs: the prompt's tokens first, the first without a log-probability (OpenAI's shape).
+      const promptLogprobsOf = (entries: readonly (EmittedLogprob | null)[] | null): CompletionLogprobs | null =>
+        logprobs === undefined || !entries ? null : promptCompletionLogprobs(prompt.ids, entries, piece);
+      return { index, prompt, options, logprobsOf, completionLogprobsOf, promptLogprobsOf };
+    });
+    // A client that goes away cancels its generations, or their places in the queue; so does a failing one.
     const disconnect = new AbortController();
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) disconnect.abort();
     });
+    if (choices.length > 1 && queue.room() < choices.length) throw new QueueFullError(queue.waiting);
+    const runAll = <T>(task: (choice: (typeof choices)[number], signal: AbortSignal) => Promise<T>): Promise<T[]> =>
+      Promise.all(choices.map((choice) => queue.run(disconnect.signal, (signal) => task(choice, signal))
+        .catch((error: unknown) => {
+          disconnect.abort();
+          throw error;
+        })));
     const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);
     const object = kind === 'chat' ? 'chat.completion' : 'text_completion';
     const endpoint = kind === 'chat' ? '/v1/chat/completions' : '/v1/completions';
+    // One prompt: llama-server's `timings` beside the usage; a batch: each choice carries its own.
+    const single = choices.length === 1;
     try {
       if (!body.stream) {
-        const result = await queue.run(disconnect.signal, (signal) =>
-          runGeneration(model, options, signal, received, () => undefined));
-        const finish_reason = finishReasonOf(result.finishReason);
-        const choiceLogprobs = logprobsOf(result.logprobs);
-        const choice = kind === 'chat'
-          ? { index: 0, message: { role: 'assistant', content: result.text }, logprobs: choiceLogprobs, finish_reason }
-          : { index: 0, text: result.text, logprobs: choiceLogprobs, finish_reason };
-        return reply.send({ id, object, created, model: model.id, choices: [choice], usage: usageOf(result.stats),
-          timings: timingsOf(result.stats) });
+        const results = await runAll((choice, signal) =>
+          runGeneration(model, choice.options, signal, received, () => undefined));
+        const stats = results.map((result) => result.stats);
+        return reply.send({ id, object, created, model: model.id,
+          choices: results.map((result, index) => {
+            const choice = choices[index];
+            const finish_reason = finishReasonOf(result.finishReason);
+            const timings = single ? {} : { timings: timingsOf(result.stats) };
+            if (kind === 'chat') {
+              return { index, message: { role: 'assistant', content: result.text }, logprobs: choice.logprobsOf(
+                result.logprobs), finish_reason };
+            }
+            const echoed = choice.promptLogprobsOf(result.promptLogprobs);
+            const generated = choice.completionLogprobsOf(result.logprobs);
+            return { index, text: (choice.prompt.echo ?? '') + result.text,
+              logprobs: echoed === null ? generated : joinCompletionLogprobs(echoed, generated), finish_reason,
+              ...timings };
+          }),
+          usage: usageOf(stats), ...(single ? { timings: timingsOf(stats[0]) } : {}) });
       }
       const includeUsage = body.stream_options?.include_usage === true;
       const chunkObject = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
@@ -318,36 +369,55 @@ export function createServer(options: ServerOptions): FastifyInstance {
       const chunk = (choice: Record<string, unknown>, extra: Record<string, unknown> = {}): void =>
         send({ id, object: chunkObject, created, model: model.id, choices: [choice],
           ...(includeUsage ? { usage: null } : {}), ...extra });
-      await queue.run(disconnect.signal, async (signal) => {
-        // The response starts once the request has its turn, so a full queue or a shutdown is still a JSON error.
-        void reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache')
-          .header('x-accel-buffering', 'no').send(stream);
-        if (kind === 'chat') chunk({ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null });
-        try {
-          const result = await runGeneration(model, options, signal, received, (text, entries) => {
+      let started = false;
+      const stats: GenerationStats[] = [];
+      try {
+        await runAll(async (choice, signal) => {
+          // The response starts once the first prompt has its turn, so a full queue or a shutdown is still a JSON
+          // error.
+          if (!started) {
+            started = true;
+            void reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache')
+              .header('x-accel-buffering', 'no').send(stream);
+          }
+          const { index } = choice;
+          if (kind === 'chat') chunk({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null });
+          // echo: the prompt is the choice's first text, with its log-probabilities once the prompt has run.
+          let echoPending = choice.prompt.echo !== undefined;
+          const sendEcho = (promptLogprobs: readonly (EmittedLogprob | null)[] | null): void => {
+            if (!echoPending) return;
+            echoPending = false;
+            chunk({ index, text: choice.prompt.echo, logprobs: choice.promptLogprobsOf(promptLogprobs),
+              finish_reason: null });
+          };
+          const result = await runGeneration(model, choice.options, signal, received, (text, entries, generation) => {
+            sendEcho(generation.promptLogprobs);
             if (text === '' && !(logprobs !== undefined && entries && entries.length > 0)) return;
-            const chunkLogprobs = logprobsOf(entries);
+            const chunkLogprobs = choice.logprobsOf(entries);
             chunk(kind === 'chat'
-              ? { index: 0, delta: { content: text }, logprobs: chunkLogprobs, finish_reason: null }
-              : { index: 0, text, logprobs: chunkLogprobs, finish_reason: null });
+              ? { index, delta: { content: text }, logprobs: chunkLogprobs, finish_reason: null }
+              : { index, text, logprobs: chunkLogprobs, finish_reason: null });
           });
+          sendEcho(result.promptLogprobs);
           const finish_reason = finishReasonOf(result.finishReason);
-          chunk(kind === 'chat' ? { index: 0, delta: {}, logprobs: null, finish_reason }
-            : { index: 0, text: '', logprobs: null, finish_reason }, { timings: timingsOf(result.stats) });
-          if (includeUsage) {
-            send({ id, object: chunkObject, created, model: model.id, choices: [], usage: usageOf(result.stats) });
-          }
-          if (!stream.destroyed) stream.write('data: [DONE]\n\n');
-        } catch (error) {
-          // Headers are sent: the error goes in the stream, in the same shape as a JSON error body.
-          if (!(error instanceof AbortedError)) {
-            request.log.error(error);
-            send(errorBody(`internal error: ${(error as Error).message}`, 'server_error', null, null));
-          }
-        } finally {
-          stream.end();
+          chunk(kind === 'chat' ? { index, delta: {}, logprobs: null, finish_reason }
+            : { index, text: '', logprobs: null, finish_reason }, { timings: timingsOf(result.stats) });
+          stats[index] = result.stats;
+        });
+        if (includeUsage) send({ id, object: chunkObject, created, model: model.id, choices: [], usage: usageOf(stats) });
+        if (!stream.destroyed) stream.write('data: [DONE]\n\n');
+      } catch (error) {
+        if (!started) throw error;
+        // Headers are sent: the error goes in the stream, in the same shape as a JSON error body.
+        if (error instanceof QueueFullError || error instanceof ShuttingDownError) {
+          send(errorBody(error.message, 'server_error', null, null));
+        } else if (!(error instanceof AbortedError)) {
+          request.log.error(error);
+          send(errorBody(`internal error: ${(error as Error).message}`, 'server_error', null, null));
         }
-      });
+      } finally {
+        if (started) stream.end();
+      }
       metrics.requestDuration.observe({ endpoint }, (performance.now() - received) / 1000);
       return reply;
     } catch (error) {
@@ -361,8 +431,9 @@ export function createServer(options: ServerOptions): FastifyInstance {
   }
 
   async function runGeneration(model: Served, options: GenerateOptions, signal: AbortSignal, received: number,
-    onText: (text: string, logprobs: EmittedLogprob[] | undefined) => void): Promise<{ text: string;
-      finishReason: ReturnType<typeof generate>['finishReason']; stats: GenerationStats; logprobs: EmittedLogprob[] }> {
+    onText: (text: string, logprobs: EmittedLogprob[] | undefined, generation: Generation) => void): Promise<{
+      text: string; finishReason: Generation['finishReason']; stats: GenerationStats; logprobs: EmittedLogprob[];
+      promptLogprobs: readonly (EmittedLogprob | null)[] | null }> {
     const { loaded } = model;
     const generation = generate(loaded, { ...options, signal });
     let text = '';
@@ -384,7 +455,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
         }
         text += chunk.text;
         if (chunk.logprobs) logprobs.push(...chunk.logprobs);
-        onText(chunk.text, chunk.logprobs);
+        onText(chunk.text, chunk.logprobs, generation);
         // Steps run synchronously; yielding here lets the event loop see disconnects, queue (or refuse) new requests
         // and serve the other sequences' clients between steps.
         await yieldToEventLoop();
@@ -403,7 +474,8 @@ export function createServer(options: ServerOptions): FastifyInstance {
       if (!stats.redrafter && stats.steps > 0) metrics.steps.inc({ shape: 'plain' }, stats.steps);
     }
     if (generation.finishReason === 'abort') throw new AbortedError();
-    return { text, finishReason: generation.finishReason, stats: generation.stats, logprobs };
+    return { text, finishReason: generation.finishReason, stats: generation.stats, logprobs,
+      promptLogprobs: generation.promptLogprobs };
   }
 
   return app;
@@ -420,6 +492,12 @@ function tokenizerOf(loaded: LoadedModel): NonNullable<LoadedModel['tokenizer']>
       'no_tokenizer');
   }
   return loaded.tokenizer;
+}
+
+/** One prompt of a request: its ids, and with `echo` the text to return before the completion. */
+interface Prompt {
+  ids: number[];
+  echo: string | undefined;
 }
 
 function checkModelName(body: SamplingBody, model: Served): void {
