@@ -169,18 +169,18 @@ test('oversize body → 413', { skip }, async () => {
   await stillServes();
 });
 
-test('n = 2, logprobs out of range and top_logprobs without logprobs → 400 through the openai client too', { skip },
-  async () => {
-  const n = await expectError('/v1/completions', { prompt: 'Once', n: 2 }, 400);
+test('n past what the server can queue, logprobs out of range and top_logprobs without logprobs → 400 through the ' +
+  'openai client too', { skip }, async () => {
+  const n = await expectError('/v1/completions', { prompt: ['Once', 'Tom'], n: 100 }, 400);
   assert.equal(n.param, 'n');
-  assert.match(n.message, /only 1 is supported/);
+  assert.match(n.message, /^n: 2 prompts × 100 choices = 200 sequences; this server runs \d+ at once and queues \d+/);
   const logprobs = await expectError('/v1/completions', { prompt: 'Once', logprobs: 21 }, 400);
   assert.equal(logprobs.param, 'logprobs');
   const chatLogprobs = await expectError('/v1/chat/completions',
     { messages: [{ role: 'user', content: 'hi' }], top_logprobs: 2 }, 400);
   assert.equal(chatLogprobs.param, 'top_logprobs');
   await assert.rejects(server.client.chat.completions.create({ model: 'stories260K',
-    messages: [{ role: 'user', content: 'hi' }], n: 2 }), (error: unknown) => error instanceof APIError &&
+    messages: [{ role: 'user', content: 'hi' }], n: 128 }), (error: unknown) => error instanceof APIError &&
     error.status === 400 && error.param === 'n');
   await stillServes();
 });

@@ -56,9 +56,6 @@ export function errorBody(message: string, type: string, param: string | null, c
 /** Defaults where OpenAI's API has them (temperature 1, completions' max_tokens 16); a random seed when none. */
 export function generateOptions(body: SamplingBody, maxTokens: number | undefined, drafter: LoadedDrafter | undefined,
   randomSeed: () => number): GenerateOptions {
-  if (body.n != null && body.n !== 1) {
-    throw new ApiError(400, `n: only 1 is supported (one choice per request), got ${body.n}`, 'n', 'unsupported_value');
-  }
   const options: GenerateOptions = {
     maxTokens,
     temperature: body.temperature ?? 1,

@@ -161,6 +161,32 @@ test('echo with logprobs scores the prompt (lm-evaluation-harness\'s loglikeliho
   }
 });
 
+test('n choices: choice j samples with seed + j (choice 0 is the request with n = 1), streamed or not, completions ' +
+  'and chat; greedy choices agree', { skip }, async () => {
+  const response = await server.client.completions.create({ model: 'stories260K', prompt, max_tokens: 20,
+    temperature: 1, seed: 40, n: 3 });
+  assert.deepEqual(response.choices.map((c) => c.index), [0, 1, 2]);
+  for (const [j, c] of response.choices.entries()) {
+    const alone = await generateText(server.loaded, { prompt, maxTokens: 20, temperature: 1, seed: 40 + j });
+    assert.equal(c.text, alone.text, `choice ${j}`);
+  }
+  assert.notEqual(response.choices[0].text, response.choices[1].text);
+  assert.equal(response.usage!.completion_tokens, 60);
+  const chat = await server.client.chat.completions.create({ model: 'stories260K', max_tokens: 8, temperature: 0,
+    n: 2, messages: [{ role: 'user', content: 'hi' }], stream: true });
+  const texts = ['', ''];
+  let roles = 0;
+  for await (const chunk of chat) {
+    for (const c of chunk.choices) {
+      texts[c.index] += c.delta.content ?? '';
+      if (c.delta.role === 'assistant') roles++;
+    }
+  }
+  assert.equal(roles, 2);
+  assert.equal(texts[0], texts[1]);
+  assert.ok(texts[0].length > 0);
+});
+
 test('streamed completion: the chunks add up to the whole text; include_usage sends a usage chunk', { skip }, async () => {
   const whole = await server.client.completions.create({ model: 'stories260K', prompt, max_tokens: 50, temperature: 0 });
   const stream = await server.client.completions.create({ model: 'stories260K', prompt, max_tokens: 50, temperature: 0,

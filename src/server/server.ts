@@ -251,6 +251,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
       throw new ApiError(400, `prompt: a batch of ${batch.length} prompts; this server runs ${maxSequences} at once ` +
         `and queues ${maxQueue} (--max-sequences, --max-queue)`, 'prompt', 'invalid_value');
     }
+    checkChoices(batch.length, body.n ?? 1);
     const prompts = batch.map((prompt, i): Prompt => {
       let ids: number[];
       if (typeof prompt === 'string') {
@@ -282,9 +283,19 @@ export function createServer(options: ServerOptions): FastifyInstance {
       ? tokenizer.encode(tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }), { bos: false })
       : tokenizer.encode(defaultChatTemplate(messages), { bos: true });
     checkContext(promptIds.length, model.loaded, 'messages');
+    checkChoices(1, body.n ?? 1);
     return serveGeneration(request, reply, 'chat', model, body, [{ ids: promptIds, echo: undefined }],
       body.max_completion_tokens ?? body.max_tokens ?? undefined);
   });
+
+  /** n choices of each of `prompts` prompts must fit what the server can ever run and queue. */
+  function checkChoices(prompts: number, n: number): void {
+    if (prompts * n > maxSequences + maxQueue) {
+      throw new ApiError(400, `n: ${prompts} prompt${prompts > 1 ? 's' : ''} × ${n} choices = ${prompts * n} ` +
+        `sequences; this server runs ${maxSequences} at once and queues ${maxQueue} (--max-sequences, --max-queue)`,
+        'n', 'invalid_value');
+    }
+  }
 
   async function serveGeneration(request: FastifyRequest, reply: FastifyReply, kind: 'completion' | 'chat',
     model: Served, body: SamplingBody, prompts: readonly Prompt[], maxTokens: number | undefined): Promise<FastifyReply> {
@@ -299,10 +310,13 @@ export function createServer(options: ServerOptions): FastifyInstance {
       ? (body as CompletionBody).logprobs ?? undefined
       : (body as ChatBody).logprobs === true ? (body as ChatBody).top_logprobs ?? 0 : undefined;
     const piece = (token: number): string => tokenizerOf(model.loaded).decode([token]);
-    // Every prompt of a batch is a sequence of its own, with the same options (its own seeded stream: a prompt's
-    // text does not depend on the batch it came in).
-    const choices = prompts.map((prompt, index) => {
+    // Every prompt of a batch, and each of its n choices, is a sequence of its own (choice index = prompt · n + j, as
+    // OpenAI orders them). Choice j samples with seed + j: a prompt's choices differ, and none depends on the batch
+    // it came in (choice 0 is the request with n = 1).
+    const n = body.n ?? 1;
+    const choices = prompts.flatMap((prompt) => Array.from({ length: n }, (_, j) => prompt)).map((prompt, index) => {
       const options: GenerateOptions = { ...base, promptIds: prompt.ids, logprobs,
+        seed: ((base.seed ?? 0) + (index % n)) % 2 ** 32,
         promptLogprobs: prompt.echo !== undefined && logprobs !== undefined };
       // Offsets of the completion's tokens count from the start of the text returned (the echoed prompt first).
       let textOffset = prompt.echo?.length ?? 0;
