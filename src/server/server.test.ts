@@ -346,9 +346,24 @@ test('a client that aborts mid-stream cancels its generation and frees the queue
   const uncancelled = await generateText(server.loaded, { prompt, maxTokens: 500, temperature: 0.8, seed: 3 });
   assert.ok(uncancelled.ids.length > 100, `${uncancelled.ids.length}`);
   assert.ok(generated - 10 < uncancelled.ids.length / 2, `${generated - 10} of ${uncancelled.ids.length} tokens generated`);
-  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  let metrics = await (await fetch(`${server.url}/metrics`)).text();
   assert.match(metrics, /^redrafter:num_requests_waiting 0$/m);
   assert.match(metrics, /^redrafter:num_requests_running 0$/m);
+  // A batch with n = 2, aborted: every one of its four sequences stops, and their places are freed.
+  const batchBefore = await generatedTokens();
+  const batchAbort = new AbortController();
+  const batch = await server.client.completions.create({ model: 'stories260K', prompt: [prompt, 'Tom and Sue'], n: 2,
+    max_tokens: 500, temperature: 0.8, seed: 5, stream: true }, { signal: batchAbort.signal });
+  let batchChunks = 0;
+  for await (const chunk of batch) {
+    void chunk;
+    if (++batchChunks === 8) batchAbort.abort();
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  metrics = await (await fetch(`${server.url}/metrics`)).text();
+  assert.match(metrics, /^redrafter:num_requests_running 0$/m);
+  assert.ok((await generatedTokens()) - batchBefore < 4 * 250, 'the batch\'s sequences were cancelled');
+  assert.equal(schedulerFor(server.loaded).stats().running, 0);
 });
 
 test('a full queue answers 429 with Retry-After; close() lets the running request finish', { skip }, async () => {
