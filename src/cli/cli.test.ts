@@ -1,7 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -145,6 +145,22 @@ test('tokenize --format json prints ids, with BOS only when asked', { skip: miss
     { ids: [1, 15043, 3186, 29991] });
 });
 
+test('generate --chat --chat-template renders the conversation with that template', { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'redrafter-template-'));
+  try {
+    const file = join(dir, 'chat.jinja');
+    writeFileSync(file, '{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}');
+    const out = json(['generate', 'Tell me a story', '--chat', '--system', 'Be kind.', '--chat-template', file,
+      '--max-tokens', '4', '--format', 'json', '--drafter', 'none']);
+    const tokenize = run(['tokenize', '[system] Be kind.\n[user] Tell me a story\n', '--format', 'json']);
+    assert.equal(tokenize.status, 0, tokenize.stderr);
+    const textIds = (JSON.parse(tokenize.stdout) as { ids: number[] }).ids;
+    assert.deepEqual(out['promptIds'], [1, ...textIds], 'the template\'s "<s>" is BOS, then the rendered text');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('bad input gives a clear message and a non-zero exit', { skip }, () => {
   const missingModel = run(['generate', 'hi', '--model', '/nonexistent/model.bin']);
   assert.notEqual(missingModel.status, 0);
@@ -155,6 +171,9 @@ test('bad input gives a clear message and a non-zero exit', { skip }, () => {
   const outsideBias = run(['generate', 'hi', '--logit-bias', '512=1']);
   assert.notEqual(outsideBias.status, 0);
   assert.match(outsideBias.stderr, /--logit-bias: token id 512 is outside the model's vocabulary 0\.\.511/);
+  const noTemplate = run(['generate', 'hi', '--chat', '--chat-template', '/nonexistent/chat.jinja']);
+  assert.notEqual(noTemplate.status, 0);
+  assert.match(noTemplate.stderr, /--chat-template: cannot read \/nonexistent\/chat\.jinja/);
   const badBeams = run(['generate', 'hi', '--beams', '0']);
   assert.notEqual(badBeams.status, 0);
   assert.match(badBeams.stderr, /--beams.*expected an integer in 1\.\.64, got "0"/);

@@ -1,5 +1,6 @@
-// --model / --tokenizer / --threads / --context / --backend / --drafter-on handling shared by the commands.
+// --model / --tokenizer / --chat-template / --threads / --context / --backend / --drafter-on handling shared by the commands.
 
+import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { loadModel, type DrafterOn, type LoadDrafterOptions, type LoadedModel } from '../engine/load.js';
 import { defaultDrafterPath, resolveDefaultModel } from '../engine/default-model.js';
@@ -8,6 +9,7 @@ import { integer } from './options.js';
 export interface ModelFlags {
   model?: string;
   tokenizer?: string;
+  chatTemplate?: string;
   threads?: number | 'auto';
   context?: number;
   backend?: 'wasm' | 'webgpu';
@@ -18,6 +20,7 @@ export function addModelOptions(command: Command): Command {
   return command
     .option('-m, --model <path>', 'llama2.c checkpoint, GGUF file or Hugging Face folder (default: stories260K)')
     .option('--tokenizer <path>', 'tokenizer.bin, tokenizer.json or GGUF (default: embedded or found beside the model)')
+    .option('--chat-template <file>', 'a Jinja chat template to use instead of the tokenizer\'s (default: its own)')
     .option('--threads <n>', 'computing threads, or "auto": every core for models big enough to gain from them, ' +
       'else 1', threadCount, 'auto')
     .option('--context <n>', 'context length (default: the model\'s, at most 4096)', integer(1))
@@ -45,7 +48,16 @@ export async function openModel(flags: ModelFlags): Promise<LoadedModel> {
     model = found.model;
     tokenizer ??= found.tokenizer;
   }
-  return loadModel({ model, tokenizer, threads: flags.threads, contextLength: flags.context, backend: flags.backend });
+  let chatTemplate: string | undefined;
+  if (flags.chatTemplate !== undefined) {
+    try {
+      chatTemplate = readFileSync(flags.chatTemplate, 'utf8');
+    } catch (error) {
+      throw new Error(`--chat-template: cannot read ${flags.chatTemplate}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+  return loadModel({ model, tokenizer, chatTemplate, chatTemplateOrigin: flags.chatTemplate, threads: flags.threads,
+    contextLength: flags.context, backend: flags.backend });
 }
 
 /** --drafter, else the shipped stories260K drafter. */

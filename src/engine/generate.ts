@@ -17,7 +17,7 @@ import { prepareSpeculationController, speculationController } from './speculati
 import { decodingMode } from './tuning.js';
 
 export interface GenerateOptions extends SamplingOptions {
-  /** Text prompt, encoded with BOS. */
+  /** Text prompt, encoded with BOS (special tokens written in it, such as "</s>", become their ids). */
   prompt?: string;
   /** A conversation rendered with the model's chat template (the template writes BOS itself). */
   messages?: readonly ChatMessage[];

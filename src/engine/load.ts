@@ -16,6 +16,7 @@ import { FormatError } from '../formats/errors.js';
 import { createSentencePieceTokenizer } from '../tokenizer/index.js';
 import { loadHfTokenizer, tokenizerFromGgufVocab } from '../tokenizer/sources.js';
 import type { Tokenizer } from '../tokenizer/types.js';
+import { withChatTemplate } from '../tokenizer/chat-template.js';
 import { checkDrafterAgainstModel, readDrafter, type DrafterWeights } from '../drafter/checkpoint.js';
 import { createDrafter, type Drafter } from '../drafter/drafter.js';
 import { MAX_BEAM_LENGTH, MAX_BEAM_WIDTH, type DeviceBeamSearch, type DeviceDrafting } from '../drafter/beam-search.js';
@@ -29,6 +30,13 @@ export interface LoadOptions {
    * folder; `tok{vocabSize}.bin` or `tokenizer.bin` beside the model; else none (then feed token ids).
    */
   tokenizer?: string;
+  /**
+   * A Jinja chat template (its text) to render conversations with instead of the tokenizer's own (one that has none:
+   * llama2.c tokenizers, GGUF files without tokenizer.chat_template), with `chatTemplateOrigin` naming where it came
+   * from in errors. Parsed at load.
+   */
+  chatTemplate?: string;
+  chatTemplateOrigin?: string;
   /**
    * Computing threads, the calling thread included (default 1). 'auto': every core for models whose matrices are
    * big enough to pay for the split, else 1 (see autoThreads).
@@ -64,7 +72,12 @@ export interface LoadedModel {
 
 export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   const checkpoint = readCheckpoint(options.model);
-  const tokenizer = openTokenizer(checkpoint, options.tokenizer);
+  const opened = openTokenizer(checkpoint, options.tokenizer);
+  if (options.chatTemplate !== undefined && !opened) {
+    throw new RangeError(`chatTemplate: ${options.model} has no tokenizer to render a conversation with; pass one`);
+  }
+  const tokenizer = opened && options.chatTemplate !== undefined
+    ? withChatTemplate(opened, options.chatTemplate, options.chatTemplateOrigin ?? 'chatTemplate') : opened;
   const threads = options.threads === 'auto' ? autoThreads(checkpoint.config) : options.threads ?? 1;
   const backend = options.backend ?? 'wasm';
   if (backend !== 'wasm' && backend !== 'webgpu') {

@@ -3,7 +3,7 @@
 // `messages`, `add_generation_prompt`, `bos_token`, `eos_token`, plus any the caller adds.
 
 import { Template } from '@huggingface/jinja';
-import type { ChatMessage, ChatTemplateOptions } from './types.js';
+import type { ChatMessage, ChatTemplateOptions, Tokenizer } from './types.js';
 
 export interface RenderOptions extends ChatTemplateOptions {
   readonly bosToken?: string;
@@ -14,10 +14,8 @@ export interface RenderOptions extends ChatTemplateOptions {
 
 const cache = new Map<string, Template>();
 
-/** Renders `template`; throws an Error naming the origin when there is no template or it fails to parse/render. */
-export function renderChatTemplate(template: string | null, messages: readonly ChatMessage[], options: RenderOptions = {}): string {
-  const origin = options.origin ?? 'tokenizer';
-  if (template === null) throw new Error(`${origin}: the tokenizer has no chat template`);
+/** The template compiled (cached), or an Error naming `origin` when it does not parse. */
+function compile(template: string, origin: string): Template {
   let compiled = cache.get(template);
   if (compiled === undefined) {
     try {
@@ -28,6 +26,27 @@ export function renderChatTemplate(template: string | null, messages: readonly C
     if (cache.size > 16) cache.clear();
     cache.set(template, compiled);
   }
+  return compiled;
+}
+
+/**
+ * `tokenizer` rendering conversations with `template` instead of its own (a model without one, or a better one; the
+ * server's and the CLI's --chat-template). The template is parsed here, so a bad one fails at load, naming `origin`.
+ */
+export function withChatTemplate(tokenizer: Tokenizer, template: string, origin: string): Tokenizer {
+  compile(template, origin);
+  return {
+    ...tokenizer,
+    applyChatTemplate: (messages, options = {}) => renderChatTemplate(template, messages, { ...options,
+      bosToken: tokenizer.tokenPiece(tokenizer.bosId), eosToken: tokenizer.tokenPiece(tokenizer.eosId), origin }),
+  };
+}
+
+/** Renders `template`; throws an Error naming the origin when there is no template or it fails to parse/render. */
+export function renderChatTemplate(template: string | null, messages: readonly ChatMessage[], options: RenderOptions = {}): string {
+  const origin = options.origin ?? 'tokenizer';
+  if (template === null) throw new Error(`${origin}: the tokenizer has no chat template`);
+  const compiled = compile(template, origin);
   try {
     return compiled.render({
       bos_token: options.bosToken ?? '',

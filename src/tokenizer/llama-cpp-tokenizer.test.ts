@@ -83,7 +83,7 @@ test('Llama 2 vocabulary (tokenizer.bin → GGUF "llama"): our encodings equal l
   await withTempDirAsync(async (dir) => {
     const path = join(dir, 'llama2-vocab.gguf');
     vocabularyFile(path, ggufVocabFromTokenizerBin(fixturePath('llama2-tokenizer/tokenizer.bin'), 32000));
-    await crossCheck(t, path, 'llama2', [{ special: false }]);
+    await crossCheck(t, path, 'llama2', [{ special: false }, { special: true }]);
   });
 });
 

@@ -161,7 +161,8 @@ test('encodings equal SentencePiece on generated strings (32000 and 512 vocabula
       const rand = seededRandom(name.length * 7919);
       for (let i = 0; i < STRINGS; i++) {
         const text = randomText(rand);
-        assert.deepEqual(ours.encode(text), sp.encodeIds(text), `${name}: ${JSON.stringify(text)}`);
+        // The SentencePiece library never reads control pieces from text: special false.
+        assert.deepEqual(ours.encode(text, { special: false }), sp.encodeIds(text), `${name}: ${JSON.stringify(text)}`);
       }
     }
   });

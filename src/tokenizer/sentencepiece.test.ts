@@ -103,7 +103,12 @@ test('edge cases: empty text, leading/trailing spaces, whitespace runs, "▁", u
   assert.deepEqual(t.encode('a\u2581b'), t.encode('a b'), '"▁" in the input is a space for SentencePiece');
   assert.deepEqual(t.encode('\n'), [29871, 13]);
   assert.deepEqual(t.encode('🙂'), [29871, 243, 162, 156, 133]);
-  assert.deepEqual(t.encode('<s>'), [529, 29879, 29958], 'control pieces are never produced from text');
+  assert.deepEqual(t.encode('<s>', { special: false }), [529, 29879, 29958], 'special: false encodes "<s>" as text');
+  // By default the special pieces' texts are their ids (llama.cpp's parse_special), each stretch of text between them
+  // with its own dummy prefix: "<s>" "▁hi" "</s>" "▁x".
+  assert.deepEqual(t.encode('<s>hi</s>x'), [1, ...t.encode('hi'), 2, ...t.encode('x')]);
+  assert.deepEqual(t.encode('a<unk>'), [...t.encode('a'), 0]);
+  assert.deepEqual(t.encode('<s><s>'), [1, 1]);
   assert.deepEqual(t.encode('\ud800'), t.encode('\ufffd'), 'a lone surrogate encodes like U+FFFD, as TextEncoder does');
   for (const text of ['    ', 'x    ', '\t\t  \n\n', ' a  b   c    d', 'end ', '  ']) {
     assert.equal(t.decode(t.encode(text, { bos: true })), text, JSON.stringify(text));
@@ -116,7 +121,7 @@ test('the priority-queue encoder equals the O(n²) textbook merge loop', { skip:
     const rand = seededRandom(name.length);
     for (let i = 0; i < 300; i++) {
       const text = randomText(rand, ENGLISH);
-      assert.deepEqual(tok.encode(text), naive(text), `${name}: ${JSON.stringify(text)}`);
+      assert.deepEqual(tok.encode(text, { special: false }), naive(text), `${name}: ${JSON.stringify(text)}`);
     }
   }
 });
@@ -127,8 +132,9 @@ test('decode(encode(text)) round-trips; without BOS the dummy-prefix space stays
     for (let i = 0; i < 200; i++) {
       const text = randomText(rand, ENGLISH).replaceAll('\u2581', ' ');
       const wellFormed = new TextDecoder('utf-8', { ignoreBOM: true }).decode(new TextEncoder().encode(text));
-      assert.equal(tok.decode(tok.encode(text, { bos: true, eos: true })), wellFormed, JSON.stringify(text));
-      if (text !== '') assert.equal(tok.decode(tok.encode(text)), ` ${wellFormed}`);
+      assert.equal(tok.decode(tok.encode(text, { bos: true, eos: true, special: false })), wellFormed,
+        JSON.stringify(text));
+      if (text !== '') assert.equal(tok.decode(tok.encode(text, { special: false })), ` ${wellFormed}`);
     }
   }
   // Decoding a continuation separately gives the same text as decoding everything at once.

@@ -7,7 +7,11 @@
 //    piece with the best score, leftmost on ties, using a priority queue over a linked list (O(n log n));
 //  - only normal pieces take part: control pieces (<unk>, <s>, </s>) and byte pieces (<0xXX>) are never merge
 //    results, as in SentencePiece, whereas run.c would match them as text;
-//  - a final symbol that is not a piece falls back to the byte pieces of its UTF-8 bytes (or <unk> without them).
+//  - a final symbol that is not a piece falls back to the byte pieces of its UTF-8 bytes (or <unk> without them);
+//  - with `special` (the default), the texts of the special pieces (<unk>, <s>, </s>, or a GGUF file's control and
+//    user-defined tokens) are split out first and become their ids, as llama.cpp's parse_special and Hugging Face's
+//    encode do, so a rendered chat template's "<s>" / "</s>" are BOS / EOS; the SentencePiece library itself reads
+//    them as text (special: false).
 //
 // Decoding follows run.c: a piece's leading space is dropped right after BOS, <0xXX> pieces are raw bytes, and the
 // bytes are decoded as UTF-8 as a whole, so characters split over byte tokens come out intact.
@@ -30,6 +34,12 @@ export interface SentencePieceOptions {
    * are never produced from text and decode to nothing.
    */
   readonly controlIds?: Iterable<number>;
+  /**
+   * Pieces whose text is recognised in the input when encoding with `special` (the default): llama.cpp's
+   * parse_special set, its control, user-defined and unknown tokens (GGUF `tokenizer.ggml.token_type`). Default
+   * <unk>, <s> and </s>.
+   */
+  readonly specialIds?: Iterable<number>;
 }
 
 /** What SentencePiece prints for <unk> (its default unk_surface, " ⁇ "). */
@@ -92,6 +102,12 @@ export function createSentencePieceTokenizer(vocab: SentencePieceVocab, options:
       if (valid && bytes.length > 0 && !pieceIds.has(key)) pieceIds.set(key, id);
     }
   });
+  // The special pieces' texts, longest first (llama.cpp splits on them in that order), e.g. "<s>" → BOS.
+  const specials = [...new Set(options.specialIds ?? [unkId, bosId, eosId])]
+    // Control pieces by the names tokenPiece shows (llama2.c writes BOS / EOS as "\n<s>\n" / "\n</s>\n").
+    .map((id) => ({ id, text: (control.has(id) ? pieceText[id]?.trim() : pieceText[id]?.replaceAll('\u2581', ' ')) ?? '' }))
+    .filter((special) => special.text.length > 0 && !BYTE_PIECE.test(special.text))
+    .sort((a, b) => b.text.length - a.text.length || a.id - b.id);
   // SentencePiece enables byte fallback only with all 256 byte pieces; otherwise unknown characters become <unk>.
   const byteFallback = byteIds.every((id) => id >= 0);
   const scores = Float64Array.from(vocab.scores);
@@ -122,6 +138,30 @@ export function createSentencePieceTokenizer(vocab: SentencePieceVocab, options:
     }
   }
 
+  /** `text` as non-empty stretches of text and the ids of the special pieces' texts between them, in order. */
+  function splitSpecials(text: string): (string | number)[] {
+    let fragments: (string | number)[] = [text];
+    for (const { id, text: special } of specials) {
+      if (!text.includes(special)) continue;
+      const next: (string | number)[] = [];
+      for (const fragment of fragments) {
+        if (typeof fragment === 'number') {
+          next.push(fragment);
+          continue;
+        }
+        let from = 0;
+        for (let at = fragment.indexOf(special); at >= 0; at = fragment.indexOf(special, from)) {
+          if (at > from) next.push(fragment.slice(from, at));
+          next.push(id);
+          from = at + special.length;
+        }
+        if (from < fragment.length) next.push(fragment.slice(from));
+      }
+      fragments = next;
+    }
+    return fragments.filter((fragment) => fragment !== '');
+  }
+
   function bytesOf(id: number, previous: number): Uint8Array {
     checkId(id, vocabSize);
     const bytes = outputBytes[id];
@@ -137,7 +177,16 @@ export function createSentencePieceTokenizer(vocab: SentencePieceVocab, options:
       const out: number[] = [];
       if (options.bos === true) out.push(bosId);
       // Empty input stays empty: SentencePiece adds the dummy prefix only to non-empty text.
-      if (text.length > 0) encodeInto(text, out);
+      if (options.special === false || specials.length === 0) {
+        if (text.length > 0) encodeInto(text, out);
+      } else {
+        // As llama.cpp with parse_special: special pieces' texts become their ids, and every stretch of text between
+        // them is encoded on its own, with its own dummy-prefix space (so "<s>[INST] hi" is BOS, "▁[", "INST", ...).
+        for (const fragment of splitSpecials(text)) {
+          if (typeof fragment === 'number') out.push(fragment);
+          else encodeInto(fragment, out);
+        }
+      }
       if (options.eos === true) out.push(eosId);
       return out;
     },

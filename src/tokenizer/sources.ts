@@ -26,13 +26,19 @@ export function tokenizerFromGgufVocab(vocab: GgufVocab, origin: string, options
     const encoder = new TextEncoder();
     const pieces = vocab.tokens.map((t) => encoder.encode(t.replaceAll('\u2581', ' ')));
     const controlIds: number[] = [];
+    // llama.cpp's parse_special set: control, user-defined and unknown tokens (by type; without types, <unk> <s> </s>).
+    const specialIds: number[] = [];
     vocab.tokens.forEach((_, id) => {
       const type = typeOf(id);
       if (type === GGUF_TOKEN_TYPE.control || type === GGUF_TOKEN_TYPE.unused) controlIds.push(id);
+      if (type === GGUF_TOKEN_TYPE.control || type === GGUF_TOKEN_TYPE.userDefined || type === GGUF_TOKEN_TYPE.unknown) {
+        specialIds.push(id);
+      }
     });
     const base = createSentencePieceTokenizer(
       { pieces, scores: vocab.scores ?? new Float32Array(pieces.length) },
-      { unkId: vocab.unkId ?? 0, bosId: vocab.bosId ?? 1, eosId: vocab.eosId ?? 2, controlIds },
+      { unkId: vocab.unkId ?? 0, bosId: vocab.bosId ?? 1, eosId: vocab.eosId ?? 2, controlIds,
+        ...(types ? { specialIds } : {}) },
     );
     const template = vocab.chatTemplate;
     if (template === null) return base;

@@ -44,9 +44,9 @@ export interface EncodeOptions {
   readonly bos?: boolean;
   readonly eos?: boolean;
   /**
-   * Byte-level BPE: recognise special (control) tokens written in the text, such as "<|im_start|>" in a rendered chat
-   * template (default true, as Hugging Face's encode does; llama.cpp calls this parse_special). SentencePiece never
-   * produces control pieces from text and ignores it.
+   * Recognise special (control) tokens written in the text, such as "<|im_start|>" or "<s>" / "</s>" in a rendered
+   * chat template (default true, as Hugging Face's encode does; llama.cpp calls this parse_special). false encodes
+   * them as text (as the SentencePiece library itself always does).
    */
   readonly special?: boolean;
 }
