@@ -314,7 +314,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
     // OpenAI orders them). Choice j samples with seed + j: a prompt's choices differ, and none depends on the batch
     // it came in (choice 0 is the request with n = 1).
     const n = body.n ?? 1;
-    const choices = prompts.flatMap((prompt) => Array.from({ length: n }, (_, j) => prompt)).map((prompt, index) => {
+    const choices = prompts.flatMap((prompt) => Array.from({ length: n }, () => prompt)).map((prompt, index) => {
       const options: GenerateOptions = { ...base, promptIds: prompt.ids, logprobs,
         seed: ((base.seed ?? 0) + (index % n)) % 2 ** 32,
         promptLogprobs: prompt.echo !== undefined && logprobs !== undefined };
