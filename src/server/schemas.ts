@@ -128,6 +128,7 @@ export function tokenizeSchema(): Schema {
       prompt: { type: 'string' },
       content: { type: 'string' },
       add_special: { type: 'boolean' },
+      add_special_tokens: { type: 'boolean' },
     },
   };
 }

@@ -161,6 +161,36 @@ test('echo with logprobs scores the prompt (lm-evaluation-harness\'s loglikeliho
   }
 });
 
+test('the remote-tokenizer protocol of lm-evaluation-harness: /tokenizer_info, /tokenize with add_special_tokens, then ' +
+  'a loglikelihood request scored from token_logprobs[ctxlen:-1]', { skip }, async () => {
+  const info = await (await fetch(`${server.url}/tokenizer_info`)).json() as Record<string, unknown>;
+  assert.equal(info['eos_token'], '</s>');
+  assert.equal(info['bos_token'], '<s>');
+  assert.equal(info['model_max_length'], server.loaded.model.contextLength);
+  const tokenize = async (text: string): Promise<number[]> => {
+    const response = await post(`${server.url}/tokenize`, { prompt: text, add_special_tokens: false });
+    assert.equal(response.status, 200, JSON.stringify(response.json));
+    return response.json['tokens'] as number[];
+  };
+  // The harness finds EOS's id by encoding its text.
+  assert.deepEqual(await tokenize('</s>'), [server.loaded.tokenizer!.eosId]);
+  const context = await tokenize('Once upon a time, there was a');
+  const continuation = [...server.loaded.tokenizer!.encode('little girl', { bos: false, special: false })].slice(1);
+  const response = await post(`${server.url}/v1/completions`, { model: 'stories260K', prompt: [[...context,
+    ...continuation]], temperature: 0, max_tokens: 1, logprobs: 1, seed: 1234, echo: true });
+  assert.equal(response.status, 200, JSON.stringify(response.json));
+  const choice = (response.json['choices'] as { index: number; logprobs: { token_logprobs: (number | null)[];
+    top_logprobs: (Record<string, number> | null)[] } }[])[0];
+  const scored = choice.logprobs.token_logprobs.slice(context.length, -1) as number[];
+  assert.equal(scored.length, continuation.length);
+  const expected = await generateText(server.loaded, { promptIds: [...context, ...continuation], maxTokens: 1,
+    logprobs: 1, promptLogprobs: true });
+  assert.deepEqual(scored, expected.promptLogprobs!.slice(context.length).map((entry) => entry!.logprob));
+  // is_greedy: each continuation token's log-probability against the best of its top_logprobs.
+  const tops = choice.logprobs.top_logprobs.slice(context.length, -1);
+  assert.ok(tops.every((top, i) => top !== null && Math.max(...Object.values(top)) >= scored[i]));
+});
+
 test('n choices: choice j samples with seed + j (choice 0 is the request with n = 1), streamed or not, completions ' +
   'and chat; greedy choices agree', { skip }, async () => {
   const response = await server.client.completions.create({ model: 'stories260K', prompt, max_tokens: 20,

@@ -220,11 +220,24 @@ export function createServer(options: ServerOptions): FastifyInstance {
 
   app.post('/tokenize', { schema: { body: tokenizeSchema() } }, async (request) => {
     const { loaded } = ready();
-    const body = request.body as { prompt?: string; content?: string; add_special?: boolean };
+    const body = request.body as { prompt?: string; content?: string; add_special?: boolean;
+      add_special_tokens?: boolean };
     const text = body.prompt ?? body.content;
     if (text === undefined) throw new ApiError(400, 'prompt: required (or content), got nothing', 'prompt', 'invalid_value');
-    const tokens = tokenizerOf(loaded).encode(text, { bos: body.add_special ?? true });
+    // add_special (llama-server) or add_special_tokens (vLLM): whether BOS is put first.
+    const tokens = tokenizerOf(loaded).encode(text, { bos: body.add_special_tokens ?? body.add_special ?? true });
     return { tokens, count: tokens.length, max_model_len: loaded.model.contextLength };
+  });
+
+  // vLLM's tokenizer description: clients that tokenize through the server (lm-evaluation-harness's remote tokenizer)
+  // read the special tokens' texts and the chat template here.
+  app.get('/tokenizer_info', async () => {
+    const { loaded } = ready();
+    const tokenizer = tokenizerOf(loaded);
+    const text = (id: number): string | null => (id >= 0 && id < tokenizer.vocabSize ? tokenizer.tokenPiece(id) : null);
+    return { tokenizer_class: loaded.format === 'llama2c' ? 'llama2c' : 'redrafter', bos_token: text(tokenizer.bosId),
+      eos_token: text(tokenizer.eosId), pad_token: null, model_max_length: loaded.model.contextLength,
+      vocab_size: tokenizer.vocabSize, ...(tokenizer.chatTemplate ? { chat_template: tokenizer.chatTemplate } : {}) };
   });
 
   app.post('/detokenize', { schema: { body: detokenizeSchema() } }, async (request) => {

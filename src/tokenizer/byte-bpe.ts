@@ -169,6 +169,7 @@ export function createByteLevelBpeTokenizer(vocab: ByteBpeVocab): Tokenizer {
     }
   };
 
+  const template = vocab.chatTemplate;
   return {
     vocabSize,
     bosId: vocab.bosId ?? -1,
@@ -215,13 +216,17 @@ export function createByteLevelBpeTokenizer(vocab: ByteBpeVocab): Tokenizer {
         return Array.from(bytes, (b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`).join('');
       }
     },
-    applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
-      return renderChatTemplate(vocab.chatTemplate, messages, {
-        ...options,
-        bosToken: vocab.bosId !== null ? (added.get(vocab.bosId)?.content ?? vocab.tokens[vocab.bosId]) : '',
-        eosToken: vocab.eosId !== null ? (added.get(vocab.eosId)?.content ?? vocab.tokens[vocab.eosId]) : '',
-        origin: vocab.origin,
-      });
-    },
+    // Only with a template (Tokenizer.applyChatTemplate: absent otherwise, so callers fall back to their default).
+    ...(template === null ? {} : {
+      chatTemplate: template,
+      applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
+        return renderChatTemplate(template, messages, {
+          ...options,
+          bosToken: vocab.bosId !== null ? (added.get(vocab.bosId)?.content ?? vocab.tokens[vocab.bosId]) : '',
+          eosToken: vocab.eosId !== null ? (added.get(vocab.eosId)?.content ?? vocab.tokens[vocab.eosId]) : '',
+          origin: vocab.origin,
+        });
+      },
+    }),
   };
 }

@@ -37,6 +37,7 @@ export function withChatTemplate(tokenizer: Tokenizer, template: string, origin:
   compile(template, origin);
   return {
     ...tokenizer,
+    chatTemplate: template,
     applyChatTemplate: (messages, options = {}) => renderChatTemplate(template, messages, { ...options,
       bosToken: tokenizer.tokenPiece(tokenizer.bosId), eosToken: tokenizer.tokenPiece(tokenizer.eosId), origin }),
   };

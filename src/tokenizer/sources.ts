@@ -44,6 +44,7 @@ export function tokenizerFromGgufVocab(vocab: GgufVocab, origin: string, options
     if (template === null) return base;
     return {
       ...base,
+      chatTemplate: template,
       applyChatTemplate: (messages, opts = {}) => renderChatTemplate(template, messages, {
         ...opts, bosToken: base.tokenPiece(base.bosId), eosToken: base.tokenPiece(base.eosId), origin,
       }),

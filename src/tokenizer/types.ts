@@ -22,6 +22,8 @@ export interface Tokenizer {
    * template writes the BOS token itself (most do), so it is not doubled.
    */
   applyChatTemplate?(messages: readonly ChatMessage[], options?: ChatTemplateOptions): string;
+  /** The Jinja source applyChatTemplate renders (present with it). */
+  readonly chatTemplate?: string;
 }
 
 export interface ChatMessage {
