@@ -437,18 +437,23 @@ test('16 concurrent clients, streamed and not, some disconnecting: each complete
   { skip }, async () => {
     const prompts = ['Once upon a time', 'The cat', 'Lily and Tom went to the park', 'One day, a little dog',
       'The sun was shining', 'She was sad because', 'Ben had a big red ball.', 'Mom said'];
-    const requests = Array.from({ length: 16 }, (_, i) => ({
+    const requests: Record<string, unknown>[] = Array.from({ length: 16 }, (_, i) => ({
       prompt: prompts[i % prompts.length], max_tokens: 20 + (i * 37) % 100,
       ...(i % 3 === 0 ? { temperature: 0 } : { temperature: 0.8, seed: 50 + i }),
       speculative: i % 4 === 0 ? false : i % 4 === 1 ? { beams: 2, beam_length: 4 } : 'auto',
       stream: i % 2 === 1,
     }));
+    // And requests of several sequences: a batch of two prompts, and n = 2 streamed.
+    requests.push({ prompt: [prompts[2], prompts[5]], max_tokens: 30, temperature: 0.8, seed: 77, stream: false },
+      { prompt: prompts[6], n: 2, max_tokens: 25, temperature: 0.7, seed: 91, stream: true });
     const textOf = async (body: Record<string, unknown>, disconnectAfter?: number): Promise<string | null> => {
       const controller = new AbortController();
       const response = await fetch(`${server.url}/v1/completions`, { method: 'POST', signal: controller.signal,
         headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
       assert.equal(response.status, 200);
-      if (!body['stream']) return ((await response.json()) as { choices: { text: string }[] }).choices[0].text;
+      // Every choice's text, in index order.
+      if (!body['stream']) return ((await response.json()) as { choices: { text: string }[] }).choices.map((c) => c.text)
+        .join('|');
       const reader = response.body!.getReader();
       const decoder = new TextDecoder();
       let raw = '';
@@ -462,13 +467,13 @@ test('16 concurrent clients, streamed and not, some disconnecting: each complete
           return null;
         }
       }
-      let text = '';
+      const texts: string[] = [];
       for (const line of raw.split('\n')) {
         if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
-        const chunk = JSON.parse(line.slice(6)) as { choices: { text?: string }[] };
-        text += chunk.choices[0]?.text ?? '';
+        const chunk = JSON.parse(line.slice(6)) as { choices: { index: number; text?: string }[] };
+        for (const c of chunk.choices) texts[c.index] = (texts[c.index] ?? '') + (c.text ?? '');
       }
-      return text;
+      return texts.join('|');
     };
     const alone: (string | null)[] = [];
     for (const body of requests) alone.push(await textOf(body));
@@ -480,7 +485,8 @@ test('16 concurrent clients, streamed and not, some disconnecting: each complete
     together.forEach((text, i) => {
       if (text !== null) assert.equal(text, alone[i], `request ${i}: ${JSON.stringify(requests[i])}`);
     });
-    assert.ok(together.filter((t) => t !== null).length >= 13);
+    assert.ok(together.filter((t) => t !== null).length >= 15);
+    assert.equal(alone[16]?.split('|').length, 2);
     // Disconnected sequences were cancelled: once the server is idle no KV block is held.
     for (let wait = 0; wait < 100; wait++) {
       const stats = schedulerFor(server.loaded).stats();
