@@ -20,7 +20,8 @@ export interface SamplingBody {
   seed?: number | null;
   stop?: string | string[] | null;
   stream?: boolean | null;
-  stream_options?: { include_usage?: boolean | null } | null;
+  stream_options?: { include_usage?: boolean | null; continuous_usage_stats?: boolean | null } | null;
+  ignore_eos?: boolean | null;
   n?: number | null;
   speculative?: 'auto' | false | { beams: number; beam_length: number } | null;
 }
@@ -68,6 +69,7 @@ export function generateOptions(body: SamplingBody, maxTokens: number | undefine
     logitBias: body.logit_bias ?? undefined,
     seed: body.seed ?? randomSeed(),
     stop: body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop,
+    ...(body.ignore_eos === true ? { stopTokens: [] } : {}),
   };
   const speculative = body.speculative ?? 'auto';
   if (speculative === false) return options;

@@ -63,8 +63,10 @@ function samplingProperties(): Record<string, Schema> {
     stream: nullable({ type: 'boolean' }),
     stream_options: nullable({
       type: 'object',
-      properties: { include_usage: nullable({ type: 'boolean' }) },
+      properties: { include_usage: nullable({ type: 'boolean' }), continuous_usage_stats: nullable({ type: 'boolean' }) },
     }),
+    // vLLM's and llama-server's extension: EOS does not end the sequence (fixed output lengths for benchmarks).
+    ignore_eos: nullable({ type: 'boolean' }),
     n: integer(1, 128),
     speculative,
   };

@@ -191,6 +191,26 @@ test('the remote-tokenizer protocol of lm-evaluation-harness: /tokenizer_info, /
   assert.ok(tops.every((top, i) => top !== null && Math.max(...Object.values(top)) >= scored[i]));
 });
 
+test('vLLM\'s extensions: ignore_eos runs past EOS to max_tokens, continuous_usage_stats counts in every chunk; ' +
+  'GET /v1/models/{id}', { skip }, async () => {
+  const ended = await generateText(server.loaded, { prompt, maxTokens: 400 });
+  assert.equal(ended.finishReason, 'eos', 'the story ends by itself');
+  const past = await server.client.completions.create({ model: 'stories260K', prompt, temperature: 0,
+    max_tokens: ended.ids.length + 10, ignore_eos: true } as CompletionCreateParamsNonStreaming);
+  assert.equal(past.usage!.completion_tokens, ended.ids.length + 10);
+  assert.equal(past.choices[0].finish_reason, 'length');
+  assert.ok(past.choices[0].text.startsWith(ended.text));
+  const stream = await server.client.completions.create({ model: 'stories260K', prompt, temperature: 0, max_tokens: 6,
+    stream: true, stream_options: { include_usage: true, continuous_usage_stats: true } as { include_usage: boolean } });
+  const counts: number[] = [];
+  for await (const chunk of stream) if (chunk.choices.length > 0 && chunk.usage) counts.push(chunk.usage.completion_tokens);
+  assert.deepEqual(counts.slice(0, 6), [1, 2, 3, 4, 5, 6]);
+  const model = await server.client.models.retrieve('stories260K');
+  assert.equal(model.id, 'stories260K');
+  const missing = await fetch(`${server.url}/v1/models/gpt-9`);
+  assert.equal(missing.status, 404);
+});
+
 test('n choices: choice j samples with seed + j (choice 0 is the request with n = 1), streamed or not, completions ' +
   'and chat; greedy choices agree', { skip }, async () => {
   const response = await server.client.completions.create({ model: 'stories260K', prompt, max_tokens: 20,

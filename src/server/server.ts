@@ -218,6 +218,17 @@ export function createServer(options: ServerOptions): FastifyInstance {
       max_model_len: loaded.model.contextLength }] };
   });
 
+  // A wildcard: served model names may hold slashes ("org/name", as --served-model-name takes them).
+  app.get('/v1/models/*', async (request) => {
+    const { id, loaded } = ready();
+    const model = (request.params as { '*': string })['*'];
+    if (model !== id) {
+      throw new ApiError(404, `model: "${model}" is not served here; this server serves "${id}"`, 'model',
+        'model_not_found');
+    }
+    return { id, object: 'model', created: 0, owned_by: 'redrafter', max_model_len: loaded.model.contextLength };
+  });
+
   app.post('/tokenize', { schema: { body: tokenizeSchema() } }, async (request) => {
     const { loaded } = ready();
     const body = request.body as { prompt?: string; content?: string; add_special?: boolean;
@@ -388,14 +399,18 @@ export function createServer(options: ServerOptions): FastifyInstance {
           usage: usageOf(stats), ...(single ? { timings: timingsOf(stats[0]) } : {}) });
       }
       const includeUsage = body.stream_options?.include_usage === true;
+      // vLLM's continuous_usage_stats: every chunk carries the usage so far (of the choices begun) instead of null.
+      const continuousUsage = includeUsage && body.stream_options?.continuous_usage_stats === true;
       const chunkObject = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
       const stream = new PassThrough();
       const send = (payload: unknown): void => {
         if (!stream.destroyed) stream.write(`data: ${JSON.stringify(payload)}\n\n`);
       };
+      const live: GenerationStats[] = [];
       const chunk = (choice: Record<string, unknown>, extra: Record<string, unknown> = {}): void =>
         send({ id, object: chunkObject, created, model: model.id, choices: [choice],
-          ...(includeUsage ? { usage: null } : {}), ...extra });
+          ...(includeUsage ? { usage: continuousUsage ? usageOf(live.filter((s) => s !== undefined)) : null } : {}),
+          ...extra });
       let started = false;
       const stats: GenerationStats[] = [];
       try {
@@ -418,6 +433,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
               finish_reason: null });
           };
           const result = await runGeneration(model, choice.options, signal, received, (text, entries, generation) => {
+            live[index] = generation.stats;
             sendEcho(generation.promptLogprobs);
             if (text === '' && !(logprobs !== undefined && entries && entries.length > 0)) return;
             const chunkLogprobs = choice.logprobsOf(entries);
