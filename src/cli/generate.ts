@@ -1,6 +1,6 @@
 // `redrafter generate`: text or JSON output of one generation.
 
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { generate, type GenerationStats } from '../engine/generate.js';
 import type { SimdBuild } from '../kernels/index.js';
 import { loadDrafter } from '../engine/load.js';
@@ -25,6 +25,7 @@ interface GenerateFlags extends ModelFlags {
   presencePenalty: number;
   penaltyWindow: number;
   logitBias?: Record<number, number>;
+  responseFormat: 'text' | 'json_object';
   seed: number;
   stop: string[];
   format: 'text' | 'json';
@@ -56,6 +57,8 @@ export function registerGenerate(program: Command): void {
       decimal(-100, 100), 0)
     .option('--penalty-window <n>', 'last tokens (prompt and output) the penalties look at; 0 = all', integer(0), 64)
     .option('--logit-bias <id=bias>', 'add BIAS to token ID\'s logit (repeatable; -inf bans it)', logitBias)
+    .addOption(new Option('--response-format <kind>', 'json_object: only tokens that keep the output one JSON object ' +
+      '(it ends only complete)').choices(['text', 'json_object']).default('text'))
     .option('-s, --seed <s>', 'seed of the sampling random stream', integer(0, 0xffffffff), 0)
     .option('--stop <text>', 'stop before this string (repeatable)', collect, [])
     .option('--drafter <path>', 'ReDrafter drafter folder (Apple format), or "none" for autoregressive decoding ' +
@@ -102,7 +105,8 @@ export function registerGenerate(program: Command): void {
             : undefined, maxTokens: flags.maxTokens, temperature: flags.temperature,
           topP: flags.topP, topK: flags.topK, minP: flags.minP, repetitionPenalty: flags.repetitionPenalty,
           frequencyPenalty: flags.frequencyPenalty, presencePenalty: flags.presencePenalty,
-          repetitionWindow: flags.penaltyWindow, logitBias: flags.logitBias, seed: flags.seed, stop: flags.stop,
+          repetitionWindow: flags.penaltyWindow, logitBias: flags.logitBias, responseFormat: flags.responseFormat,
+          seed: flags.seed, stop: flags.stop,
         });
         const ids: number[] = [];
         let text = '';

@@ -6,8 +6,8 @@ import type { Model } from '../model/model.js';
 import type { KvCache } from '../model/kv-cache.js';
 import type { PagedKvCache } from '../model/kv-pool.js';
 import { createStepBatch, type StepBatch } from './step-batch.js';
-import { createSampler, createRng, tokenLogprobs, type EmittedLogprob, type Rng, type Sampler, type SamplingOptions }
-  from '../sampling/index.js';
+import { createSampler, createRng, tokenLogprobs, type EmittedLogprob, type Rng, type Sampler, type SamplingOptions,
+  type TokenConstraint } from '../sampling/index.js';
 
 export interface Decoder {
   /** Runs the prompt through the model; returns the first generated token (not yet in the KV cache). */
@@ -119,6 +119,7 @@ export interface SequenceState {
   readonly promptLogprobs: (EmittedLogprob | null)[] | null;
   /** Alternatives kept with each log-probability (SequenceOptions.logprobs). */
   readonly topLogprobs: number;
+  readonly constraint: TokenConstraint | null;
 }
 
 /**
@@ -150,6 +151,8 @@ export interface SequenceOptions extends SamplingOptions {
   promptLogprobs?: boolean;
   /** The strategy reads the logits' values beyond its picks (Apple's acceptance rule). */
   readsLogitValues?: boolean;
+  /** Restricts the tokens picked (JSON mode), told where the generation starts when the prompt is; one per sequence. */
+  constraint?: TokenConstraint;
 }
 
 export function createSequenceState(model: Model, options: SequenceOptions): SequenceState {
@@ -157,7 +160,7 @@ export function createSequenceState(model: Model, options: SequenceOptions): Seq
   if (options.cache && options.cache.capacity < capacity) {
     throw new RangeError(`cache: ${options.cache.capacity} slots, the sequence needs ${capacity}`);
   }
-  const sampler = createSampler(options, model.config.vocabSize);
+  const sampler = createSampler(options, model.config.vocabSize, options.constraint);
   return {
     model,
     cache: options.cache ?? model.createCache(capacity),
@@ -170,6 +173,7 @@ export function createSequenceState(model: Model, options: SequenceOptions): Seq
       model.argmaxRow !== undefined,
     promptLogprobs: options.promptLogprobs && options.logprobs !== undefined ? [] : null,
     topLogprobs: options.logprobs ?? 0,
+    constraint: options.constraint ?? null,
   };
 }
 
@@ -211,6 +215,7 @@ export function createPrefill(state: SequenceState): Prefill {
       }
       prompt = promptIds;
       for (let i = 0; i < promptIds.length; i++) state.history[i] = promptIds[i];
+      state.constraint?.start(promptIds.length);
       cache.length = 0;
       const scored = state.promptLogprobs;
       if (scored) {

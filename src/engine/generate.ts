@@ -2,7 +2,8 @@
 // AbortSignal) that behave the same whatever the decoding strategy and however many tokens a step commits.
 
 import { performance } from 'node:perf_hooks';
-import { validateSamplingOptions, type EmittedLogprob, type SamplingOptions } from '../sampling/index.js';
+import { createJsonConstraint, validateSamplingOptions, type EmittedLogprob, type SamplingOptions,
+  type TokenConstraint } from '../sampling/index.js';
 import type { LoadedDrafter, LoadedModel } from './load.js';
 import type { ChatMessage } from '../tokenizer/types.js';
 import { createAutoregressiveStepper, emptyDecoderStats, type DecoderStats, type SequenceStepper } from './decoder.js';
@@ -57,6 +58,11 @@ export interface GenerateOptions extends SamplingOptions {
    * and generates nothing.
    */
   promptLogprobs?: boolean;
+  /**
+   * 'json_object' (OpenAI's JSON mode): only tokens that keep the output a prefix of one JSON object are picked, and
+   * the end token only once it is complete (needs a tokenizer). Default 'text'. Exact with ReDrafter like the rest.
+   */
+  responseFormat?: 'text' | 'json_object';
 }
 
 export interface GenerationChunk {
@@ -149,6 +155,13 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
   if (options.maxTokens !== undefined && !(Number.isInteger(options.maxTokens) && options.maxTokens >= 0)) {
     throw new RangeError(`maxTokens: expected a non-negative integer, got ${options.maxTokens}`);
   }
+  if (options.responseFormat !== undefined && options.responseFormat !== 'text' &&
+    options.responseFormat !== 'json_object') {
+    throw new RangeError(`responseFormat: expected "text" or "json_object", got ${String(options.responseFormat)}`);
+  }
+  if (options.responseFormat === 'json_object' && !loaded.tokenizer) {
+    throw new RangeError(`responseFormat: json_object needs the model's tokenizer; ${loaded.path} has none`);
+  }
   if (options.promptLogprobs && options.logprobs === undefined) {
     throw new RangeError('promptLogprobs: needs logprobs (the number of alternatives to report, 0–20)');
   }
@@ -185,7 +198,13 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
       promptIds, maxTokens: Math.max(1, maxTokens), stopTokens, extraSlots: extraSlotsOf(options), signal: options.signal,
       logprobs: options.logprobs,
       createStepper(cache) {
-        const made = createStepper(loaded, options, cache, deviceSearch);
+        // JSON mode: a constraint of the sequence's own (its state follows the sequence's tokens).
+        // It may end where the model's end tokens may (with no stop tokens, as ignore_eos asks, still those: the
+        // finished object is then followed by end tokens to the limit rather than by nothing at all).
+        const constraint = options.responseFormat === 'json_object'
+          ? createJsonConstraint(model.config.vocabSize, (id) => (id < tokenizer!.vocabSize ? tokenizer!.tokenBytes(id)
+            : new Uint8Array(0)), stopTokens.size > 0 ? stopTokens : stopTokensOf(loaded)) : undefined;
+        const made = createStepper(loaded, { ...options, ...(constraint ? { constraint } : {}) }, cache, deviceSearch);
         calibrationSeconds = made.calibrationSeconds;
         return made.stepper;
       },
@@ -333,7 +352,8 @@ function extraSlotsOf(options: GenerateOptions): number {
   return CONTROLLER_MAX_NODES;
 }
 
-function createStepper(loaded: LoadedModel, options: GenerateOptions, cache: KvCache, deviceSearch?: DeviceBeamSearch):
+function createStepper(loaded: LoadedModel, options: GenerateOptions & { constraint?: TokenConstraint }, cache: KvCache,
+  deviceSearch?: DeviceBeamSearch):
   { stepper: SequenceStepper; calibrationSeconds?: number } {
   // With `deviceSearch` the drafter drafts on the model's device (WebGPU: the sequence's forwards and plans are
   // awaited).

@@ -28,6 +28,9 @@ const SAMPLING: { name: string; options: GenerateOptions }[] = [
     logitBias: { 13: -2, 400: 1.5 } } },
   { name: 'T=0.8 frequency 0.5 window 0 bias', options: { temperature: 0.8, frequencyPenalty: 0.5, repetitionWindow: 0,
     logitBias: { 2: -Infinity }, seed: 17 } },
+  // JSON mode: a mask that follows each node's own path.
+  { name: 'T=0.9 json_object', options: { temperature: 0.9, seed: 23, responseFormat: 'json_object' } },
+  { name: 'greedy json_object', options: { responseFormat: 'json_object' } },
 ];
 const SHAPES: [number, number][] = [];
 for (const W of [1, 2, 4, 8]) for (const L of [2, 3, 5, 6]) SHAPES.push([W, L]);

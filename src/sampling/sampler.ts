@@ -3,7 +3,7 @@
 // pure function of (logits, history, historyLength, u): the pipeline below is part of that contract.
 //
 // Pipeline, per call:
-//  1. z = copy of the logits (float32; skipped when no bias or penalty is set, since nothing is then written).
+//  1. z = copy of the logits (float32; skipped when no bias, penalty or constraint is set: nothing is then written).
 //  2. Logit bias (OpenAI logit_bias, llama.cpp's logit-bias sampler, which runs first there too): z[t] += bias[t],
 //     rounded to float32, in ascending id order.
 //  3. Penalties over the last `repetitionWindow` history entries (all of them when the window is 0), as llama.cpp's
@@ -11,6 +11,7 @@
 //     (CTRL) z[t] = z[t] > 0 ? z[t] / penalty : z[t] · penalty, rounded to float32; then the frequency and presence
 //     penalties (OpenAI frequency_penalty / presence_penalty) z[t] −= c · frequency + presence, in float32 steps
 //     (llama.cpp: logit -= float(c) · penalty_freq + float(c > 0) · penalty_present).
+//     Then a constraint (JSON mode): every token it disallows after this history gets z[t] = −Infinity.
 //  4. Greedy (temperature 0): the argmax of z, lowest id on ties. One pass; top-k / top-p / min-p are skipped because
 //     none of them can remove the argmax.
 //  Otherwise tokens whose z is -Infinity or NaN are never candidates, and the rank order is "higher z first, lower id
@@ -34,6 +35,7 @@
 // sampler-exactness.test.ts checks all of this against a sort-everything reference, bit for bit.
 
 import { createRankScratch, selectTopK, siftDownBest, sortByRank, sortIdsAscending } from './rank.js';
+import type { TokenConstraint } from './json-constraint.js';
 
 export interface SamplingOptions {
   /** 0 = greedy (the default); otherwise logits are divided by it. */
@@ -221,8 +223,12 @@ const TOTAL = 0;
 const TARGET = 1;
 const MAX = 2;
 
-/** A sampler for one configuration and vocabulary; it owns its scratch buffers, so give each sequence its own. */
-export function createSampler(options: SamplingOptions, vocabSize: number): Sampler {
+/**
+ * A sampler for one configuration and vocabulary; it owns its scratch buffers, so give each sequence its own. With a
+ * `constraint` (JSON mode, json-constraint.ts) the tokens it disallows are masked to −Infinity after the bias and
+ * penalties, before anything else.
+ */
+export function createSampler(options: SamplingOptions, vocabSize: number, constraint?: TokenConstraint): Sampler {
   const opts = resolveSamplingOptions(options);
   if (!Number.isInteger(vocabSize) || vocabSize < 1 || vocabSize > 0x3fffffff) {
     throw new RangeError(`createSampler: vocabSize must be an integer in [1, 2^30); got ${String(vocabSize)}`);
@@ -250,7 +256,7 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
       throw new RangeError(`SamplingOptions.logitBias: token id ${biasIds[i]} is outside the vocabulary 0..${V - 1}`);
     }
   }
-  const rewrites = penaltyOn || biasIds.length > 0;
+  const rewrites = penaltyOn || biasIds.length > 0 || constraint !== undefined;
   const truncating = !greedy && (topK > 0 || topP < 1); // survivors need ranking and an id sort
   // x = (z - m) / T below this cannot pass min-p: exp(x) < minP / e, far outside any rounding error.
   const minPCut = minP > 0 ? Math.log(minP) - 1 : -Infinity;
@@ -296,7 +302,16 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
     if (!rewrites) return logits;
     z.set(logits);
     for (let i = 0; i < biasIds.length; i++) z[biasIds[i]] += biasValues[i];
-    if (!penaltyOn) return z;
+    if (penaltyOn) penalise(history, historyLength);
+    if (constraint) {
+      const allowed = constraint.allowed(history, historyLength);
+      for (let t = 0; t < V; t++) if (allowed[t] === 0) z[t] = -Infinity;
+    }
+    return z;
+  }
+
+  /** Step 3 in place on z. */
+  function penalise(history: Int32Array, historyLength: number): void {
     if (++epoch > EPOCH_LIMIT) {
       stamps.fill(0);
       epoch = 1;
@@ -326,7 +341,6 @@ export function createSampler(options: SamplingOptions, vocabSize: number): Samp
       const t = seen[i];
       z[t] = Math.fround(z[t] - Math.fround(Math.fround(counts[t] * frequency) + presence));
     }
-    return z;
   }
 
   /** Step 4 (greedyArgmax). */

@@ -22,6 +22,7 @@ export interface SamplingBody {
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean | null; continuous_usage_stats?: boolean | null } | null;
   ignore_eos?: boolean | null;
+  response_format?: { type: 'text' | 'json_object' | 'json_schema' } | null;
   n?: number | null;
   speculative?: 'auto' | false | { beams: number; beam_length: number } | null;
 }
@@ -70,7 +71,12 @@ export function generateOptions(body: SamplingBody, maxTokens: number | undefine
     seed: body.seed ?? randomSeed(),
     stop: body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop,
     ...(body.ignore_eos === true ? { stopTokens: [] } : {}),
+    ...(body.response_format?.type === 'json_object' ? { responseFormat: 'json_object' as const } : {}),
   };
+  if (body.response_format?.type === 'json_schema') {
+    throw new ApiError(400, 'response_format: json_schema is not supported; send {"type": "json_object"} (any JSON ' +
+      'object) and check the schema yourself', 'response_format', 'unsupported_value');
+  }
   const speculative = body.speculative ?? 'auto';
   if (speculative === false) return options;
   if (speculative === 'auto') return { ...options, drafter };

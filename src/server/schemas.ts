@@ -67,6 +67,12 @@ function samplingProperties(): Record<string, Schema> {
     }),
     // vLLM's and llama-server's extension: EOS does not end the sequence (fixed output lengths for benchmarks).
     ignore_eos: nullable({ type: 'boolean' }),
+    // OpenAI's JSON mode; json_schema is refused by the handler with a message of its own.
+    response_format: nullable({
+      type: 'object',
+      required: ['type'],
+      properties: { type: { enum: ['text', 'json_object', 'json_schema'] } },
+    }),
     n: integer(1, 128),
     speculative,
   };
@@ -168,6 +174,7 @@ export function describeSchema(schema: Schema | undefined): string {
   if (!schema) return 'a valid value';
   if (Array.isArray(schema['anyOf'])) return (schema['anyOf'] as Schema[]).map(describeSchema).join(' or ');
   if ('const' in schema) return JSON.stringify(schema['const']);
+  if (Array.isArray(schema['enum'])) return `one of ${(schema['enum'] as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
   const types = Array.isArray(schema['type']) ? schema['type'] as string[] : [schema['type'] as string];
   return types.map((type) => describeType(type, schema)).join(' or ');
 }

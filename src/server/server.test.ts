@@ -211,6 +211,35 @@ test('vLLM\'s extensions: ignore_eos runs past EOS to max_tokens, continuous_usa
   assert.equal(missing.status, 404);
 });
 
+test('response_format json_object: chat and completions answer a JSON object (as generateText does, the same with ' +
+  'speculation); json_schema is refused with 400', { skip }, async () => {
+  const tokenizer = server.loaded.tokenizer!;
+  const close = tokenizer.encode('}', { bos: false }).at(-1)!;
+  const bias = { [close]: 8, [tokenizer.eosId]: 12 };
+  const expected = await generateText(server.loaded, { prompt, maxTokens: 200, temperature: 0.8, seed: 5,
+    responseFormat: 'json_object', logitBias: bias });
+  for (const speculative of [false, 'auto', { beams: 2, beam_length: 3 }]) {
+    const body: CompletionCreateParamsNonStreaming & { speculative: unknown; response_format: unknown } = {
+      model: 'stories260K', prompt, max_tokens: 200, temperature: 0.8, seed: 5, logit_bias: bias,
+      response_format: { type: 'json_object' }, speculative };
+    const response = await server.client.completions.create(body);
+    assert.equal(response.choices[0].text, expected.text, JSON.stringify(speculative));
+    assert.equal(response.choices[0].finish_reason, 'stop');
+    assert.equal(typeof JSON.parse(response.choices[0].text), 'object');
+  }
+  const chat = await server.client.chat.completions.create({ model: 'stories260K', max_tokens: 200, temperature: 0.8,
+    seed: 9, logit_bias: bias, messages: [{ role: 'user', content: 'Give me JSON' }], response_format: { type: 'json_object' } });
+  assert.equal(typeof JSON.parse(chat.choices[0].message.content ?? ''), 'object');
+  const schema = await post(`${server.url}/v1/chat/completions`, { messages: [{ role: 'user', content: 'x' }],
+    response_format: { type: 'json_schema', json_schema: { name: 'x', schema: {} } } });
+  assert.equal(schema.status, 400);
+  assert.equal((schema.json['error'] as { param: string }).param, 'response_format');
+  const unknown = await post(`${server.url}/v1/completions`, { prompt, response_format: { type: 'xml' } });
+  assert.equal(unknown.status, 400);
+  assert.match((unknown.json['error'] as { message: string }).message,
+    /response_format\.type: expected one of "text", "json_object", "json_schema", got "xml"/);
+});
+
 test('n choices: choice j samples with seed + j (choice 0 is the request with n = 1), streamed or not, completions ' +
   'and chat; greedy choices agree', { skip }, async () => {
   const response = await server.client.completions.create({ model: 'stories260K', prompt, max_tokens: 20,

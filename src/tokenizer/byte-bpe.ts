@@ -194,6 +194,10 @@ export function createByteLevelBpeTokenizer(vocab: ByteBpeVocab): Tokenizer {
       }
       return lossy.decode(all);
     },
+    tokenBytes(id: number): Uint8Array {
+      checkId(id);
+      return outputBytes[id];
+    },
     createDecoder(): StreamingDecoder {
       const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
       return {

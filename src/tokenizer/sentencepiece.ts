@@ -208,6 +208,9 @@ export function createSentencePieceTokenizer(vocab: SentencePieceVocab, options:
       }
       return lossy.decode(all);
     },
+    tokenBytes(id: number): Uint8Array {
+      return bytesOf(id, -1);
+    },
     createDecoder(): StreamingDecoder {
       // A streaming TextDecoder holds back an incomplete UTF-8 sequence and replaces invalid bytes as soon as they
       // are known to be invalid, so the concatenated output equals decode() of the same ids.

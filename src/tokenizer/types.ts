@@ -14,6 +14,11 @@ export interface Tokenizer {
   decode(ids: readonly number[]): string;
   /** Incremental decoding for streaming output; never emits part of a UTF-8 sequence. */
   createDecoder(): StreamingDecoder;
+  /**
+   * The bytes token `id` adds to the output after other tokens (not right after BOS): UTF-8, possibly part of a
+   * character; empty for control tokens. For constraints over the text (JSON mode). Do not modify.
+   */
+  tokenBytes(id: number): Uint8Array;
   /** A readable form of one token for debugging/UI, e.g. "<0x0A>", " the", "<s>". */
   tokenPiece(id: number): string;
   /**
