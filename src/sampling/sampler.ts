@@ -77,8 +77,9 @@ export interface Sampler {
   distribution(logits: Float32Array, history: Int32Array, historyLength: number, out: Float32Array): void;
   readonly greedy: boolean;
   /**
-   * pick() is the argmax of the raw logits (greedy with no logit bias or penalty), so a caller may pick from a
-   * backend's argmax (Model.argmaxRow) without the logits themselves; the ids are the same (greedyArgmax's rule).
+   * pick() is the argmax of the raw logits (greedy with no logit bias, penalty or constraint), so a caller may pick
+   * from a backend's argmax (Model.argmaxRow) without the logits themselves; the ids are the same (greedyArgmax's
+   * rule).
    */
   readonly argmaxOnly: boolean;
   readonly options: ResolvedSamplingOptions;
