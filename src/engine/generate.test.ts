@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { loadDrafter, loadModel, type LoadedModel } from './load.js';
 import { defaultDrafterPath } from './default-model.js';
 import { tokenLogprobs } from '../sampling/index.js';
-import { initialJsonState, stepJson } from '../sampling/json-constraint.js';
+import { initialJsonState, stepJson } from '../sampling/constraints.js';
 import { generate, generateText } from './generate.js';
 import { missing, stories260K } from '../../test/fixtures.js';
 

@@ -2,8 +2,8 @@
 // AbortSignal) that behave the same whatever the decoding strategy and however many tokens a step commits.
 
 import { performance } from 'node:perf_hooks';
-import { createJsonConstraint, validateSamplingOptions, type EmittedLogprob, type SamplingOptions,
-  type TokenConstraint } from '../sampling/index.js';
+import { bothConstraints, createJsonConstraint, createMinTokensConstraint, validateSamplingOptions,
+  type EmittedLogprob, type SamplingOptions, type TokenConstraint } from '../sampling/index.js';
 import type { LoadedDrafter, LoadedModel } from './load.js';
 import type { ChatMessage } from '../tokenizer/types.js';
 import { createAutoregressiveStepper, emptyDecoderStats, type DecoderStats, type SequenceStepper } from './decoder.js';
@@ -63,6 +63,8 @@ export interface GenerateOptions extends SamplingOptions {
    * the end token only once it is complete (needs a tokenizer). Default 'text'. Exact with ReDrafter like the rest.
    */
   responseFormat?: 'text' | 'json_object';
+  /** The end tokens (stopTokens) cannot be picked before this many tokens are generated (vLLM's min_tokens). */
+  minTokens?: number;
 }
 
 export interface GenerationChunk {
@@ -162,6 +164,9 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
   if (options.responseFormat === 'json_object' && !loaded.tokenizer) {
     throw new RangeError(`responseFormat: json_object needs the model's tokenizer; ${loaded.path} has none`);
   }
+  if (options.minTokens !== undefined && !(Number.isInteger(options.minTokens) && options.minTokens >= 0)) {
+    throw new RangeError(`minTokens: expected a non-negative integer, got ${options.minTokens}`);
+  }
   if (options.promptLogprobs && options.logprobs === undefined) {
     throw new RangeError('promptLogprobs: needs logprobs (the number of alternatives to report, 0–20)');
   }
@@ -198,12 +203,15 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
       promptIds, maxTokens: Math.max(1, maxTokens), stopTokens, extraSlots: extraSlotsOf(options), signal: options.signal,
       logprobs: options.logprobs,
       createStepper(cache) {
-        // JSON mode: a constraint of the sequence's own (its state follows the sequence's tokens).
-        // It may end where the model's end tokens may (with no stop tokens, as ignore_eos asks, still those: the
-        // finished object is then followed by end tokens to the limit rather than by nothing at all).
-        const constraint = options.responseFormat === 'json_object'
-          ? createJsonConstraint(model.config.vocabSize, (id) => (id < tokenizer!.vocabSize ? tokenizer!.tokenBytes(id)
+        // Constraints of the sequence's own (their state follows its tokens): JSON mode, which may end where the
+        // model's end tokens may (with no stop tokens, as ignore_eos asks, still those: the finished object is then
+        // followed by end tokens to the limit rather than by nothing at all), and min_tokens.
+        const vocab = model.config.vocabSize;
+        const json = options.responseFormat === 'json_object'
+          ? createJsonConstraint(vocab, (id) => (id < tokenizer!.vocabSize ? tokenizer!.tokenBytes(id)
             : new Uint8Array(0)), stopTokens.size > 0 ? stopTokens : stopTokensOf(loaded)) : undefined;
+        const least = options.minTokens ? createMinTokensConstraint(vocab, stopTokens, options.minTokens) : undefined;
+        const constraint = json && least ? bothConstraints(json, least, vocab) : json ?? least;
         const made = createStepper(loaded, { ...options, ...(constraint ? { constraint } : {}) }, cache, deviceSearch);
         calibrationSeconds = made.calibrationSeconds;
         return made.stepper;
@@ -374,6 +382,11 @@ function createStepper(loaded: LoadedModel, options: GenerateOptions & { constra
   }
   return { stepper: createRedrafterStepper(loaded.model, options.drafter.drafter, { ...sequence, controller }),
     calibrationSeconds };
+}
+
+/** The tokens that end a generation by default (GenerateOptions.stopTokens): the model's end tokens. */
+export function defaultStopTokens(loaded: LoadedModel): number[] {
+  return stopTokensOf(loaded);
 }
 
 function stopTokensOf(loaded: LoadedModel): number[] {

@@ -10,4 +10,4 @@ export {
 } from './sampler.js';
 export type { ResolvedSamplingOptions, Sampler, SamplingOptions } from './sampler.js';
 export { tokenLogprobs, type EmittedLogprob, type TokenLogprob } from './logprobs.js';
-export { createJsonConstraint, type TokenConstraint } from './json-constraint.js';
+export { bothConstraints, createJsonConstraint, createMinTokensConstraint, type TokenConstraint } from './constraints.js';

@@ -35,7 +35,7 @@
 // sampler-exactness.test.ts checks all of this against a sort-everything reference, bit for bit.
 
 import { createRankScratch, selectTopK, siftDownBest, sortByRank, sortIdsAscending } from './rank.js';
-import type { TokenConstraint } from './json-constraint.js';
+import type { TokenConstraint } from './constraints.js';
 
 export interface SamplingOptions {
   /** 0 = greedy (the default); otherwise logits are divided by it. */
@@ -226,7 +226,7 @@ const MAX = 2;
 
 /**
  * A sampler for one configuration and vocabulary; it owns its scratch buffers, so give each sequence its own. With a
- * `constraint` (JSON mode, json-constraint.ts) the tokens it disallows are masked to −Infinity after the bias and
+ * `constraint` (JSON mode, constraints.ts) the tokens it disallows are masked to −Infinity after the bias and
  * penalties, before anything else.
  */
 export function createSampler(options: SamplingOptions, vocabSize: number, constraint?: TokenConstraint): Sampler {

@@ -22,6 +22,8 @@ export interface SamplingBody {
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean | null; continuous_usage_stats?: boolean | null } | null;
   ignore_eos?: boolean | null;
+  min_tokens?: number | null;
+  stop_token_ids?: number[] | null;
   response_format?: { type: 'text' | 'json_object' | 'json_schema' } | null;
   n?: number | null;
   speculative?: 'auto' | false | { beams: number; beam_length: number } | null;
@@ -57,7 +59,7 @@ export function errorBody(message: string, type: string, param: string | null, c
 
 /** Defaults where OpenAI's API has them (temperature 1, completions' max_tokens 16); a random seed when none. */
 export function generateOptions(body: SamplingBody, maxTokens: number | undefined, drafter: LoadedDrafter | undefined,
-  randomSeed: () => number): GenerateOptions {
+  randomSeed: () => number, defaultStops: readonly number[]): GenerateOptions {
   const options: GenerateOptions = {
     maxTokens,
     temperature: body.temperature ?? 1,
@@ -70,7 +72,10 @@ export function generateOptions(body: SamplingBody, maxTokens: number | undefine
     logitBias: body.logit_bias ?? undefined,
     seed: body.seed ?? randomSeed(),
     stop: body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop,
-    ...(body.ignore_eos === true ? { stopTokens: [] } : {}),
+    // ignore_eos drops the model's end tokens; stop_token_ids adds to what is left.
+    ...(body.ignore_eos === true || body.stop_token_ids?.length ? { stopTokens: [
+      ...(body.ignore_eos === true ? [] : defaultStops), ...(body.stop_token_ids ?? [])] } : {}),
+    ...(body.min_tokens ? { minTokens: body.min_tokens } : {}),
     ...(body.response_format?.type === 'json_object' ? { responseFormat: 'json_object' as const } : {}),
   };
   if (body.response_format?.type === 'json_schema') {

@@ -67,6 +67,9 @@ function samplingProperties(): Record<string, Schema> {
     }),
     // vLLM's and llama-server's extension: EOS does not end the sequence (fixed output lengths for benchmarks).
     ignore_eos: nullable({ type: 'boolean' }),
+    // vLLM's: the end tokens wait for this many tokens; more tokens that end the sequence (ids checked by handlers).
+    min_tokens: integer(0, 2147483647),
+    stop_token_ids: nullable({ type: 'array', maxItems: 64, items: { type: 'integer', minimum: 0 } }),
     // OpenAI's JSON mode; json_schema is refused by the handler with a message of its own.
     response_format: nullable({
       type: 'object',

@@ -191,8 +191,8 @@ test('the remote-tokenizer protocol of lm-evaluation-harness: /tokenizer_info, /
   assert.ok(tops.every((top, i) => top !== null && Math.max(...Object.values(top)) >= scored[i]));
 });
 
-test('vLLM\'s extensions: ignore_eos runs past EOS to max_tokens, continuous_usage_stats counts in every chunk; ' +
-  'GET /v1/models/{id}', { skip }, async () => {
+test('vLLM\'s extensions: ignore_eos runs past EOS to max_tokens, min_tokens and stop_token_ids, ' +
+  'continuous_usage_stats counts in every chunk; GET /v1/models/{id}', { skip }, async () => {
   const ended = await generateText(server.loaded, { prompt, maxTokens: 400 });
   assert.equal(ended.finishReason, 'eos', 'the story ends by itself');
   const past = await server.client.completions.create({ model: 'stories260K', prompt, temperature: 0,
@@ -205,6 +205,19 @@ test('vLLM\'s extensions: ignore_eos runs past EOS to max_tokens, continuous_usa
   const counts: number[] = [];
   for await (const chunk of stream) if (chunk.choices.length > 0 && chunk.usage) counts.push(chunk.usage.completion_tokens);
   assert.deepEqual(counts.slice(0, 6), [1, 2, 3, 4, 5, 6]);
+  // min_tokens: EOS waits; stop_token_ids: another token ends the sequence (finish_reason stop).
+  const longer = await post(`${server.url}/v1/completions`, { prompt, temperature: 0, max_tokens: 400,
+    min_tokens: ended.ids.length + 5 });
+  assert.ok((longer.json['usage'] as { completion_tokens: number }).completion_tokens >= ended.ids.length + 5);
+  const stopAt = ended.ids[4];
+  const stopped = await post(`${server.url}/v1/completions`, { prompt, temperature: 0, max_tokens: 100,
+    stop_token_ids: [stopAt] });
+  assert.equal((stopped.json['usage'] as { completion_tokens: number }).completion_tokens,
+    ended.ids.indexOf(stopAt) + 1);
+  assert.equal((stopped.json['choices'] as { finish_reason: string }[])[0].finish_reason, 'stop');
+  const badStop = await post(`${server.url}/v1/completions`, { prompt, stop_token_ids: [100000] });
+  assert.equal(badStop.status, 400);
+  assert.equal((badStop.json['error'] as { param: string }).param, 'stop_token_ids');
   const model = await server.client.models.retrieve('stories260K');
   assert.equal(model.id, 'stories260K');
   const missing = await fetch(`${server.url}/v1/models/gpt-9`);

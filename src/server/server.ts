@@ -9,8 +9,8 @@ import { basename, extname } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { generate, type GenerateOptions, type Generation, type GenerationChunk, type GenerationStats }
-  from '../engine/generate.js';
+import { defaultStopTokens, generate, type GenerateOptions, type Generation, type GenerationChunk,
+  type GenerationStats } from '../engine/generate.js';
 import { schedulerFor, type Scheduler } from '../engine/scheduler.js';
 import type { LoadedDrafter, LoadedModel } from '../engine/load.js';
 import { createMetrics, setCacheConfig } from './metrics.js';
@@ -328,7 +328,9 @@ export function createServer(options: ServerOptions): FastifyInstance {
       const biased = Object.keys(body.logit_bias).map(Number);
       checkTokenIds(biased, model.loaded, 'logit_bias', (index) => `logit_bias["${biased[index]}"]`);
     }
-    const base = generateOptions(body, maxTokens, model.drafter, () => randomInt(0, 2 ** 32));
+    if (body.stop_token_ids != null) checkTokenIds(body.stop_token_ids, model.loaded, 'stop_token_ids');
+    const base = generateOptions(body, maxTokens, model.drafter, () => randomInt(0, 2 ** 32),
+      defaultStopTokens(model.loaded));
     // Completions: logprobs = the number of alternatives; chat: logprobs true, top_logprobs alternatives.
     const logprobs = kind === 'completion'
       ? (body as CompletionBody).logprobs ?? undefined

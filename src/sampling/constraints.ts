@@ -1,3 +1,5 @@
+// Constraints on the tokens a sampler may pick, each a function of the generated tokens (TokenConstraint).
+//
 // JSON mode (OpenAI's response_format {"type": "json_object"}): a constraint that allows only the tokens whose bytes
 // keep the generated text a prefix of one JSON object (RFC 8259; the top level an object, as OpenAI's mode asks),
 // and the end tokens only once that object is complete. The sampler masks every other token to −Infinity before
@@ -31,7 +33,7 @@ const ESCAPE = 8; // after '\' in a string
 const HEX = 9; // in \uXXXX: AUX = digits left
 const NUMBER = 10; // AUX = the number's sub-state (below)
 const LITERAL = 11; // AUX = bytes of the literal matched, KEY = which literal
-const DONE = 12; // the top-level object is closed: only an end token
+const DONE = 12; // the top-level object is closed: whitespace, then an end token
 const FAILED = 13;
 
 // State fields (an Int32Array, so that copying a state is one set()).
@@ -163,11 +165,12 @@ export function stepJson(s: Int32Array, b: number): boolean {
     valueDone(s);
     return stepJson(s, b);
   }
-  if (mode === DONE || mode === FAILED) return false;
-  // The structural modes: whitespace between tokens, up to a limit.
+  if (mode === FAILED) return false;
+  // The structural modes, and after the object (so that min_tokens can be met): whitespace, up to a limit.
   if (isSpace(b)) {
     return ++s[SPACES] <= MAX_SPACES;
   }
+  if (mode === DONE) return false;
   s[SPACES] = 0;
   switch (mode) {
     case TOP:
@@ -291,6 +294,43 @@ export function createJsonConstraint(vocabSize: number, tokenBytes: (id: number)
         allowed[t] = ok ? 1 : 0;
       }
       maskFor = k;
+      return allowed;
+    },
+  };
+}
+
+/**
+ * vLLM's min_tokens: the end tokens are disallowed until `minTokens` tokens have been generated (everything else
+ * stays allowed).
+ */
+export function createMinTokensConstraint(vocabSize: number, endIds: Iterable<number>, minTokens: number):
+  TokenConstraint {
+  const all = new Uint8Array(vocabSize).fill(1);
+  const noEnd = new Uint8Array(vocabSize).fill(1);
+  for (const id of endIds) if (id >= 0 && id < vocabSize) noEnd[id] = 0;
+  let start = 0;
+  return {
+    start(position) {
+      start = position;
+    },
+    allowed(_history, historyLength) {
+      return historyLength - start < minTokens ? noEnd : all;
+    },
+  };
+}
+
+/** Tokens both constraints allow. */
+export function bothConstraints(a: TokenConstraint, b: TokenConstraint, vocabSize: number): TokenConstraint {
+  const allowed = new Uint8Array(vocabSize);
+  return {
+    start(position) {
+      a.start(position);
+      b.start(position);
+    },
+    allowed(history, historyLength) {
+      const x = a.allowed(history, historyLength);
+      const y = b.allowed(history, historyLength);
+      for (let t = 0; t < vocabSize; t++) allowed[t] = x[t] & y[t];
       return allowed;
     },
   };

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createJsonConstraint, initialJsonState, jsonComplete, stepJson } from './json-constraint.js';
+import { bothConstraints, createJsonConstraint, createMinTokensConstraint, initialJsonState, jsonComplete, stepJson }
+  from './constraints.js';
 import { createSampler } from './sampler.js';
 import { createRng } from './random.js';
 
@@ -27,7 +28,7 @@ test('the automaton accepts exactly the prefixes of one JSON object', () => {
   }
   const invalid = ['[]', '"x"', '1', '{a: 1}', "{'a': 1}", '{"a" 1}', '{"a": 01}', '{"a": 1.}', '{"a": .5}',
     '{"a": +1}', '{"a": tru}', '{"a": 1,}', '{"a": [1,]}', '{"a": 1}}', '{"a": 1} x', '{"a": "\\x"}',
-    '{"a": "\n"}', '{"a": [}', '{"a": 1]', '{}{}', `{${' '.repeat(30)}}`];
+    '{"a": "\n"}', '{"a": [}', '{"a": 1]', '{}{}', `{${' '.repeat(30)}}`, `{}${' '.repeat(30)}`];
   for (const text of invalid) assert.equal(classify(text), 'invalid', JSON.stringify(text));
   // Nesting is bounded (64 levels).
   assert.equal(classify(`{"a":${'['.repeat(63)}`), 'prefix');
@@ -97,4 +98,25 @@ test('a tree\'s branches: the state follows whatever tokens the history holds at
   history[1] = pieces.indexOf('"'); // {"" : [ … the key is now empty: the rest no longer parses as before
   assert.equal(constraint.allowed(history, 2)[pieces.indexOf(':')], 1);
   assert.equal(constraint.allowed(history, 6)[brace], 0);
+});
+
+test('min tokens: the end tokens wait for that many generated tokens; both constraints together allow the tokens ' +
+  'each allows', () => {
+  const least = createMinTokensConstraint(V, [END], 3);
+  least.start(2);
+  const history = new Int32Array(8);
+  assert.equal(least.allowed(history, 2)[END], 0);
+  assert.equal(least.allowed(history, 4)[END], 0);
+  assert.equal(least.allowed(history, 5)[END], 1);
+  assert.equal(least.allowed(history, 4)[pieces.indexOf('a')], 1);
+  // JSON and min tokens: '{}' is complete after 2 tokens, but the end must wait for the third.
+  const json = createJsonConstraint(V, tokenBytes, [END]);
+  const both = bothConstraints(json, createMinTokensConstraint(V, [END], 3), V);
+  both.start(0);
+  const h = Int32Array.from([pieces.indexOf('{'), pieces.indexOf('}'), 0]);
+  assert.equal(both.allowed(h, 2)[END], 0);
+  assert.equal(both.allowed(h, 2)[pieces.indexOf('a')], 0, 'after the object JSON allows whitespace and the end');
+  assert.equal(both.allowed(h, 2)[pieces.indexOf(' ')], 1);
+  h[2] = END;
+  assert.equal(json.allowed(h, 2)[END], 1);
 });
