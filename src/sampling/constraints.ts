@@ -1,4 +1,5 @@
-// Constraints on the tokens a sampler may pick, each a function of the generated tokens (TokenConstraint).
+// Constraints on the tokens a sampler may pick, each a function of the generated tokens (TokenConstraint): JSON
+// mode, and min_tokens (end tokens masked until that many tokens), composed by bothConstraints.
 //
 // JSON mode (OpenAI's response_format {"type": "json_object"}): a constraint that allows only the tokens whose bytes
 // keep the generated text a prefix of one JSON object (RFC 8259; the top level an object, as OpenAI's mode asks),
@@ -51,6 +52,7 @@ const STATE_INTS = STACK + MAX_DEPTH;
 const OBJECT = 1;
 const ARRAY = 2;
 const LITERALS = ['true', 'false', 'null'].map((word) => new TextEncoder().encode(word));
+const NO_BYTES = new Uint8Array(0);
 
 const isSpace = (b: number): boolean => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
 const isDigit = (b: number): boolean => b >= 0x30 && b <= 0x39;
@@ -234,8 +236,20 @@ export function createJsonConstraint(vocabSize: number, tokenBytes: (id: number)
   /** The position whose mask `allowed` holds, or −1. */
   let maskFor = -1;
 
-  function stateAt(k: number): Int32Array {
-    return states.subarray(k * STATE_INTS, (k + 1) * STATE_INTS);
+  // States are copied field by field (no views: nothing is allocated per token).
+  const walker = new Int32Array(STATE_INTS);
+
+  /** Copies state k's fields and live stack into `to`. */
+  function load(to: Int32Array, k: number): void {
+    const base = k * STATE_INTS;
+    const used = STACK + states[base + DEPTH];
+    for (let i = 0; i < used; i++) to[i] = states[base + i];
+  }
+
+  function store(k: number, from: Int32Array): void {
+    const base = k * STATE_INTS;
+    const used = STACK + from[DEPTH];
+    for (let i = 0; i < used; i++) states[base + i] = from[i];
   }
 
   function grow(k: number): void {
@@ -267,28 +281,29 @@ export function createJsonConstraint(vocabSize: number, tokenBytes: (id: number)
       grow(k);
       for (let i = valid; i < k; i++) {
         const token = history[start + i];
-        const next = stateAt(i + 1);
-        next.set(stateAt(i));
+        load(walker, i);
         tokens[i] = token;
-        if (next[MODE] === FAILED) continue;
-        const b = token >= 0 && token < vocabSize ? bytes[token] : new Uint8Array(0);
-        let ok = b.length > 0 || ends[token] === 1;
-        for (let j = 0; ok && j < b.length; j++) ok = stepJson(next, b[j]);
-        if (!ok) next[MODE] = FAILED;
+        if (walker[MODE] !== FAILED) {
+          const b = token >= 0 && token < vocabSize ? bytes[token] : NO_BYTES;
+          let ok = b.length > 0 || ends[token] === 1;
+          for (let j = 0; ok && j < b.length; j++) ok = stepJson(walker, b[j]);
+          if (!ok) walker[MODE] = FAILED;
+        }
+        store(i + 1, walker);
       }
       known = k + 1;
       if (maskFor === k) return allowed;
-      const state = stateAt(k);
-      const complete = state[MODE] === DONE;
+      load(walker, k);
+      const complete = walker[MODE] === DONE;
       // A token's bytes can pop at most what is there and write above it: the fields and the live stack suffice.
-      const live = state.subarray(0, STACK + state[DEPTH]);
+      const used = STACK + walker[DEPTH];
       for (let t = 0; t < vocabSize; t++) {
         const b = bytes[t];
         if (b.length === 0) {
           allowed[t] = complete && ends[t] === 1 ? 1 : 0;
           continue;
         }
-        scratch.set(live);
+        for (let i = 0; i < used; i++) scratch[i] = walker[i];
         let ok = true;
         for (let j = 0; ok && j < b.length; j++) ok = stepJson(scratch, b[j]);
         allowed[t] = ok ? 1 : 0;
