@@ -179,7 +179,7 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
     throw new RangeError(`prompt: ${promptIds.length} tokens do not fit the context of ${model.contextLength} ` +
       `(at most ${model.contextLength - 1}, leaving room for one generated token)`);
   }
-  const stopTokens = new Set(options.stopTokens ?? stopTokensOf(loaded));
+  const stopTokens = new Set(options.stopTokens ?? defaultStopTokens(loaded));
   const stopStrings = (options.stop ?? []).filter((s) => s.length > 0);
   const maxTokens = Math.min(options.maxTokens ?? Infinity, model.contextLength - promptIds.length + 1);
   const stats: GenerationStats = {
@@ -209,7 +209,7 @@ export function generate(loaded: LoadedModel, options: GenerateOptions): Generat
         const vocab = model.config.vocabSize;
         const json = options.responseFormat === 'json_object'
           ? createJsonConstraint(vocab, (id) => (id < tokenizer!.vocabSize ? tokenizer!.tokenBytes(id)
-            : new Uint8Array(0)), stopTokens.size > 0 ? stopTokens : stopTokensOf(loaded)) : undefined;
+            : new Uint8Array(0)), stopTokens.size > 0 ? stopTokens : defaultStopTokens(loaded)) : undefined;
         const least = options.minTokens ? createMinTokensConstraint(vocab, stopTokens, options.minTokens) : undefined;
         const constraint = json && least ? bothConstraints(json, least, vocab) : json ?? least;
         const made = createStepper(loaded, { ...options, ...(constraint ? { constraint } : {}) }, cache, deviceSearch);
@@ -386,10 +386,6 @@ function createStepper(loaded: LoadedModel, options: GenerateOptions & { constra
 
 /** The tokens that end a generation by default (GenerateOptions.stopTokens): the model's end tokens. */
 export function defaultStopTokens(loaded: LoadedModel): number[] {
-  return stopTokensOf(loaded);
-}
-
-function stopTokensOf(loaded: LoadedModel): number[] {
   const { config } = loaded.model;
   // run.c ends a story when the model emits BOS: stories models delimit documents with it, never with EOS.
   return loaded.format === 'llama2c' ? [...config.eosIds, config.bosId] : config.eosIds;

@@ -16,7 +16,7 @@ import { FormatError } from '../formats/errors.js';
 import { createSentencePieceTokenizer } from '../tokenizer/index.js';
 import { loadHfTokenizer, tokenizerFromGgufVocab } from '../tokenizer/sources.js';
 import type { Tokenizer } from '../tokenizer/types.js';
-import { withChatTemplate } from '../tokenizer/chat-template.js';
+import { checkChatTemplate, withChatTemplate } from '../tokenizer/chat-template.js';
 import { checkDrafterAgainstModel, readDrafter, type DrafterWeights } from '../drafter/checkpoint.js';
 import { createDrafter, type Drafter } from '../drafter/drafter.js';
 import { MAX_BEAM_LENGTH, MAX_BEAM_WIDTH, type DeviceBeamSearch, type DeviceDrafting } from '../drafter/beam-search.js';
@@ -76,8 +76,12 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   if (options.chatTemplate !== undefined && !opened) {
     throw new RangeError(`chatTemplate: ${options.model} has no tokenizer to render a conversation with; pass one`);
   }
-  const tokenizer = opened && options.chatTemplate !== undefined
-    ? withChatTemplate(opened, options.chatTemplate, options.chatTemplateOrigin ?? 'chatTemplate') : opened;
+  let tokenizer = opened;
+  if (opened && options.chatTemplate !== undefined) {
+    const origin = options.chatTemplateOrigin ?? 'chatTemplate';
+    checkChatTemplate(options.chatTemplate, origin); // a bad template fails here, not at the first chat
+    tokenizer = withChatTemplate(opened, options.chatTemplate, origin);
+  }
   const threads = options.threads === 'auto' ? autoThreads(checkpoint.config) : options.threads ?? 1;
   const backend = options.backend ?? 'wasm';
   if (backend !== 'wasm' && backend !== 'webgpu') {

@@ -223,18 +223,12 @@ export interface CompletionLogprobs {
  */
 export function promptCompletionLogprobs(promptIds: readonly number[], entries: readonly (EmittedLogprob | null)[],
   piece: (id: number) => string): CompletionLogprobs {
-  const result: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
-  let offset = 0;
-  promptIds.forEach((id, i) => {
-    const text = piece(id);
-    const entry = entries[i] ?? null;
-    result.tokens.push(text);
-    result.text_offset.push(offset);
-    result.token_logprobs.push(entry === null ? null : entry.logprob);
-    result.top_logprobs.push(entry === null ? null : Object.fromEntries(entry.top.map((t) => [piece(t.token), t.logprob])));
-    offset += text.length;
-  });
-  return result;
+  // Entries 1.. are the prompt's own tokens (GenerateOptions.promptLogprobs), laid out as a completion's after the
+  // first token.
+  const first = piece(promptIds[0]);
+  const rest = completionLogprobs(entries.slice(1) as EmittedLogprob[], piece, first.length);
+  return { tokens: [first, ...rest.tokens], token_logprobs: [null, ...rest.token_logprobs],
+    top_logprobs: [null, ...rest.top_logprobs], text_offset: [0, ...rest.text_offset] };
 }
 
 /** The echoed prompt's logprobs followed by the completion's (null when none were asked for). */

@@ -29,12 +29,16 @@ function compile(template: string, origin: string): Template {
   return compiled;
 }
 
+/** Throws an Error naming `origin` when `template` does not parse (a template given at load fails there). */
+export function checkChatTemplate(template: string, origin: string): void {
+  compile(template, origin);
+}
+
 /**
- * `tokenizer` rendering conversations with `template` instead of its own (a model without one, or a better one; the
- * server's and the CLI's --chat-template). The template is parsed here, so a bad one fails at load, naming `origin`.
+ * `tokenizer` rendering conversations with `template` (a GGUF file's `tokenizer.chat_template`, or one given instead
+ * of the tokenizer's own: --chat-template), its BOS / EOS pieces as bos_token / eos_token. Parsed when first rendered.
  */
 export function withChatTemplate(tokenizer: Tokenizer, template: string, origin: string): Tokenizer {
-  compile(template, origin);
   return {
     ...tokenizer,
     chatTemplate: template,

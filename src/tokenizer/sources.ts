@@ -8,7 +8,7 @@ import { GGUF_TOKEN_TYPE, type GgufVocab } from '../formats/gguf-model.js';
 import { GGUF_PRE_TOKENIZERS } from '../formats/gguf-pre.js';
 import { type HfTokenizerConfig, type HfTokenizerJson, readTokenizerConfig, readTokenizerJson } from '../formats/tokenizer-json.js';
 import { createByteLevelBpeTokenizer, type ByteBpeAddedToken } from './byte-bpe.js';
-import { renderChatTemplate } from './chat-template.js';
+import { withChatTemplate } from './chat-template.js';
 import { createSentencePieceTokenizer } from './sentencepiece.js';
 import type { Tokenizer } from './types.js';
 
@@ -40,15 +40,7 @@ export function tokenizerFromGgufVocab(vocab: GgufVocab, origin: string, options
       { unkId: vocab.unkId ?? 0, bosId: vocab.bosId ?? 1, eosId: vocab.eosId ?? 2, controlIds,
         ...(types ? { specialIds } : {}) },
     );
-    const template = vocab.chatTemplate;
-    if (template === null) return base;
-    return {
-      ...base,
-      chatTemplate: template,
-      applyChatTemplate: (messages, opts = {}) => renderChatTemplate(template, messages, {
-        ...opts, bosToken: base.tokenPiece(base.bosId), eosToken: base.tokenPiece(base.eosId), origin,
-      }),
-    };
+    return vocab.chatTemplate === null ? base : withChatTemplate(base, vocab.chatTemplate, origin);
   }
 
   const pre = vocab.pre ?? 'gpt-2';
