@@ -9,7 +9,7 @@
 export { loadModel, loadDrafter, type LoadOptions, type LoadedModel, type LoadedDrafter } from './engine/load.js';
 export {
   generate, generateText, type GenerateOptions, type Generation, type GenerationChunk, type GenerationResult,
-  type GenerationStats, type FinishReason,
+  type GenerationStats, type FinishReason, type ResponseFormat,
 } from './engine/generate.js';
 export { resolveDefaultModel, type DefaultModelFiles } from './engine/default-model.js';
 export { schedulerFor, type Scheduler, type SchedulerOptions, type SchedulerStats } from './engine/scheduler.js';
@@ -34,6 +34,7 @@ export {
 } from './drafter/index.js';
 export type { AcceptanceRule, RedrafterStep } from './engine/redrafter.js';
 export { createSampler, createRng, sample, type Sampler, type SamplingOptions, type Rng } from './sampling/index.js';
+export { compileJsonSchema, JsonSchemaError, type JsonSchema } from './sampling/index.js';
 
 // Formats and tokenizers.
 export { readGguf, writeGguf, convertToGguf } from './formats/index.js';

@@ -161,6 +161,32 @@ test('generate --chat --chat-template renders the conversation with that templat
   }
 });
 
+test('generate --json-schema FILE answers JSON the schema accepts; an unenforceable or unreadable schema is refused',
+  { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'redrafter-schema-'));
+  try {
+    const file = join(dir, 'person.json');
+    writeFileSync(file, JSON.stringify({ type: 'object', properties: { name: { type: 'string', maxLength: 10 },
+      age: { type: 'integer' } }, required: ['name', 'age'] }));
+    const out = json(['generate', 'Once upon a time', '--json-schema', file, '--temperature', '0.8', '--seed', '3',
+      '--max-tokens', '100', '--format', 'json']);
+    assert.equal(out['finishReason'], 'eos', String(out['text']));
+    assert.deepEqual(Object.keys(JSON.parse(String(out['text'])) as object), ['name', 'age']);
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ type: 'string', pattern: '^a' }));
+    const refused = run(['generate', 'hi', '--json-schema', bad]);
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /--json-schema .*bad\.json: json schema at #: "pattern" is not supported/);
+    const unreadable = run(['generate', 'hi', '--json-schema', join(dir, 'none.json')]);
+    assert.notEqual(unreadable.status, 0);
+    assert.match(unreadable.stderr, /--json-schema: cannot read .*none\.json as JSON/);
+    const both = run(['generate', 'hi', '--json-schema', file, '--response-format', 'json_object']);
+    assert.match(both.stderr, /--json-schema: cannot be combined with --response-format json_object/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('bad input gives a clear message and a non-zero exit', { skip }, () => {
   const missingModel = run(['generate', 'hi', '--model', '/nonexistent/model.bin']);
   assert.notEqual(missingModel.status, 0);

@@ -1,7 +1,9 @@
 // `redrafter generate`: text or JSON output of one generation.
 
+import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import { generate, type GenerationStats } from '../engine/generate.js';
+import { generate, type GenerationStats, type ResponseFormat } from '../engine/generate.js';
+import { compileJsonSchema, type JsonSchema } from '../sampling/index.js';
 import type { SimdBuild } from '../kernels/index.js';
 import { loadDrafter } from '../engine/load.js';
 import type { AcceptanceRule } from '../engine/redrafter.js';
@@ -26,6 +28,7 @@ interface GenerateFlags extends ModelFlags {
   penaltyWindow: number;
   logitBias?: Record<number, number>;
   responseFormat: 'text' | 'json_object';
+  jsonSchema?: string;
   seed: number;
   stop: string[];
   format: 'text' | 'json';
@@ -35,6 +38,27 @@ interface GenerateFlags extends ModelFlags {
   acceptance: AcceptanceRule;
   chat?: boolean;
   system?: string;
+}
+
+/** --response-format, or --json-schema's file read and checked (before the model loads: a bad schema fails fast). */
+function responseFormatOf(flags: GenerateFlags): ResponseFormat {
+  if (flags.jsonSchema === undefined) return flags.responseFormat;
+  if (flags.responseFormat !== 'text') {
+    throw new Error(`--json-schema: cannot be combined with --response-format ${flags.responseFormat}`);
+  }
+  let schema: JsonSchema;
+  try {
+    schema = JSON.parse(readFileSync(flags.jsonSchema, 'utf8')) as JsonSchema;
+  } catch (error) {
+    throw new Error(`--json-schema: cannot read ${flags.jsonSchema} as JSON: ${(error as Error).message}`,
+      { cause: error });
+  }
+  try {
+    compileJsonSchema(schema);
+  } catch (error) {
+    throw new Error(`--json-schema ${flags.jsonSchema}: ${(error as Error).message}`, { cause: error });
+  }
+  return { type: 'json_schema', schema };
 }
 
 export function registerGenerate(program: Command): void {
@@ -59,6 +83,8 @@ export function registerGenerate(program: Command): void {
     .option('--logit-bias <id=bias>', 'add BIAS to token ID\'s logit (repeatable; -inf bans it)', logitBias)
     .addOption(new Option('--response-format <kind>', 'json_object: only tokens that keep the output one JSON object ' +
       '(it ends only complete)').choices(['text', 'json_object']).default('text'))
+    .option('--json-schema <file>', 'only tokens that keep the output a JSON value this JSON Schema accepts (the ' +
+      'keywords supported: README)')
     .option('-s, --seed <s>', 'seed of the sampling random stream', integer(0, 0xffffffff), 0)
     .option('--stop <text>', 'stop before this string (repeatable)', collect, [])
     .option('--drafter <path>', 'ReDrafter drafter folder (Apple format), or "none" for autoregressive decoding ' +
@@ -74,6 +100,7 @@ export function registerGenerate(program: Command): void {
     .option('--format <format>', 'text (streamed) or json (one object)', format, 'text')
     .action(async (prompt: string | undefined, flags: GenerateFlags) => {
       if (prompt === undefined && !flags.promptIds) prompt = 'Once upon a time';
+      const responseFormat = responseFormatOf(flags);
       const loaded = await openModel(flags);
       const vocab = loaded.model.config.vocabSize;
       const outside = Object.keys(flags.logitBias ?? {}).find((id) => Number(id) >= vocab);
@@ -105,7 +132,7 @@ export function registerGenerate(program: Command): void {
             : undefined, maxTokens: flags.maxTokens, temperature: flags.temperature,
           topP: flags.topP, topK: flags.topK, minP: flags.minP, repetitionPenalty: flags.repetitionPenalty,
           frequencyPenalty: flags.frequencyPenalty, presencePenalty: flags.presencePenalty,
-          repetitionWindow: flags.penaltyWindow, logitBias: flags.logitBias, responseFormat: flags.responseFormat,
+          repetitionWindow: flags.penaltyWindow, logitBias: flags.logitBias, responseFormat,
           seed: flags.seed, stop: flags.stop,
         });
         const ids: number[] = [];

@@ -197,6 +197,27 @@ test('responseFormat json_object: the text is always a prefix of one JSON object
     assert.equal(done.finishReason, 'eos', JSON.stringify(done.text));
     assert.equal(typeof JSON.parse(done.text), 'object');
     await assert.rejects(async () => generateText(loaded, { prompt: 'x', responseFormat: 'xml' as 'text' }),
-      /responseFormat: expected "text" or "json_object", got xml/);
+      /responseFormat: expected "text", "json_object" or \{ type: "json_schema", schema \}, got "xml"/);
+  });
+});
+
+test('responseFormat json_schema: every finished answer validates; a schema that cannot be enforced is refused',
+  { skip }, async () => {
+  await withStories(1, async (loaded) => {
+    const schema = { type: 'object', properties: { name: { type: 'string', maxLength: 10 },
+      age: { type: 'integer' }, mood: { enum: ['happy', 'sad'] } }, required: ['name', 'age', 'mood'] };
+    let finished = 0;
+    for (const seed of [1, 2, 3, 4]) {
+      const result = await generateText(loaded, { prompt: 'Once upon a time', maxTokens: 120, temperature: 0.8, seed,
+        responseFormat: { type: 'json_schema', schema } });
+      if (result.finishReason !== 'eos') continue;
+      finished++;
+      const value = JSON.parse(result.text) as { name: string; age: number; mood: string };
+      assert.deepEqual(Object.keys(value), ['name', 'age', 'mood'], result.text);
+      assert.ok(value.name.length <= 10 && Number.isInteger(value.age) && ['happy', 'sad'].includes(value.mood));
+    }
+    assert.ok(finished >= 1, 'at least one answer finished');
+    assert.throws(() => generate(loaded, { prompt: 'x', responseFormat: { type: 'json_schema',
+      schema: { type: 'integer', minimum: 3 } } }), /json schema at #: "minimum" is not supported/);
   });
 });

@@ -31,6 +31,10 @@ const SAMPLING: { name: string; options: GenerateOptions }[] = [
   // JSON mode: a mask that follows each node's own path.
   { name: 'T=0.9 json_object', options: { temperature: 0.9, seed: 23, responseFormat: 'json_object' } },
   { name: 'greedy json_object', options: { responseFormat: 'json_object' } },
+  // A JSON schema: the grammar's states follow each node's own path too.
+  { name: 'T=1.0 json_schema', options: { temperature: 1, seed: 29, responseFormat: { type: 'json_schema',
+    schema: { type: 'object', properties: { name: { type: 'string', maxLength: 6 }, n: { type: 'integer' },
+      ok: { type: 'boolean' } }, required: ['name', 'n', 'ok'] } } } },
 ];
 const SHAPES: [number, number][] = [];
 for (const W of [1, 2, 4, 8]) for (const L of [2, 3, 5, 6]) SHAPES.push([W, L]);

@@ -11,3 +11,6 @@ export {
 export type { ResolvedSamplingOptions, Sampler, SamplingOptions } from './sampler.js';
 export { tokenLogprobs, type EmittedLogprob, type TokenLogprob } from './logprobs.js';
 export { bothConstraints, createJsonConstraint, createMinTokensConstraint, type TokenConstraint } from './constraints.js';
+export { buildTokenTrie, createGrammarConstraint, GrammarBuilder, matchGrammar, type Grammar, type GrammarSymbol,
+  type TokenTrie } from './grammar.js';
+export { compileJsonSchema, JsonSchemaError, type JsonSchema } from './json-schema.js';

@@ -3,7 +3,7 @@
 
 import type { FinishReason, GenerateOptions, GenerationStats } from '../engine/generate.js';
 import type { LoadedDrafter } from '../engine/load.js';
-import type { EmittedLogprob } from '../sampling/index.js';
+import { compileJsonSchema, JsonSchemaError, type EmittedLogprob, type JsonSchema } from '../sampling/index.js';
 import type { ChatMessage } from '../tokenizer/types.js';
 
 export interface SamplingBody {
@@ -24,7 +24,12 @@ export interface SamplingBody {
   ignore_eos?: boolean | null;
   min_tokens?: number | null;
   stop_token_ids?: number[] | null;
-  response_format?: { type: 'text' | 'json_object' | 'json_schema' } | null;
+  response_format?: {
+    type: 'text' | 'json_object' | 'json_schema';
+    json_schema?: { name?: string; description?: string; schema?: JsonSchema; strict?: boolean | null } | null;
+  } | null;
+  /** llama-server's field: the same as response_format {type: "json_schema"} with this schema. */
+  json_schema?: JsonSchema | null;
   n?: number | null;
   speculative?: 'auto' | false | { beams: number; beam_length: number } | null;
 }
@@ -57,6 +62,43 @@ export function errorBody(message: string, type: string, param: string | null, c
   return { error: { message, type, param, code } };
 }
 
+/**
+ * A JSON schema to follow (response_format json_schema, or llama-server's json_schema field), checked here so that
+ * a schema that cannot be enforced is a 400 naming the keyword and its place.
+ */
+function responseSchema(body: SamplingBody): Pick<GenerateOptions, 'responseFormat'> {
+  let schema: JsonSchema | undefined;
+  let param: string;
+  if (body.response_format?.type === 'json_schema') {
+    param = 'response_format.json_schema.schema';
+    schema = body.response_format.json_schema?.schema;
+    if (schema === undefined) {
+      throw new ApiError(400, `${param}: required with response_format {"type": "json_schema"}`, param,
+        'missing_required_parameter');
+    }
+    if (body.json_schema != null) {
+      throw new ApiError(400, 'json_schema: give the schema once, in response_format or in json_schema',
+        'json_schema', 'invalid_value');
+    }
+  } else if (body.json_schema != null) {
+    param = 'json_schema';
+    schema = body.json_schema;
+    if (body.response_format != null && body.response_format.type !== 'text') {
+      throw new ApiError(400, `json_schema: cannot be combined with response_format ${body.response_format.type}`,
+        'json_schema', 'invalid_value');
+    }
+  } else {
+    return {};
+  }
+  try {
+    compileJsonSchema(schema);
+  } catch (error) {
+    if (error instanceof JsonSchemaError) throw new ApiError(400, `${param}: ${error.message}`, param, 'invalid_value');
+    throw error;
+  }
+  return { responseFormat: { type: 'json_schema', schema } };
+}
+
 /** Defaults where OpenAI's API has them (temperature 1, completions' max_tokens 16); a random seed when none. */
 export function generateOptions(body: SamplingBody, maxTokens: number | undefined, drafter: LoadedDrafter | undefined,
   randomSeed: () => number, defaultStops: readonly number[]): GenerateOptions {
@@ -77,11 +119,8 @@ export function generateOptions(body: SamplingBody, maxTokens: number | undefine
       ...(body.ignore_eos === true ? [] : defaultStops), ...(body.stop_token_ids ?? [])] } : {}),
     ...(body.min_tokens ? { minTokens: body.min_tokens } : {}),
     ...(body.response_format?.type === 'json_object' ? { responseFormat: 'json_object' as const } : {}),
+    ...responseSchema(body),
   };
-  if (body.response_format?.type === 'json_schema') {
-    throw new ApiError(400, 'response_format: json_schema is not supported; send {"type": "json_object"} (any JSON ' +
-      'object) and check the schema yourself', 'response_format', 'unsupported_value');
-  }
   const speculative = body.speculative ?? 'auto';
   if (speculative === false) return options;
   if (speculative === 'auto') return { ...options, drafter };

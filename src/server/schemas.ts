@@ -70,12 +70,25 @@ function samplingProperties(): Record<string, Schema> {
     // vLLM's: the end tokens wait for this many tokens; more tokens that end the sequence (ids checked by handlers).
     min_tokens: integer(0, 2147483647),
     stop_token_ids: nullable({ type: 'array', maxItems: 64, items: { type: 'integer', minimum: 0 } }),
-    // OpenAI's JSON mode; json_schema is refused by the handler with a message of its own.
+    // OpenAI's JSON mode and structured outputs (the schema itself is checked by the handler: compileJsonSchema).
     response_format: nullable({
       type: 'object',
       required: ['type'],
-      properties: { type: { enum: ['text', 'json_object', 'json_schema'] } },
+      properties: {
+        type: { enum: ['text', 'json_object', 'json_schema'] },
+        json_schema: nullable({
+          type: 'object',
+          properties: {
+            name: { type: 'string', maxLength: 256 },
+            description: { type: 'string' },
+            schema: { type: ['object', 'boolean'] },
+            strict: nullable({ type: 'boolean' }),
+          },
+        }),
+      },
     }),
+    // llama-server's: a JSON schema the output follows.
+    json_schema: nullable({ type: ['object', 'boolean'] }),
     n: integer(1, 128),
     speculative,
   };

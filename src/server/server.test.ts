@@ -225,7 +225,7 @@ test('vLLM\'s extensions: ignore_eos runs past EOS to max_tokens, min_tokens and
 });
 
 test('response_format json_object: chat and completions answer a JSON object (as generateText does, the same with ' +
-  'speculation); json_schema is refused with 400', { skip }, async () => {
+  'speculation)', { skip }, async () => {
   const tokenizer = server.loaded.tokenizer!;
   const close = tokenizer.encode('}', { bos: false }).at(-1)!;
   const bias = { [close]: 8, [tokenizer.eosId]: 12 };
@@ -243,14 +243,54 @@ test('response_format json_object: chat and completions answer a JSON object (as
   const chat = await server.client.chat.completions.create({ model: 'stories260K', max_tokens: 200, temperature: 0.8,
     seed: 9, logit_bias: bias, messages: [{ role: 'user', content: 'Give me JSON' }], response_format: { type: 'json_object' } });
   assert.equal(typeof JSON.parse(chat.choices[0].message.content ?? ''), 'object');
-  const schema = await post(`${server.url}/v1/chat/completions`, { messages: [{ role: 'user', content: 'x' }],
-    response_format: { type: 'json_schema', json_schema: { name: 'x', schema: {} } } });
-  assert.equal(schema.status, 400);
-  assert.equal((schema.json['error'] as { param: string }).param, 'response_format');
   const unknown = await post(`${server.url}/v1/completions`, { prompt, response_format: { type: 'xml' } });
   assert.equal(unknown.status, 400);
   assert.match((unknown.json['error'] as { message: string }).message,
     /response_format\.type: expected one of "text", "json_object", "json_schema", got "xml"/);
+});
+
+test('response_format json_schema (and llama-server\'s json_schema): answers that validate, as generateText gives ' +
+  'them with and without speculation; schemas that cannot be enforced are a 400 naming the keyword', { skip },
+async () => {
+  const schema = { type: 'object', properties: { name: { type: 'string', maxLength: 10 }, age: { type: 'integer' },
+    mood: { enum: ['happy', 'sad'] } }, required: ['name', 'age', 'mood'], additionalProperties: false };
+  const expected = await generateText(server.loaded, { prompt, maxTokens: 120, temperature: 0.8, seed: 3,
+    responseFormat: { type: 'json_schema', schema } });
+  assert.equal(expected.finishReason, 'eos', expected.text);
+  const value = JSON.parse(expected.text) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(value), ['name', 'age', 'mood']);
+  for (const speculative of [false, 'auto', { beams: 2, beam_length: 3 }]) {
+    const body: CompletionCreateParamsNonStreaming & { speculative: unknown; response_format: unknown } = {
+      model: 'stories260K', prompt, max_tokens: 120, temperature: 0.8, seed: 3, speculative,
+      response_format: { type: 'json_schema', json_schema: { name: 'person', schema, strict: true } } };
+    const response = await server.client.completions.create(body);
+    assert.equal(response.choices[0].text, expected.text, JSON.stringify(speculative));
+    assert.equal(response.choices[0].finish_reason, 'stop');
+  }
+  const llamaServer = await post(`${server.url}/v1/completions`, { prompt, max_tokens: 120, temperature: 0.8, seed: 3,
+    json_schema: schema });
+  assert.equal(llamaServer.status, 200);
+  assert.equal((llamaServer.json['choices'] as { text: string }[])[0].text, expected.text);
+  const chat = await server.client.chat.completions.create({ model: 'stories260K', max_tokens: 120, temperature: 0.8,
+    seed: 4, messages: [{ role: 'user', content: 'Who are you?' }],
+    response_format: { type: 'json_schema', json_schema: { name: 'person', schema } } });
+  if (chat.choices[0].finish_reason === 'stop') {
+    assert.deepEqual(Object.keys(JSON.parse(chat.choices[0].message.content ?? '') as object), ['name', 'age', 'mood']);
+  }
+  const refused = await post(`${server.url}/v1/chat/completions`, { messages: [{ role: 'user', content: 'x' }],
+    response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: {
+      n: { type: 'integer', minimum: 1 } } } } } });
+  assert.equal(refused.status, 400);
+  const error = refused.json['error'] as { param: string; message: string };
+  assert.equal(error.param, 'response_format.json_schema.schema');
+  assert.match(error.message, /json schema at #\/properties\/n: "minimum" is not supported/);
+  const missing = await post(`${server.url}/v1/completions`, { prompt, response_format: { type: 'json_schema' } });
+  assert.equal(missing.status, 400);
+  assert.match((missing.json['error'] as { message: string }).message, /json_schema\.schema: required/);
+  const twice = await post(`${server.url}/v1/completions`, { prompt, json_schema: schema,
+    response_format: { type: 'json_object' } });
+  assert.equal(twice.status, 400);
+  assert.equal((twice.json['error'] as { param: string }).param, 'json_schema');
 });
 
 test('n choices: choice j samples with seed + j (choice 0 is the request with n = 1), streamed or not, completions ' +
