@@ -28,8 +28,6 @@ import type { TokenConstraint } from './constraints.js';
 
 /** End of an alternative (code entries ≥ 0 are 2·set for a byte set, 2·rule + 1 for a rule reference). */
 const END = -1;
-/** The empty stack: the text read is a whole sentence. */
-const ACCEPT = -2;
 /** Deepest stack (open rules: ~3 per level of JSON nesting); the most stacks at once (beyond: an error). */
 const MAX_STACK_DEPTH = 256;
 const MAX_STACKS = 4096;
@@ -258,7 +256,10 @@ function grown(a: Int32Array<ArrayBuffer>, size: number): Int32Array<ArrayBuffer
   return more;
 }
 
-/** Bounds of the machine's caches; beyond them it starts afresh (generation + 1). */
+/**
+ * Bounds of the machine's caches (a state's transitions take 1 KiB: at most ~20 MiB per sequence); beyond them it
+ * starts afresh (generation + 1).
+ */
 const MAX_STATES = 20000;
 const MAX_NODES = 1 << 20;
 /** Node keys pack (position, parent + 1) into one number: positions must stay below this. */
@@ -291,7 +292,8 @@ export class GrammarMachine {
   private accept = false;
   private initialState = -1;
 
-  constructor(readonly grammar: Grammar) {
+  /** maxStates: the bound on cached states (tests set it low to exercise the restart). */
+  constructor(readonly grammar: Grammar, private readonly maxStates = MAX_STATES) {
     if (grammar.code.length >= NODE_KEY) throw new RangeError(`grammar: ${grammar.code.length} code entries is too many`);
   }
 
@@ -415,7 +417,7 @@ export class GrammarMachine {
 
   /** Drops the caches if they outgrew their bounds (between uses, never while state ids are held). */
   settle(): void {
-    if (this.stateCount > MAX_STATES || this.nodeCount > MAX_NODES) this.reset();
+    if (this.stateCount > this.maxStates || this.nodeCount > MAX_NODES) this.reset();
   }
 }
 
@@ -437,9 +439,10 @@ const MASK_CACHE = 16;
  * The constraint of one sequence under a grammar: tokens whose bytes continue a sentence, the end tokens (endIds)
  * only where the text is a whole sentence. Tokens with no bytes that are not end tokens are never allowed.
  */
-export function createGrammarConstraint(grammar: Grammar, trie: TokenTrie, endIds: Iterable<number>): TokenConstraint {
+export function createGrammarConstraint(grammar: Grammar, trie: TokenTrie, endIds: Iterable<number>,
+  maxStates = MAX_STATES): TokenConstraint {
   const vocabSize = trie.vocabSize;
-  const machine = new GrammarMachine(grammar);
+  const machine = new GrammarMachine(grammar, maxStates);
   const ends = new Uint8Array(vocabSize);
   for (const id of endIds) if (id >= 0 && id < vocabSize) ends[id] = 1;
   // Token bytes by id, from the trie (a token's bytes are its path from the root).
